@@ -1,0 +1,101 @@
+#include "cli/args.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+
+namespace yuan::cli {
+
+void ArgParser::Add(std::vector<std::string> n, std::string h, std::string* v) {
+  flags_.push_back({std::move(n), std::move(h), Flag::kString, v});
+}
+void ArgParser::Add(std::vector<std::string> n, std::string h, int64_t* v) {
+  flags_.push_back({std::move(n), std::move(h), Flag::kInt, v});
+}
+void ArgParser::Add(std::vector<std::string> n, std::string h, double* v) {
+  flags_.push_back({std::move(n), std::move(h), Flag::kFloat, v});
+}
+void ArgParser::Add(std::vector<std::string> n, std::string h, bool* v) {
+  flags_.push_back({std::move(n), std::move(h), Flag::kBool, v});
+}
+void ArgParser::Add(std::vector<std::string> n, std::string h, std::vector<std::string>* v) {
+  flags_.push_back({std::move(n), std::move(h), Flag::kStringList, v});
+}
+
+void ArgParser::PrintUsage() const {
+  std::printf("usage: yuan %s %s\n\noptions:\n", command_.c_str(), synopsis_.c_str());
+  for (const Flag& f : flags_) {
+    std::string names;
+    for (const auto& n : f.names) names += (names.empty() ? "" : ", ") + n;
+    std::printf("  %-24s %s\n", names.c_str(), f.help.c_str());
+  }
+  std::printf("  %-24s %s\n", "-h, --help", "show this help");
+}
+
+int ArgParser::UsageError(const std::string& message) const {
+  std::fprintf(stderr, "yuan %s: %s (see 'yuan %s --help')\n", command_.c_str(), message.c_str(),
+               command_.c_str());
+  return kExitUsage;
+}
+
+int ArgParser::Parse(int argc, char** argv, int first) {
+  for (int i = first; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "-h" || arg == "--help") {
+      PrintUsage();
+      return kExitOk;
+    }
+    if (arg.size() < 2 || arg[0] != '-' || arg == "--") {
+      if (arg == "--") {
+        for (++i; i < argc; ++i) positional_.emplace_back(argv[i]);
+        break;
+      }
+      positional_.push_back(arg);
+      continue;
+    }
+    const Flag* flag = nullptr;
+    for (const Flag& f : flags_) {
+      for (const auto& n : f.names) {
+        if (n == arg) flag = &f;
+      }
+    }
+    if (flag == nullptr) return UsageError("unknown option '" + arg + "'");
+    if (flag->kind == Flag::kBool) {
+      *static_cast<bool*>(flag->target) = true;
+      continue;
+    }
+    if (i + 1 >= argc) return UsageError("option '" + arg + "' needs a value");
+    const char* value = argv[++i];
+    char* end = nullptr;
+    errno = 0;
+    switch (flag->kind) {
+      case Flag::kString:
+        *static_cast<std::string*>(flag->target) = value;
+        break;
+      case Flag::kStringList:
+        static_cast<std::vector<std::string>*>(flag->target)->emplace_back(value);
+        break;
+      case Flag::kInt: {
+        long long v = std::strtoll(value, &end, 10);
+        if (errno != 0 || end == value || *end != '\0') {
+          return UsageError("option '" + arg + "' needs an integer, got '" + value + "'");
+        }
+        *static_cast<int64_t*>(flag->target) = v;
+        break;
+      }
+      case Flag::kFloat: {
+        double v = std::strtod(value, &end);
+        if (errno != 0 || end == value || *end != '\0') {
+          return UsageError("option '" + arg + "' needs a number, got '" + value + "'");
+        }
+        *static_cast<double*>(flag->target) = v;
+        break;
+      }
+      case Flag::kBool:
+        break;
+    }
+  }
+  return -1;
+}
+
+}  // namespace yuan::cli

@@ -1,0 +1,125 @@
+// Tensor element types and the ggml quantization block formats.
+//
+// The numeric values of DType are ggml's `ggml_type` ids, because they are
+// what GGUF files store; never renumber them. Block layouts are byte-for-byte
+// ggml's, so files we write run in llama.cpp and vice versa.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace yuan {
+
+enum class DType : uint32_t {
+  kF32 = 0,
+  kF16 = 1,
+  kQ4_0 = 2,
+  kQ4_1 = 3,
+  kQ5_0 = 6,
+  kQ5_1 = 7,
+  kQ8_0 = 8,
+  kQ8_1 = 9,
+  kQ2_K = 10,
+  kQ3_K = 11,
+  kQ4_K = 12,
+  kQ5_K = 13,
+  kQ6_K = 14,
+  kQ8_K = 15,
+  kIQ2_XXS = 16,
+  kIQ2_XS = 17,
+  kIQ3_XXS = 18,
+  kIQ1_S = 19,
+  kIQ4_NL = 20,
+  kIQ3_S = 21,
+  kIQ2_S = 22,
+  kIQ4_XS = 23,
+  kI8 = 24,
+  kI16 = 25,
+  kI32 = 26,
+  kI64 = 27,
+  kF64 = 28,
+  kIQ1_M = 29,
+  kBF16 = 30,
+  kTQ1_0 = 34,
+  kTQ2_0 = 35,
+  kMXFP4 = 39,
+};
+
+struct DTypeInfo {
+  std::string_view name;  // ggml's name, e.g. "q4_0"
+  int64_t block_size;     // elements per block (1 for plain types)
+  int64_t type_size;      // bytes per block
+  bool can_compute;       // yuan has kernels (dequantize / dot) for it
+};
+
+// Traits of a type id read from a file; nullopt for ids ggml never defined.
+std::optional<DTypeInfo> GetDTypeInfo(uint32_t type_id);
+std::string_view DTypeName(DType type);
+
+// Bytes taken by `n_elements` of `type` laid out as one row; nullopt when
+// n_elements is not a multiple of the block size or the size overflows.
+std::optional<uint64_t> RowBytes(DType type, int64_t n_elements);
+
+// ---- scalar conversions -------------------------------------------------
+
+// IEEE half <-> float, exact (round-to-nearest-even on the way down).
+float F16ToF32(uint16_t h);
+uint16_t F32ToF16(float f);
+// Table-driven F16ToF32 for hot loops (same results).
+float F16ToF32Fast(uint16_t h);
+inline float RoundToF16(float f) { return F16ToF32Fast(F32ToF16(f)); }
+
+// bfloat16 is the top half of an IEEE float.
+inline float BF16ToF32(uint16_t h) {
+  uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float f;
+  __builtin_memcpy(&f, &bits, sizeof f);
+  return f;
+}
+uint16_t F32ToBF16(float f);  // round-to-nearest-even, NaN stays NaN
+
+// ---- quant blocks (ggml layouts) ---------------------------------------
+
+constexpr int kQK8_0 = 32;
+struct BlockQ8_0 {
+  uint16_t d;           // scale, f16
+  int8_t qs[kQK8_0];    // x[i] = d * qs[i]
+};
+static_assert(sizeof(BlockQ8_0) == 34);
+
+constexpr int kQK4_0 = 32;
+struct BlockQ4_0 {
+  uint16_t d;               // scale, f16
+  uint8_t qs[kQK4_0 / 2];   // x[j] = d * ((qs[j] & 15) - 8), x[j+16] = d * ((qs[j] >> 4) - 8)
+};
+static_assert(sizeof(BlockQ4_0) == 18);
+
+constexpr int kQK_K = 256;
+struct BlockQ4_K {
+  uint16_t d;          // super-block scale for the 6-bit scales, f16
+  uint16_t dmin;       // super-block scale for the 6-bit mins, f16
+  uint8_t scales[12];  // 8 (scale, min) pairs, 6 bits each, packed
+  uint8_t qs[kQK_K / 2];
+};
+static_assert(sizeof(BlockQ4_K) == 144);
+
+struct BlockQ6_K {
+  uint8_t ql[kQK_K / 2];      // low 4 bits
+  uint8_t qh[kQK_K / 4];      // high 2 bits
+  int8_t scales[kQK_K / 16];  // 16 sub-block scales, 8 bits
+  uint16_t d;                 // super-block scale, f16
+};
+static_assert(sizeof(BlockQ6_K) == 210);
+
+// Converts one row of `n` elements of `type` to f32. `type` must have
+// can_compute and n must be a multiple of its block size (checked by callers
+// when the tensor is loaded).
+void DequantizeRow(DType type, const void* src, float* dst, int64_t n);
+
+// Quantizes one row of f32 (n a multiple of the block size) with ggml's
+// reference rounding. Supported: F32, F16, BF16, Q8_0, Q4_0.
+void QuantizeRow(DType type, const float* src, void* dst, int64_t n);
+
+}  // namespace yuan

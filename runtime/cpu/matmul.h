@@ -1,0 +1,35 @@
+// Matrix products with weights kept in their file dtype.
+//
+// A weight matrix is `rows` rows of `cols` contiguous elements in one dtype
+// (ggml layout: ne[0] = cols). Activations are f32, row-major [n_tokens][cols].
+// Each output element is computed by exactly one thread with a fixed order
+// of operations, so results are bit-identical for any thread count.
+#pragma once
+
+#include <cstdint>
+
+#include "runtime/core/dtype.h"
+#include "runtime/core/thread_pool.h"
+
+namespace yuan {
+
+struct MatRef {
+  DType type = DType::kF32;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  const void* data = nullptr;
+  uint64_t row_bytes = 0;
+};
+
+// y[t * rows + r] = dot(W[r, :], x[t * cols : (t+1) * cols]) for t < n_tokens.
+void MatMul(const MatRef& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool);
+
+// One row of W against one activation vector: the kernel MatMul uses for
+// single-token decoding. `row` points at the row's first block.
+float DotRow(DType type, const void* row, const float* x, int64_t n);
+
+// Scalar reference: dequantize the whole row to f32 then sum in double.
+// Used by tests to check the fast kernels.
+float DotRowReference(DType type, const void* row, const float* x, int64_t n);
+
+}  // namespace yuan

@@ -1,0 +1,219 @@
+#include "runtime/engine/engine.h"
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+#include "runtime/core/log.h"
+#include "runtime/core/status.h"
+#include "runtime/engine/text_stream.h"
+
+namespace yuan {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double MsSince(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+int DefaultThreads() {
+  // hardware_concurrency counts SMT siblings; half of it approximates the
+  // physical cores, which is what memory-bound decoding wants.
+  const unsigned hw = std::thread::hardware_concurrency();
+  return std::clamp<int>(hw > 2 ? static_cast<int>(hw / 2) : static_cast<int>(hw), 1, 8);
+}
+
+// Prompt tokens are evaluated in chunks so a cancel lands within one chunk.
+constexpr int64_t kPromptChunk = 128;
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<Engine>> Engine::Open(const EngineOptions& options) {
+  if (options.model_path.empty()) return absl::InvalidArgumentError("no model path given");
+  if (options.n_threads < 0 || options.n_threads > 1024) {
+    return absl::InvalidArgumentError(absl::StrCat("n_threads = ", options.n_threads, " is out of range"));
+  }
+  if (options.n_ctx < 0) return absl::InvalidArgumentError("n_ctx must not be negative");
+  std::shared_ptr<Engine> engine(new Engine());
+  YUAN_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, GgufFile::Open(options.model_path));
+  std::shared_ptr<const GgufFile> shared_file(std::move(file));
+  YUAN_ASSIGN_OR_RETURN(engine->tokenizer_, Tokenizer::FromGguf(*shared_file));
+  YUAN_ASSIGN_OR_RETURN(engine->model_, Model::FromGguf(shared_file));
+  const ModelConfig& c = engine->model_->config();
+  if (engine->tokenizer_->n_vocab() > c.n_vocab) {
+    return FormatError(absl::StrFormat("the tokenizer has %d tokens but the model only %d",
+                                       engine->tokenizer_->n_vocab(), c.n_vocab));
+  }
+  engine->n_ctx_ = options.n_ctx > 0 ? options.n_ctx : std::min(c.n_ctx_train, 4096);
+  engine->pool_ = std::make_unique<ThreadPool>(options.n_threads > 0 ? options.n_threads
+                                                                     : DefaultThreads());
+  Logf(LogLevel::kInfo, "loaded %s (%s, %d layers, %d threads)", options.model_path, c.arch,
+       c.n_layer, engine->pool_->size());
+  return engine;
+}
+
+absl::StatusOr<std::unique_ptr<Session>> Session::Create(std::shared_ptr<const Engine> engine,
+                                                          int n_ctx) {
+  if (n_ctx < 0) return absl::InvalidArgumentError("n_ctx must not be negative");
+  if (n_ctx == 0) n_ctx = engine->n_ctx();
+  YUAN_ASSIGN_OR_RETURN(KvCache cache, KvCache::Create(engine->model().config(), n_ctx));
+  return std::unique_ptr<Session>(new Session(std::move(engine), std::move(cache)));
+}
+
+Session::Session(std::shared_ptr<const Engine> engine, KvCache cache)
+    : engine_(std::move(engine)), cache_(std::move(cache)) {}
+
+void Session::Cancel() {
+  std::lock_guard<std::mutex> lock(run_mu_);
+  if (running_) cancel_.store(true);
+}
+
+void Session::Reset() {
+  history_.clear();
+  logits_.clear();
+}
+
+absl::Status Session::Eval(const int32_t* tokens, int64_t n) {
+  for (int64_t i = 0; i < n; i += kPromptChunk) {
+    ForwardArgs args;
+    args.tokens = tokens + i;
+    args.n_tokens = std::min(kPromptChunk, n - i);
+    args.pos0 = static_cast<int64_t>(history_.size());
+    args.cancel = &cancel_;
+    absl::Status st = Forward(engine_->model(), args, &cache_, &scratch_, engine_->pool(), &logits_);
+    if (!st.ok()) return st;
+    history_.insert(history_.end(), args.tokens, args.tokens + args.n_tokens);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Session::Decode(const std::vector<int32_t>& tokens) {
+  if (tokens.empty()) return absl::InvalidArgumentError("no tokens to decode");
+  {
+    std::lock_guard<std::mutex> lock(run_mu_);
+    running_ = true;
+    cancel_.store(false);
+  }
+  const size_t n_before = history_.size();
+  const std::vector<float> logits_before = logits_;
+  absl::Status st = Eval(tokens.data(), static_cast<int64_t>(tokens.size()));
+  if (!st.ok()) {  // restore: the cache past n_before is simply ignored
+    history_.resize(n_before);
+    logits_ = logits_before;
+  }
+  std::lock_guard<std::mutex> lock(run_mu_);
+  running_ = false;
+  return st;
+}
+
+absl::Status Session::Generate(const GenerateRequest& req, GenerateResult* result) {
+  *result = GenerateResult{};
+  if (req.max_tokens < 0) return absl::InvalidArgumentError("max_tokens must not be negative");
+  const Tokenizer& tok = engine_->tokenizer();
+  EncodeOptions enc;
+  enc.add_bos = req.add_bos;
+  enc.parse_special = req.parse_special;
+  std::vector<int32_t> prompt = tok.Encode(req.prompt, enc);
+  if (prompt.empty()) {
+    return absl::InvalidArgumentError("the prompt is empty and the model has no BOS token");
+  }
+  if (static_cast<int64_t>(prompt.size()) > cache_.capacity()) {
+    return absl::OutOfRangeError(absl::StrFormat("the prompt has %d tokens; the context holds %d",
+                                                 prompt.size(), cache_.capacity()));
+  }
+  {
+    std::lock_guard<std::mutex> lock(run_mu_);
+    running_ = true;
+    cancel_.store(false);
+  }
+  struct Done {  // clears running_ on every return path
+    Session* s;
+    ~Done() {
+      std::lock_guard<std::mutex> lock(s->run_mu_);
+      s->running_ = false;
+    }
+  } done{this};
+
+  // Reuse the longest common prefix, but always evaluate at least the last
+  // prompt token so there are fresh logits to sample from.
+  size_t common = 0;
+  while (common < history_.size() && common < prompt.size() && history_[common] == prompt[common]) {
+    ++common;
+  }
+  if (common == prompt.size()) --common;
+  history_.resize(common);
+  result->prompt_tokens = static_cast<int32_t>(prompt.size());
+  result->cached_tokens = static_cast<int32_t>(common);
+
+  Sampler sampler(req.sampling);
+  for (int32_t t : prompt) sampler.Accept(t);
+
+  auto t0 = Clock::now();
+  absl::Status st = Eval(prompt.data() + common, static_cast<int64_t>(prompt.size() - common));
+  result->prompt_ms = MsSince(t0);
+  if (absl::IsCancelled(st)) {
+    result->finish_reason = FinishReason::kCancelled;
+    return absl::OkStatus();
+  }
+  if (!st.ok()) {
+    result->finish_reason = FinishReason::kError;
+    return st;
+  }
+
+  TextStream stream(req.stop);
+  const int32_t n_vocab = engine_->model().config().n_vocab;
+  auto t1 = Clock::now();
+  FinishReason reason = FinishReason::kLength;
+  bool stop_string = false;
+  for (int32_t i = 0; i < req.max_tokens; ++i) {
+    if (cancel_.load()) {
+      reason = FinishReason::kCancelled;
+      break;
+    }
+    const int32_t token = sampler.Sample(logits_.data(), n_vocab);
+    sampler.Accept(token);
+    if (tok.IsEog(token) && !req.ignore_eos) {
+      reason = FinishReason::kStop;
+      break;
+    }
+    result->tokens.push_back(token);
+    bool stopped = false;
+    std::string text = stream.Push(tok.TokenToPiece(token), &stopped);
+    if (req.on_token && !req.on_token(text, token, i)) {
+      reason = FinishReason::kCancelled;
+      break;
+    }
+    if (stopped) {
+      reason = FinishReason::kStop;
+      stop_string = true;
+      break;
+    }
+    if (i + 1 == req.max_tokens) break;  // no need to evaluate the last token
+    if (history_.size() >= static_cast<size_t>(cache_.capacity())) break;  // context full: length
+    st = Eval(&token, 1);
+    if (absl::IsCancelled(st)) {
+      reason = FinishReason::kCancelled;
+      break;
+    }
+    if (!st.ok()) {
+      result->finish_reason = FinishReason::kError;
+      return st;
+    }
+  }
+  // Text still held back (a partial stop-string match, an unfinished
+  // character) belongs to the output when generation ends for another reason.
+  if (!stop_string) {
+    std::string tail = stream.Flush();
+    if (!tail.empty() && req.on_token) {
+      req.on_token(tail, -1, static_cast<int32_t>(result->tokens.size()));
+    }
+  }
+  result->generation_ms = MsSince(t1);
+  result->completion_tokens = static_cast<int32_t>(result->tokens.size());
+  result->text = stream.emitted();
+  result->finish_reason = reason;
+  return absl::OkStatus();
+}
+
+}  // namespace yuan

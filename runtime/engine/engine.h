@@ -1,0 +1,114 @@
+// The in-process runtime: an Engine owns a loaded model, its tokenizer and a
+// compute thread pool; a Session owns one context (KV cache + token history)
+// and runs generation on it. The C ABI in sdk/src is a thin layer over these.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "runtime/core/thread_pool.h"
+#include "runtime/engine/forward.h"
+#include "runtime/engine/kv_cache.h"
+#include "runtime/engine/sampler.h"
+#include "runtime/model/model.h"
+#include "runtime/tokenizer/tokenizer.h"
+
+namespace yuan {
+
+struct EngineOptions {
+  std::string model_path;
+  int n_threads = 0;  // 0: physical cores, at most 8
+  int n_ctx = 0;      // default session context; 0: min(n_ctx_train, 4096)
+};
+
+class Engine {
+ public:
+  static absl::StatusOr<std::shared_ptr<Engine>> Open(const EngineOptions& options);
+
+  const Model& model() const { return *model_; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  ThreadPool* pool() const { return pool_.get(); }
+  int n_ctx() const { return n_ctx_; }
+
+ private:
+  Engine() = default;
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<ThreadPool> pool_;
+  int n_ctx_ = 0;
+};
+
+enum class FinishReason { kNone, kStop, kLength, kCancelled, kError };
+
+struct GenerateRequest {
+  std::string prompt;
+  bool add_bos = true;
+  bool parse_special = false;
+  bool ignore_eos = false;
+  int32_t max_tokens = 256;
+  SamplingParams sampling;
+  std::vector<std::string> stop;
+  // Called after each generated token with the text now safe to show (may
+  // be empty). Return false to stop.
+  std::function<bool(std::string_view text, int32_t token, int32_t index)> on_token;
+};
+
+struct GenerateResult {
+  FinishReason finish_reason = FinishReason::kNone;
+  int32_t prompt_tokens = 0;
+  int32_t cached_tokens = 0;
+  int32_t completion_tokens = 0;
+  double prompt_ms = 0;
+  double generation_ms = 0;
+  std::string text;
+  std::vector<int32_t> tokens;
+};
+
+class Session {
+ public:
+  static absl::StatusOr<std::unique_ptr<Session>> Create(std::shared_ptr<const Engine> engine,
+                                                          int n_ctx);
+
+  // Appends tokens to the context and evaluates them (logits of the last).
+  // On error the context is unchanged.
+  absl::Status Decode(const std::vector<int32_t>& tokens);
+  // Next-token logits after the last Decode/Generate step; empty before.
+  const std::vector<float>& logits() const { return logits_; }
+
+  // Context := BOS + prompt + generation, reusing the longest common prefix
+  // of the old context. Returns OK on normal, stop, length and cancelled
+  // endings (see result->finish_reason).
+  absl::Status Generate(const GenerateRequest& request, GenerateResult* result);
+
+  // Thread-safe: stops a running Generate/Decode within one model step.
+  void Cancel();
+
+  void Reset();
+  int32_t n_past() const { return static_cast<int32_t>(history_.size()); }
+  int32_t n_ctx() const { return cache_.capacity(); }
+  const std::vector<int32_t>& history() const { return history_; }
+  const Engine& engine() const { return *engine_; }
+
+ private:
+  Session(std::shared_ptr<const Engine> engine, KvCache cache);
+  // Evaluates tokens at the end of the context in chunks, checking cancel.
+  absl::Status Eval(const int32_t* tokens, int64_t n);
+
+  std::shared_ptr<const Engine> engine_;
+  KvCache cache_;
+  ForwardScratch scratch_;
+  std::vector<int32_t> history_;
+  std::vector<float> logits_;
+  std::atomic<bool> cancel_{false};
+  std::mutex run_mu_;      // guards running_ for Cancel
+  bool running_ = false;
+};
+
+}  // namespace yuan

@@ -1,0 +1,60 @@
+// The seam between the C ABI and whatever runs the model. The ABI layer
+// only talks to Backend / BackendSession; LocalBackend (this build) runs the
+// in-process runtime, and the remote (OpenAI-compatible HTTP) and CUDA
+// backends plug in here, chosen by OpenBackend from the model string.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "runtime/engine/engine.h"
+
+namespace yuan::api {
+
+struct BackendOptions {
+  std::string model;
+  int backend = 0;  // yuan_backend
+  int n_threads = 0;
+  int n_ctx = 0;
+};
+
+struct ModelFacts {
+  std::string architecture, name, backend;
+  int32_t n_vocab = 0, n_ctx_train = 0, n_embd = 0, n_layer = 0, n_head = 0, n_head_kv = 0;
+  uint64_t n_params = 0, size_bytes = 0;
+  int32_t bos = -1, eos = -1, n_threads = 0, n_ctx = 0;
+};
+
+class BackendSession {
+ public:
+  virtual ~BackendSession() = default;
+  virtual absl::Status Generate(const GenerateRequest& request, GenerateResult* result) = 0;
+  virtual absl::Status Decode(const std::vector<int32_t>& tokens) = 0;
+  virtual const std::vector<float>& Logits() const = 0;
+  virtual void Cancel() = 0;  // any thread
+  virtual void Reset() = 0;
+  virtual int32_t NPast() const = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const ModelFacts& Facts() const = 0;
+  virtual absl::StatusOr<std::string> Metadata(const std::string& key) const = 0;
+  virtual absl::StatusOr<std::vector<int32_t>> Tokenize(std::string_view text, bool add_bos,
+                                                        bool parse_special) const = 0;
+  virtual absl::StatusOr<std::string> Detokenize(const std::vector<int32_t>& tokens,
+                                                 bool render_special) const = 0;
+  virtual absl::StatusOr<std::shared_ptr<BackendSession>> OpenSession(int n_ctx) = 0;
+};
+
+// Picks and opens the backend for options.model / options.backend.
+absl::StatusOr<std::unique_ptr<Backend>> OpenBackend(const BackendOptions& options);
+
+// The in-process CPU runtime.
+absl::StatusOr<std::unique_ptr<Backend>> OpenLocalBackend(const BackendOptions& options);
+
+}  // namespace yuan::api

@@ -1,0 +1,84 @@
+// The structs behind the opaque C handles.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "sdk/src/api_guard.h"
+#include "sdk/src/backend.h"
+#include "yuan/yuan.h"
+
+struct yuan_engine {
+  std::unique_ptr<yuan::api::Backend> backend;
+};
+
+// Shared between a yuan_session and any request running on it, so a request
+// stays valid whichever of the two is freed first.
+struct SessionState {
+  std::shared_ptr<yuan::api::BackendSession> impl;
+  std::atomic<bool> busy{false};    // one call (or request) at a time
+  std::atomic<bool> closed{false};  // yuan_session_free was called: requests stop
+  int32_t n_vocab = 0;
+};
+
+struct yuan_session {
+  std::shared_ptr<SessionState> state;
+};
+
+struct yuan_request {
+  std::shared_ptr<SessionState> session;
+  std::thread worker;
+  std::mutex mu;
+  std::condition_variable finished_cv;
+  std::string unread;  // generated text not yet polled (valid UTF-8)
+  bool finished = false;
+  std::atomic<bool> cancel{false};
+  yuan_status status = YUAN_OK;
+  std::string error;
+  yuan::GenerateResult result;
+};
+
+namespace yuan::api {
+
+HandleRegistry<yuan_engine>& Engines();
+HandleRegistry<yuan_session>& Sessions();
+HandleRegistry<yuan_request>& Requests();
+
+// Claims the session for one call; releases on destruction.
+class BusyGuard {
+ public:
+  explicit BusyGuard(SessionState* s) : s_(s) {
+    bool expected = false;
+    acquired_ = s_->busy.compare_exchange_strong(expected, true);
+  }
+  ~BusyGuard() {
+    if (acquired_) s_->busy.store(false);
+  }
+  bool acquired() const { return acquired_; }
+  void Release() { acquired_ = false; }  // ownership passed on (requests)
+
+ private:
+  SessionState* s_;
+  bool acquired_;
+};
+
+// Reads the caller's generate options (NULL = defaults; size-checked) into
+// *options and converts them, with the prompt, into a runtime request.
+yuan_status BuildRequest(const char* prompt, const yuan_generate_options* caller_options,
+                         yuan_generate_options* options, GenerateRequest* out);
+// Converts a result for the caller (allocates text with malloc).
+yuan_status ExportResult(const GenerateResult& r, yuan_generate_result* out);
+
+#define YUAN_CHECK_SESSION(s)                                                               \
+  if (!::yuan::api::Sessions().Contains(s)) {                                               \
+    return Fail(YUAN_ERR_INVALID_ARGUMENT, "session is NULL or not a live session handle"); \
+  }
+
+constexpr const char kSessionBusy[] =
+    "the session is in use by another call or a pending request (sessions are one thread at a time)";
+
+}  // namespace yuan::api

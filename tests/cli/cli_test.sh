@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Behaviour of the `yuan` command as a user sees it: exit codes, one-line
+# errors, streaming output, --ids against the golden ids, inspect.
+# usage: cli_test.sh YUAN_BINARY RANDOM_MODEL [STORIES_MODEL GOLDEN_FILE]
+set -u
+yuan=$1 random_model=$2 stories=${3:-} golden=${4:-}
+fail=0
+check() {  # check NAME EXPECTED_RC CMD...
+  local name=$1 want=$2; shift 2
+  out=$("$@" 2>/tmp/cli_test_err.$$); rc=$?
+  err=$(cat /tmp/cli_test_err.$$)
+  if [ "$rc" != "$want" ]; then
+    echo "FAIL $name: exit $rc, expected $want; stderr: $err"; fail=1
+  fi
+}
+one_line_error() {  # the last command printed exactly one line on stderr
+  if [ "$(printf '%s\n' "$err" | grep -c .)" != "1" ]; then
+    echo "FAIL $1: expected one stderr line, got: $err"; fail=1
+  fi
+}
+
+check "no args" 2 "$yuan"
+check "unknown command" 2 "$yuan" frobnicate; one_line_error "unknown command"
+check "help" 0 "$yuan" run --help
+check "missing -m" 2 "$yuan" run -p hi; one_line_error "missing -m"
+check "unknown flag" 2 "$yuan" run -m "$random_model" -p hi --bogus; one_line_error "unknown flag"
+check "bad number" 2 "$yuan" run -m "$random_model" -p hi -n lots; one_line_error "bad number"
+check "missing value" 2 "$yuan" run -m "$random_model" -p; one_line_error "missing value"
+check "missing file" 1 "$yuan" run -m /no/such/model.gguf -p hi; one_line_error "missing file"
+case "$err" in *"/no/such/model.gguf"*) ;; *) echo "FAIL missing file: message does not name the path: $err"; fail=1;; esac
+printf 'GGUF\003\000\000\000garbage' > /tmp/cli_test_bad.$$.gguf
+check "corrupt file" 1 "$yuan" run -m /tmp/cli_test_bad.$$.gguf -p hi; one_line_error "corrupt file"
+check "inspect corrupt" 1 "$yuan" inspect /tmp/cli_test_bad.$$.gguf; one_line_error "inspect corrupt"
+rm -f /tmp/cli_test_bad.$$.gguf
+
+check "run random" 0 "$yuan" run -m "$random_model" -p "the" -n 8 --temp 0 --ignore-eos
+case "$err" in *"generation: 8 tokens"*"t/s"*) ;; *) echo "FAIL run random: no timing line: $err"; fail=1;; esac
+check "inspect" 0 "$yuan" inspect "$random_model"
+case "$out" in *"general.architecture"*"token_embd.weight"*) ;; *) echo "FAIL inspect: output lacks metadata/tensors"; fail=1;; esac
+check "tokenize" 0 "$yuan" tokenize -m "$random_model" --ids "the and"
+case "$out" in 1\ *) ;; *) echo "FAIL tokenize: expected BOS (1) first, got '$out'"; fail=1;; esac
+
+if [ -n "$stories" ] && [ -f "$stories" ] && [ -f "$golden" ]; then
+  prompt=$(sed -n 's/^prompt: "\(.*\)"$/\1/p' "$golden")
+  want=$(sed -n 's/^generated_token_ids ([0-9]*, [^)]*): //p' "$golden")
+  n=$(echo "$want" | wc -w)
+  check "golden ids" 0 "$yuan" run -m "$stories" -p "$prompt" -n "$n" --temp 0 --ignore-eos --ids
+  if [ "$(echo "$out" | tr -s ' \n' ' ' | sed 's/ $//')" != "$want" ]; then
+    echo "FAIL golden ids: got '$out' want '$want'"; fail=1
+  fi
+  want_ids=$(sed -n 's/^prompt_token_ids ([0-9]*): //p' "$golden")
+  check "golden tokenize" 0 "$yuan" tokenize -m "$stories" --ids "$prompt"
+  [ "$out" = "$want_ids" ] || { echo "FAIL golden tokenize: '$out' vs '$want_ids'"; fail=1; }
+else
+  echo "skipped golden CLI checks: ../shared not found"
+fi
+rm -f /tmp/cli_test_err.$$
+[ $fail = 0 ] && echo "cli: all checks passed"
+exit $fail

@@ -1,0 +1,62 @@
+// Helpers shared by the Catch2 tests.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "runtime/core/dtype.h"
+#include "runtime/model/gguf_writer.h"
+
+namespace yuan::testing {
+
+// The folder with the real test models: $YUAN_TEST_MODELS, else
+// <source>/../shared/models. Empty when it does not exist; callers then skip
+// with SkipWithoutShared().
+std::string SharedModelsDir();
+std::string SharedGoldenDir();
+// Path of a shared model, or "" (with a WARN naming what is missing) when
+// ../shared is absent, so the suite still runs elsewhere.
+std::string SharedModel(const std::string& file);
+std::string SharedGolden(const std::string& file);
+
+// A fresh temporary directory for this test process, removed at exit.
+std::string TempDir();
+
+// Shapes of a random llama-architecture model.
+struct RandomModelSpec {
+  int n_vocab = 300;  // >= 259: byte tokens + specials + some merges
+  int n_embd = 64;
+  int n_layer = 2;
+  int n_head = 4;
+  int n_head_kv = 2;
+  int n_ff = 96;
+  int n_ctx = 256;
+  float rope_base = 10000.0f;
+  DType weight_type = DType::kF32;  // for the 2-D projection matrices
+  uint64_t seed = 1;
+  float stddev = 0.02f;
+};
+
+// A model big enough that one decoding step takes noticeable time on one
+// thread (cancellation and threading tests), with a 4096-token context.
+RandomModelSpec SlowModelSpec();
+
+// A llama-architecture GGUF with a small SentencePiece vocabulary (specials,
+// 256 byte tokens, a few word pieces) and random normal weights.
+GgufWriter RandomLlamaModel(const RandomModelSpec& spec);
+// Writes it to TempDir()/name and returns the path.
+std::string WriteRandomLlamaModel(const RandomModelSpec& spec, const std::string& name);
+
+// Parsed golden generation file (../shared/golden/stories260K-*.txt).
+struct GoldenGeneration {
+  std::string prompt;
+  std::vector<int32_t> prompt_ids;
+  std::vector<std::pair<int32_t, float>> top5;  // (id, logit)
+  std::vector<int32_t> generated_ids;
+  std::string generated_text;
+};
+bool LoadGoldenGeneration(const std::string& path, GoldenGeneration* out);
+std::vector<std::string> GoldenGenerationFiles();  // every stories260K-*.txt present
+
+}  // namespace yuan::testing
