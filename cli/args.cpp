@@ -1,5 +1,7 @@
 #include "cli/args.h"
 
+#include "yuan/yuan.h"
+
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -96,6 +98,30 @@ int ArgParser::Parse(int argc, char** argv, int first) {
     }
   }
   return -1;
+}
+
+void SamplingFlags::Register(ArgParser* p) {
+  p->Add({"--temp"}, "temperature; 0 = greedy (default 0.8)", &temp);
+  p->Add({"--top-k"}, "top-k, 0 = off (default 40)", &top_k);
+  p->Add({"--top-p"}, "top-p, 1 = off (default 0.95)", &top_p);
+  p->Add({"--min-p"}, "min-p, 0 = off (default 0.05)", &min_p);
+  p->Add({"--repeat-penalty"}, "repetition penalty, 1 = off (default 1.0)", &repeat_penalty);
+  p->Add({"--repeat-last-n"}, "tokens the penalties look back at (default 64, -1 = all)", &repeat_last_n);
+  p->Add({"--presence-penalty"}, "presence penalty (default 0)", &presence);
+  p->Add({"--frequency-penalty"}, "frequency penalty (default 0)", &frequency);
+  p->Add({"-s", "--seed"}, "random seed (default: random)", &seed);
+}
+
+void SamplingFlags::Fill(yuan_sampling_params* sp) const {
+  sp->temperature = static_cast<float>(temp);
+  sp->top_k = static_cast<int32_t>(top_k);
+  sp->top_p = static_cast<float>(top_p);
+  sp->min_p = static_cast<float>(min_p);
+  sp->repeat_penalty = static_cast<float>(repeat_penalty);
+  sp->repeat_last_n = static_cast<int32_t>(repeat_last_n);
+  sp->presence_penalty = static_cast<float>(presence);
+  sp->frequency_penalty = static_cast<float>(frequency);
+  if (seed >= 0) sp->seed = static_cast<uint64_t>(seed);
 }
 
 }  // namespace yuan::cli

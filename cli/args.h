@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "yuan/yuan.h"
+
 namespace yuan::cli {
 
 constexpr int kExitOk = 0;
@@ -41,6 +43,16 @@ class ArgParser {
   std::string command_, synopsis_;
   std::vector<Flag> flags_;
   std::vector<std::string> positional_;
+};
+
+// The sampling flags shared by `run` and `chat` (llama.cpp's names).
+struct SamplingFlags {
+  int64_t top_k = 40, repeat_last_n = 64, seed = -1;
+  double temp = 0.8, top_p = 0.95, min_p = 0.05, repeat_penalty = 1.0;
+  double presence = 0.0, frequency = 0.0;
+  void Register(ArgParser* p);
+  // Fills an initialised yuan_sampling_params (declared in yuan.h).
+  void Fill(yuan_sampling_params* params) const;
 };
 
 }  // namespace yuan::cli

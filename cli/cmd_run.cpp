@@ -34,10 +34,8 @@ int OnToken(const yuan_token_event* ev, void* user) {
 
 int RunCommand(int argc, char** argv) {
   std::string model, prompt;
-  int64_t n_predict = 128, threads = 0, ctx = 0, top_k = 40, repeat_last_n = 64;
-  int64_t seed = -1;
-  double temp = 0.8, top_p = 0.95, min_p = 0.05, repeat_penalty = 1.0;
-  double presence = 0.0, frequency = 0.0;
+  int64_t n_predict = 128, threads = 0, ctx = 0;
+  SamplingFlags sampling;
   std::vector<std::string> stops;
   bool ids = false, ignore_eos = false, no_bos = false, verbose = false;
   ArgParser p("run", "-m MODEL -p PROMPT [options]");
@@ -46,15 +44,7 @@ int RunCommand(int argc, char** argv) {
   p.Add({"-n", "--n-predict"}, "tokens to generate at most (default 128)", &n_predict);
   p.Add({"-t", "--threads"}, "compute threads (default: physical cores)", &threads);
   p.Add({"-c", "--ctx-size"}, "context size (default: the model's, at most 4096)", &ctx);
-  p.Add({"--temp"}, "temperature; 0 = greedy (default 0.8)", &temp);
-  p.Add({"--top-k"}, "top-k, 0 = off (default 40)", &top_k);
-  p.Add({"--top-p"}, "top-p, 1 = off (default 0.95)", &top_p);
-  p.Add({"--min-p"}, "min-p, 0 = off (default 0.05)", &min_p);
-  p.Add({"--repeat-penalty"}, "repetition penalty, 1 = off (default 1.0)", &repeat_penalty);
-  p.Add({"--repeat-last-n"}, "tokens the penalties look back at (default 64, -1 = all)", &repeat_last_n);
-  p.Add({"--presence-penalty"}, "presence penalty (default 0)", &presence);
-  p.Add({"--frequency-penalty"}, "frequency penalty (default 0)", &frequency);
-  p.Add({"-s", "--seed"}, "random seed (default: random)", &seed);
+  sampling.Register(&p);
   p.Add({"--stop"}, "stop string (repeatable)", &stops);
   p.Add({"--ignore-eos"}, "keep generating past end-of-text tokens", &ignore_eos);
   p.Add({"--no-bos"}, "do not prepend the BOS token", &no_bos);
@@ -88,15 +78,7 @@ int RunCommand(int argc, char** argv) {
 
   yuan_sampling_params sp;
   yuan_sampling_params_init(&sp);
-  sp.temperature = static_cast<float>(temp);
-  sp.top_k = static_cast<int32_t>(top_k);
-  sp.top_p = static_cast<float>(top_p);
-  sp.min_p = static_cast<float>(min_p);
-  sp.repeat_penalty = static_cast<float>(repeat_penalty);
-  sp.repeat_last_n = static_cast<int32_t>(repeat_last_n);
-  sp.presence_penalty = static_cast<float>(presence);
-  sp.frequency_penalty = static_cast<float>(frequency);
-  if (seed >= 0) sp.seed = static_cast<uint64_t>(seed);
+  sampling.Fill(&sp);
 
   std::vector<const char*> stop_ptrs;
   for (const auto& s : stops) stop_ptrs.push_back(s.c_str());

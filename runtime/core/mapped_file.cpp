@@ -45,11 +45,11 @@ absl::StatusOr<std::unique_ptr<MappedFile>> MappedFile::Open(const std::string& 
   return file;
 }
 
-std::unique_ptr<MappedFile> MappedFile::Borrow(const void* data, size_t size) {
+std::unique_ptr<MappedFile> MappedFile::Borrow(const void* data, size_t size, std::string path) {
   std::unique_ptr<MappedFile> file(new MappedFile());
   file->data_ = static_cast<const uint8_t*>(data);
   file->size_ = size;
-  file->path_ = "<memory>";
+  file->path_ = std::move(path);
   return file;
 }
 

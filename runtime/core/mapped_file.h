@@ -18,7 +18,8 @@ class MappedFile {
   // (a directory, an empty file) with the path in the message.
   static absl::StatusOr<std::unique_ptr<MappedFile>> Open(const std::string& path);
   // Wraps memory the caller keeps alive longer than this object.
-  static std::unique_ptr<MappedFile> Borrow(const void* data, size_t size);
+  static std::unique_ptr<MappedFile> Borrow(const void* data, size_t size,
+                                            std::string path = "<memory>");
 
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;

@@ -15,11 +15,13 @@ void RmsNorm(const float* x, const float* w, int64_t n, float eps, float* out) {
   }
 }
 
-void Rope(float* x, int64_t n_rot, int64_t pos, float base, float freq_scale, bool neox) {
+void Rope(float* x, int64_t n_rot, int64_t pos, float base, float freq_scale, bool neox,
+          const float* freq_factors) {
   const int64_t half = n_rot / 2;
   for (int64_t i = 0; i < half; ++i) {
-    const double theta = static_cast<double>(pos) * freq_scale *
-                         std::pow(static_cast<double>(base), -2.0 * i / static_cast<double>(n_rot));
+    double theta = static_cast<double>(pos) * freq_scale *
+                   std::pow(static_cast<double>(base), -2.0 * i / static_cast<double>(n_rot));
+    if (freq_factors != nullptr) theta /= freq_factors[i];
     const float c = static_cast<float>(std::cos(theta));
     const float s = static_cast<float>(std::sin(theta));
     float* a = neox ? &x[i] : &x[2 * i];

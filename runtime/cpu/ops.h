@@ -9,10 +9,13 @@ namespace yuan {
 void RmsNorm(const float* x, const float* w, int64_t n, float eps, float* out);
 
 // Rotary position embedding of one head vector in place.
-//   theta_i = pos * freq_scale * base^(-2i / n_rot),  i < n_rot / 2
+//   theta_i = pos * freq_scale * base^(-2i / n_rot) / freq_factors[i],  i < n_rot / 2
 // neox == false rotates adjacent pairs (x[2i], x[2i+1]) (llama GGUF layout);
 // neox == true rotates (x[i], x[i + n_rot/2]) (HF rotate_half layout).
-void Rope(float* x, int64_t n_rot, int64_t pos, float base, float freq_scale, bool neox);
+// `freq_factors` (n_rot / 2 values, may be null: all 1) divide each pair's
+// frequency, as ggml_rope_ext's freq_factors do (Llama 3 rope scaling).
+void Rope(float* x, int64_t n_rot, int64_t pos, float base, float freq_scale, bool neox,
+          const float* freq_factors = nullptr);
 
 // In-place softmax over n values; returns nothing, max-subtracted for range.
 void Softmax(float* x, int64_t n);

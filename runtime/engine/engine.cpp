@@ -2,11 +2,15 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
+#include <iterator>
 #include <thread>
 
 #include "runtime/core/log.h"
 #include "runtime/core/status.h"
 #include "runtime/engine/text_stream.h"
+#include "runtime/model/hf_folder.h"
+#include "runtime/tokenizer/tokenizer_json.h"
 
 namespace yuan {
 namespace {
@@ -24,10 +28,51 @@ int DefaultThreads() {
   return std::clamp<int>(hw > 2 ? static_cast<int>(hw / 2) : static_cast<int>(hw), 1, 8);
 }
 
+// FNV-1a over the model's architecture, hyper-parameters and tensor table.
+uint64_t ModelFingerprint(const Model& model) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  auto mix = [&h](const void* p, size_t n) {
+    const auto* b = static_cast<const uint8_t*>(p);
+    for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 0x100000001b3ull;
+  };
+  const ModelConfig& c = model.config();
+  mix(c.arch.data(), c.arch.size());
+  for (int32_t v : {c.n_vocab, c.n_embd, c.n_layer, c.n_head, c.n_head_kv, c.head_dim, c.n_ff}) {
+    mix(&v, sizeof v);
+  }
+  for (const GgufTensor& t : model.gguf().tensors()) {
+    mix(t.name.data(), t.name.size());
+    mix(&t.type, sizeof t.type);
+    mix(t.ne, sizeof t.ne);
+  }
+  return h;
+}
+
 // Prompt tokens are evaluated in chunks so a cancel lands within one chunk.
-constexpr int64_t kPromptChunk = 128;
+constexpr int64_t kPromptChunk = 64;
 
 }  // namespace
+
+absl::StatusOr<std::unique_ptr<GgufFile>> OpenModelFile(const std::string& path) {
+  if (!LooksLikeHfFolder(path)) return GgufFile::Open(path);
+  // A Hugging Face folder: its tokenizer.json (+ tokenizer_config.json)
+  // becomes the tokenizer.ggml.* metadata, as llama.cpp's converter does.
+  auto tokenizer_keys = [](const std::string& dir) -> absl::StatusOr<GgufParts> {
+    auto read = [](const std::string& file, std::string* out) {
+      std::ifstream in(file, std::ios::binary);
+      if (!in) return false;
+      out->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+      return true;
+    };
+    std::string json, config;
+    if (!read(dir + "/tokenizer.json", &json)) {
+      return FormatError(absl::StrCat("'", dir, "' has no readable tokenizer.json"));
+    }
+    read(dir + "/tokenizer_config.json", &config);  // optional
+    return TokenizerJsonToGgufKvs(json, config);
+  };
+  return OpenHfFolder(path, tokenizer_keys);
+}
 
 absl::StatusOr<std::shared_ptr<Engine>> Engine::Open(const EngineOptions& options) {
   if (options.model_path.empty()) return absl::InvalidArgumentError("no model path given");
@@ -36,7 +81,7 @@ absl::StatusOr<std::shared_ptr<Engine>> Engine::Open(const EngineOptions& option
   }
   if (options.n_ctx < 0) return absl::InvalidArgumentError("n_ctx must not be negative");
   std::shared_ptr<Engine> engine(new Engine());
-  YUAN_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, GgufFile::Open(options.model_path));
+  YUAN_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, OpenModelFile(options.model_path));
   std::shared_ptr<const GgufFile> shared_file(std::move(file));
   YUAN_ASSIGN_OR_RETURN(engine->tokenizer_, Tokenizer::FromGguf(*shared_file));
   YUAN_ASSIGN_OR_RETURN(engine->model_, Model::FromGguf(shared_file));
@@ -45,6 +90,11 @@ absl::StatusOr<std::shared_ptr<Engine>> Engine::Open(const EngineOptions& option
     return FormatError(absl::StrFormat("the tokenizer has %d tokens but the model only %d",
                                        engine->tokenizer_->n_vocab(), c.n_vocab));
   }
+  if (options.kv_type != DType::kF16 && options.kv_type != DType::kF32) {
+    return absl::InvalidArgumentError("the KV cache type must be f16 or f32");
+  }
+  engine->kv_type_ = options.kv_type;
+  engine->fingerprint_ = ModelFingerprint(*engine->model_);
   engine->n_ctx_ = options.n_ctx > 0 ? options.n_ctx : std::min(c.n_ctx_train, 4096);
   engine->pool_ = std::make_unique<ThreadPool>(options.n_threads > 0 ? options.n_threads
                                                                      : DefaultThreads());
@@ -57,7 +107,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(std::shared_ptr<const E
                                                           int n_ctx) {
   if (n_ctx < 0) return absl::InvalidArgumentError("n_ctx must not be negative");
   if (n_ctx == 0) n_ctx = engine->n_ctx();
-  YUAN_ASSIGN_OR_RETURN(KvCache cache, KvCache::Create(engine->model().config(), n_ctx));
+  YUAN_ASSIGN_OR_RETURN(KvCache cache, KvCache::Create(engine->model().config(), n_ctx, engine->kv_type()));
   return std::unique_ptr<Session>(new Session(std::move(engine), std::move(cache)));
 }
 
@@ -71,6 +121,7 @@ void Session::Cancel() {
 
 void Session::Reset() {
   history_.clear();
+  history_text_.clear();
   logits_.clear();
 }
 
@@ -97,6 +148,7 @@ absl::Status Session::Decode(const std::vector<int32_t>& tokens) {
   }
   const size_t n_before = history_.size();
   const std::vector<float> logits_before = logits_;
+  history_text_.clear();  // raw tokens: the text view of the context is lost
   absl::Status st = Eval(tokens.data(), static_cast<int64_t>(tokens.size()));
   if (!st.ok()) {  // restore: the cache past n_before is simply ignored
     history_.resize(n_before);
@@ -114,7 +166,24 @@ absl::Status Session::Generate(const GenerateRequest& req, GenerateResult* resul
   EncodeOptions enc;
   enc.add_bos = req.add_bos;
   enc.parse_special = req.parse_special;
-  std::vector<int32_t> prompt = tok.Encode(req.prompt, enc);
+  std::vector<int32_t> prompt;
+  if (!history_text_.empty() && req.parse_special == history_parse_special_ &&
+      req.prompt.size() >= history_text_.size() &&
+      req.prompt.compare(0, history_text_.size(), history_text_) == 0) {
+    // The prompt extends this session's context (a chat's next turn): keep
+    // the tokens we have, including the generated ones, and tokenize only
+    // the new text. Re-tokenizing the reply could split it differently and
+    // lose the cache from there on.
+    EncodeOptions tail = enc;
+    tail.add_bos = false;
+    tail.continuation = true;
+    prompt = history_;
+    const std::vector<int32_t> rest = tok.Encode(std::string_view(req.prompt).substr(history_text_.size()), tail);
+    prompt.insert(prompt.end(), rest.begin(), rest.end());
+  } else {
+    prompt = tok.Encode(req.prompt, enc);
+  }
+  history_text_.clear();
   if (prompt.empty()) {
     return absl::InvalidArgumentError("the prompt is empty and the model has no BOS token");
   }
@@ -160,6 +229,7 @@ absl::Status Session::Generate(const GenerateRequest& req, GenerateResult* resul
     result->finish_reason = FinishReason::kError;
     return st;
   }
+  std::string context_text = req.prompt;  // grows with each evaluated token's piece
 
   TextStream stream(req.stop);
   const int32_t n_vocab = engine_->model().config().n_vocab;
@@ -192,6 +262,7 @@ absl::Status Session::Generate(const GenerateRequest& req, GenerateResult* resul
     if (i + 1 == req.max_tokens) break;  // no need to evaluate the last token
     if (history_.size() >= static_cast<size_t>(cache_.capacity())) break;  // context full: length
     st = Eval(&token, 1);
+    if (st.ok()) context_text += tok.TokenToPiece(token);
     if (absl::IsCancelled(st)) {
       reason = FinishReason::kCancelled;
       break;
@@ -208,6 +279,11 @@ absl::Status Session::Generate(const GenerateRequest& req, GenerateResult* resul
     if (!tail.empty() && req.on_token) {
       req.on_token(tail, -1, static_cast<int32_t>(result->tokens.size()));
     }
+  }
+  if (history_.size() == prompt.size() + result->tokens.size() ||
+      (!result->tokens.empty() && history_.size() == prompt.size() + result->tokens.size() - 1)) {
+    history_text_ = std::move(context_text);
+    history_parse_special_ = req.parse_special;
   }
   result->generation_ms = MsSince(t1);
   result->completion_tokens = static_cast<int32_t>(result->tokens.size());

@@ -22,10 +22,16 @@
 
 namespace yuan {
 
+// Opens a model's metadata and weights: a GGUF file, or a Hugging Face
+// folder (config.json + safetensors + tokenizer.json) translated to the same
+// view without copying weights.
+absl::StatusOr<std::unique_ptr<GgufFile>> OpenModelFile(const std::string& path);
+
 struct EngineOptions {
-  std::string model_path;
+  std::string model_path;  // GGUF file or Hugging Face folder
   int n_threads = 0;  // 0: physical cores, at most 8
   int n_ctx = 0;      // default session context; 0: min(n_ctx_train, 4096)
+  DType kv_type = DType::kF16;  // KV cache storage: kF16 or kF32
 };
 
 class Engine {
@@ -36,6 +42,10 @@ class Engine {
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   ThreadPool* pool() const { return pool_.get(); }
   int n_ctx() const { return n_ctx_; }
+  DType kv_type() const { return kv_type_; }
+  // Identifies the model's shapes (architecture, hyper-parameters, tensor
+  // names, types and shapes): saved session states carry it.
+  uint64_t fingerprint() const { return fingerprint_; }
 
  private:
   Engine() = default;
@@ -43,6 +53,8 @@ class Engine {
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<ThreadPool> pool_;
   int n_ctx_ = 0;
+  DType kv_type_ = DType::kF16;
+  uint64_t fingerprint_ = 0;
 };
 
 enum class FinishReason { kNone, kStop, kLength, kCancelled, kError };
@@ -91,6 +103,13 @@ class Session {
   void Cancel();
 
   void Reset();
+
+  // The context as bytes (see session_state.cpp for the layout) and back.
+  // LoadState leaves the session unchanged on error: FormatError for damaged
+  // data, FailedPrecondition for another model or a too-small context.
+  std::string SaveState() const;
+  absl::Status LoadState(std::string_view data);
+
   int32_t n_past() const { return static_cast<int32_t>(history_.size()); }
   int32_t n_ctx() const { return cache_.capacity(); }
   const std::vector<int32_t>& history() const { return history_; }
@@ -105,6 +124,11 @@ class Session {
   KvCache cache_;
   ForwardScratch scratch_;
   std::vector<int32_t> history_;
+  // The text history_ stands for when it was built by Generate (prompt +
+  // generated pieces), so a later prompt that extends it is tokenized as a
+  // continuation and reuses the generated tokens exactly; empty otherwise.
+  std::string history_text_;
+  bool history_parse_special_ = false;
   std::vector<float> logits_;
   std::atomic<bool> cancel_{false};
   std::mutex run_mu_;      // guards running_ for Cancel

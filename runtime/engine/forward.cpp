@@ -1,6 +1,7 @@
 #include "runtime/engine/forward.h"
 
 #include <cmath>
+#include <type_traits>
 
 #include "runtime/core/status.h"
 #include "runtime/cpu/matmul.h"
@@ -27,35 +28,44 @@ const float* F32(const Weight& w) { return static_cast<const float*>(w.data); }
 // whose K/V columns start at `kv_off` in the cache rows.
 //
 // One pass with an online softmax (flash attention): running max M, running
-// sum S, and an accumulator rescaled whenever M grows. The numerics follow
-// ggml's CPU flash-attention kernel, which produced our reference outputs:
-// q is rounded to f16 for the q.k products (K is f16), and the accumulator
-// is kept in f16 because V is. `scratch` holds 2 * hd floats.
-void AttendOneHead(const float* q, KvCache& cache, int layer, int64_t kv_off, int64_t hd,
+// sum S, and an accumulator rescaled whenever M grows. With an f16 cache the
+// numerics follow ggml's CPU flash-attention kernel, which produced our
+// reference outputs: q is rounded to f16 for the q.k products (K is f16), and
+// the accumulator is kept in f16 because V is. With an f32 cache everything
+// stays f32. `scratch` holds 2 * hd floats.
+template <bool kF16>
+void AttendOneHead(const float* q, const KvCache& cache, int layer, int64_t kv_off, int64_t hd,
                    int64_t pos, float scale, float* scratch, float* out) {
-  float* q16 = scratch;
+  using Elem = std::conditional_t<kF16, uint16_t, float>;
+  auto load = [](Elem e) -> float {
+    if constexpr (kF16) return F16ToF32Fast(e); else return e;
+  };
+  auto round = [](float x) -> float {
+    if constexpr (kF16) return RoundToF16(x); else return x;
+  };
+  float* qr = scratch;
   float* acc = scratch + hd;
   for (int64_t d = 0; d < hd; ++d) {
-    q16[d] = RoundToF16(q[d]);
+    qr[d] = round(q[d]);
     acc[d] = 0.0f;
   }
   float M = -INFINITY, S = 0.0f;
   for (int64_t p = 0; p <= pos; ++p) {
-    const uint16_t* k = cache.k(layer, p) + kv_off;
-    const uint16_t* v = cache.v(layer, p) + kv_off;
+    const Elem* k = static_cast<const Elem*>(cache.k(layer, p)) + kv_off;
+    const Elem* v = static_cast<const Elem*>(cache.v(layer, p)) + kv_off;
     float dot = 0.0f;
-    for (int64_t d = 0; d < hd; ++d) dot += q16[d] * F16ToF32Fast(k[d]);
+    for (int64_t d = 0; d < hd; ++d) dot += qr[d] * load(k[d]);
     const float score = dot * scale;
     float ms = 1.0f;  // rescales the old accumulator
     float vs = 1.0f;  // weight of this position's value
     if (score > M) {
       ms = std::exp(M - score);
       M = score;
-      for (int64_t d = 0; d < hd; ++d) acc[d] = RoundToF16(acc[d] * ms);
+      for (int64_t d = 0; d < hd; ++d) acc[d] = round(acc[d] * ms);
     } else {
       vs = std::exp(score - M);
     }
-    for (int64_t d = 0; d < hd; ++d) acc[d] = RoundToF16(acc[d] + F16ToF32Fast(v[d]) * vs);
+    for (int64_t d = 0; d < hd; ++d) acc[d] = round(acc[d] + load(v[d]) * vs);
     S = S * ms + vs;
   }
   for (int64_t d = 0; d < hd; ++d) out[d] = acc[d] / S;
@@ -110,31 +120,36 @@ absl::Status Forward(const Model& model, const ForwardArgs& a, KvCache* cache,
     Project(L.wk, L.bk, s->xn.data(), T, s->k.data(), pool);
     Project(L.wv, L.bv, s->xn.data(), T, s->v.data(), pool);
 
-    // optional per-head q/k RMSNorm, then RoPE at each token's position
+    // RoPE at each token's position, with the optional per-head q/k RMSNorm
+    // before it (qwen3) or after it (hunyuan-dense)
     const bool neox = c.rope_style == RopeStyle::kNeox;
+    const float* freq_factors = c.rope_freq_factors.empty() ? nullptr : c.rope_freq_factors.data();
+    auto rope_and_norm = [&](float* x, const Weight& norm, int64_t pos) {
+      const bool has_norm = !norm.empty();
+      if (has_norm && !c.qk_norm_after_rope) RmsNorm(x, F32(norm), hd, c.rms_eps, x);
+      Rope(x, c.n_rot, pos, c.rope_freq_base, c.rope_freq_scale, neox, freq_factors);
+      if (has_norm && c.qk_norm_after_rope) RmsNorm(x, F32(norm), hd, c.rms_eps, x);
+    };
     for (int64_t t = 0; t < T; ++t) {
       const int64_t pos = a.pos0 + t;
       for (int h = 0; h < c.n_head; ++h) {
-        float* qh = &s->q[t * q_dim + h * hd];
-        if (!L.q_norm.empty()) RmsNorm(qh, F32(L.q_norm), hd, c.rms_eps, qh);
-        Rope(qh, c.n_rot, pos, c.rope_freq_base, c.rope_freq_scale, neox);
+        rope_and_norm(&s->q[t * q_dim + h * hd], L.q_norm, pos);
       }
       for (int h = 0; h < c.n_head_kv; ++h) {
-        float* kh = &s->k[t * kv_dim + h * hd];
-        if (!L.k_norm.empty()) RmsNorm(kh, F32(L.k_norm), hd, c.rms_eps, kh);
-        Rope(kh, c.n_rot, pos, c.rope_freq_base, c.rope_freq_scale, neox);
+        rope_and_norm(&s->k[t * kv_dim + h * hd], L.k_norm, pos);
       }
-      QuantizeRow(DType::kF16, &s->k[t * kv_dim], cache->k(layer, pos), kv_dim);
-      QuantizeRow(DType::kF16, &s->v[t * kv_dim], cache->v(layer, pos), kv_dim);
+      QuantizeRow(cache->type(), &s->k[t * kv_dim], cache->k(layer, pos), kv_dim);
+      QuantizeRow(cache->type(), &s->v[t * kv_dim], cache->v(layer, pos), kv_dim);
     }
 
     // causal attention, one (token, head) pair per work item
+    const auto attend = cache->type() == DType::kF16 ? &AttendOneHead<true> : &AttendOneHead<false>;
     pool->ParallelFor(T * c.n_head, 1, [&](int64_t i0, int64_t i1) {
       std::vector<float> scratch(static_cast<size_t>(2 * hd));
       for (int64_t i = i0; i < i1; ++i) {
         const int64_t t = i / c.n_head, h = i % c.n_head;
-        AttendOneHead(&s->q[t * q_dim + h * hd], *cache, layer, (h / group) * hd, hd,
-                      a.pos0 + t, attn_scale, scratch.data(), &s->att_out[t * q_dim + h * hd]);
+        attend(&s->q[t * q_dim + h * hd], *cache, layer, (h / group) * hd, hd, a.pos0 + t,
+               attn_scale, scratch.data(), &s->att_out[t * q_dim + h * hd]);
       }
     });
     Project(L.wo, Weight{}, s->att_out.data(), T, s->att.data(), pool);

@@ -6,9 +6,14 @@
 
 namespace yuan {
 
-absl::StatusOr<KvCache> KvCache::Create(const ModelConfig& c, int32_t capacity) {
+absl::StatusOr<KvCache> KvCache::Create(const ModelConfig& c, int32_t capacity, DType type) {
   if (capacity <= 0) return absl::InvalidArgumentError("context size must be positive");
+  if (type != DType::kF16 && type != DType::kF32) {
+    return absl::InvalidArgumentError("the KV cache type must be f16 or f32");
+  }
   KvCache cache;
+  cache.type_ = type;
+  cache.elem_ = type == DType::kF16 ? 2 : 4;
   cache.capacity_ = capacity;
   cache.kv_dim_ = int64_t{c.n_head_kv} * c.head_dim;
   const uint64_t n = uint64_t{static_cast<uint32_t>(c.n_layer)} * capacity * cache.kv_dim_;
@@ -18,12 +23,12 @@ absl::StatusOr<KvCache> KvCache::Create(const ModelConfig& c, int32_t capacity) 
                                                      " positions is too large"));
   }
   try {  // the one place a huge allocation is plausible: report it, don't abort
-    cache.k_.assign(n, 0);
-    cache.v_.assign(n, 0);
+    cache.k_.assign(n * cache.elem_, 0);
+    cache.v_.assign(n * cache.elem_, 0);
   } catch (const std::bad_alloc&) {
     return absl::ResourceExhaustedError(
         absl::StrFormat("cannot allocate the KV cache (%d positions, %.1f MiB)", capacity,
-                        2.0 * n * sizeof(uint16_t) / (1 << 20)));
+                        2.0 * n * cache.elem_ / (1 << 20)));
   }
   return cache;
 }

@@ -506,6 +506,36 @@ absl::Status GgufFile::ParseAll() {
   return CheckNoOverlap(tensors_);
 }
 
+absl::StatusOr<std::unique_ptr<GgufFile>> GgufFile::FromParts(GgufParts parts) {
+  std::unique_ptr<GgufFile> gguf(new GgufFile());
+  gguf->file_ = MappedFile::Borrow(nullptr, 0, parts.path);
+  gguf->keep_alive_ = std::move(parts.keep_alive);
+  gguf->version_ = 3;
+  gguf->kvs_ = std::move(parts.kvs);
+  gguf->tensors_ = std::move(parts.tensors);
+  for (size_t i = 0; i < gguf->kvs_.size(); ++i) {
+    if (!gguf->kv_index_.emplace(gguf->kvs_[i].key, i).second) {
+      return FormatError(absl::StrCat("'", parts.path, "': duplicate metadata key '",
+                                      Printable(gguf->kvs_[i].key), "'"));
+    }
+  }
+  for (size_t i = 0; i < gguf->tensors_.size(); ++i) {
+    const GgufTensor& t = gguf->tensors_[i];
+    if (!gguf->tensor_index_.emplace(t.name, i).second) {
+      return FormatError(absl::StrCat("'", parts.path, "': duplicate tensor name '",
+                                      Printable(t.name), "'"));
+    }
+    const std::optional<uint64_t> row = RowBytes(t.type, t.ne[0]);
+    uint64_t rows = 1;
+    for (int d = 1; d < 4; ++d) rows *= static_cast<uint64_t>(t.ne[d]);
+    if (!row || t.data == nullptr || *row * rows != t.n_bytes) {
+      return FormatError(absl::StrCat("'", parts.path, "': tensor '", Printable(t.name),
+                                      "' has inconsistent shape, type and size"));
+    }
+  }
+  return gguf;
+}
+
 const GgufValue* GgufFile::Find(std::string_view key) const {
   auto it = kv_index_.find(key);
   return it == kv_index_.end() ? nullptr : &kvs_[it->second].value;

@@ -79,6 +79,19 @@ struct GgufKv {
   GgufValue value;
 };
 
+// A model assembled in memory rather than read from one GGUF file: the
+// Hugging Face folder loader (config.json + safetensors + tokenizer.json)
+// translates its inputs into GGUF-convention metadata and tensor names, as
+// llama.cpp's converter would, but without copying any weights. Every
+// string_view and data pointer in `kvs` / `tensors` must stay valid while
+// `keep_alive` lives (it owns the strings and the mappings).
+struct GgufParts {
+  std::string path;  // shown in messages (e.g. the folder)
+  std::vector<GgufKv> kvs;
+  std::vector<GgufTensor> tensors;  // data set, n_bytes consistent with type and shape
+  std::vector<std::shared_ptr<const void>> keep_alive;
+};
+
 class GgufFile {
  public:
   // Maps and parses `path`.
@@ -87,6 +100,9 @@ class GgufFile {
   static absl::StatusOr<std::unique_ptr<GgufFile>> FromBuffer(const void* data, size_t size);
   // Parses an already opened file; takes ownership.
   static absl::StatusOr<std::unique_ptr<GgufFile>> Parse(std::unique_ptr<MappedFile> file);
+  // Builds the view from parts in memory; FormatError on duplicate keys or
+  // tensor names, or a tensor whose byte count does not match its shape.
+  static absl::StatusOr<std::unique_ptr<GgufFile>> FromParts(GgufParts parts);
 
   uint32_t version() const { return version_; }
   uint32_t alignment() const { return alignment_; }
@@ -119,6 +135,7 @@ class GgufFile {
   absl::Status ParseAll();
 
   std::unique_ptr<MappedFile> file_;
+  std::vector<std::shared_ptr<const void>> keep_alive_;  // FromParts only
   uint32_t version_ = 0;
   uint32_t alignment_ = 32;
   uint64_t data_offset_ = 0;

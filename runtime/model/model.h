@@ -34,11 +34,11 @@ struct Weight {
 
 enum class RopeStyle {
   kNormal,  // llama / GGUF-permuted q,k: rotate adjacent pairs (x[2i], x[2i+1])
-  kNeox,    // qwen2 / hunyuan: rotate (x[i], x[i + d/2])
+  kNeox,    // qwen2 / qwen3 / hunyuan: rotate (x[i], x[i + d/2])
 };
 
 struct ModelConfig {
-  std::string arch;  // "llama"
+  std::string arch;  // "llama", "qwen2", "qwen3", "hunyuan-dense"
   std::string name;  // general.name, may be empty
   int32_t n_vocab = 0;
   int32_t n_ctx_train = 0;
@@ -53,6 +53,13 @@ struct ModelConfig {
   float rope_freq_scale = 1.0f;
   float rms_eps = 1e-5f;
   RopeStyle rope_style = RopeStyle::kNormal;
+  // Per-pair frequency divisors (n_rot / 2 values; empty: none), from the
+  // GGUF tensor rope_freqs.weight (Llama 3 rope scaling):
+  //   theta_i = pos * freq_scale * base^(-2i / n_rot) / rope_freq_factors[i]
+  std::vector<float> rope_freq_factors;
+  // Where the optional per-head q/k RMSNorm goes: before RoPE (qwen3) or
+  // after it (hunyuan-dense).
+  bool qk_norm_after_rope = false;
 };
 
 struct LayerWeights {
@@ -121,5 +128,26 @@ absl::StatusOr<int32_t> ArchInt(const GgufFile& file, std::string_view arch, std
                                 std::optional<int32_t> fallback = std::nullopt);
 absl::StatusOr<float> ArchFloat(const GgufFile& file, std::string_view arch, std::string_view suffix,
                                 float fallback);
+
+// The hyper-parameters every llama-like decoder stores under "<arch>.":
+// sizes, head counts, head size (attention.key_length, else n_embd / n_head),
+// rope.dimension_count, rope.freq_base, the RMSNorm epsilon, rope scaling
+// (llama.cpp semantics: rope.scaling.type linear, the default, gives
+// freq_scale = 1 / rope.scaling.factor, else 1 / rope.scale_linear; none
+// gives 1; llama3 needs rope_freqs.weight; other types are Unimplemented),
+// n_vocab from token_embd.weight
+// and the optional rope_freqs.weight. Leaves rope_style and
+// qk_norm_after_rope to the caller.
+absl::Status LoadDecoderConfig(const GgufFile& file, std::string_view arch, ModelConfig* config);
+
+// Which optional tensors a llama-like architecture has.
+struct DecoderTensors {
+  bool qkv_bias = false;  // blk.N.attn_{q,k,v}.bias (qwen2)
+  bool qk_norm = false;   // blk.N.attn_{q,k}_norm.weight, head_dim each (qwen3, hunyuan)
+};
+// Binds token_embd, output_norm, output (tied to token_embd when absent) and
+// every layer's tensors; the optional ones in `tensors` are required.
+absl::Status BindDecoderWeights(const GgufFile& file, const ModelConfig& config,
+                                const DecoderTensors& tensors, ModelWeights* weights);
 
 }  // namespace yuan

@@ -255,7 +255,7 @@ std::vector<int32_t> SpmTokenizer::Encode(std::string_view text,
 
   // llama.cpp prefixes a space to the first raw span and to every raw span
   // that follows a special token.
-  bool prev_special = true;
+  bool prev_special = !options.continuation;
   for (const Fragment& f : Partition(text, options.parse_special)) {
     if (f.token >= 0) {
       out.push_back(f.token);

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "runtime/core/status.h"
+#include "runtime/tokenizer/bpe.h"
 #include "runtime/tokenizer/spm.h"
 
 namespace yuan {
@@ -19,6 +20,8 @@ constexpr char kModelKey[] = "tokenizer.ggml.model";
 constexpr char kTokensKey[] = "tokenizer.ggml.tokens";
 constexpr char kScoresKey[] = "tokenizer.ggml.scores";
 constexpr char kTypesKey[] = "tokenizer.ggml.token_type";
+constexpr char kMergesKey[] = "tokenizer.ggml.merges";
+constexpr char kPreKey[] = "tokenizer.ggml.pre";
 
 bool IsIntegerType(GgufType t) {
   switch (t) {
@@ -61,9 +64,7 @@ absl::StatusOr<int32_t> ReadTokenId(const GgufFile& file, const char* key, int32
   return static_cast<int32_t>(id);
 }
 
-absl::StatusOr<SpmVocab> ReadSpmVocab(const GgufFile& file) {
-  SpmVocab vocab;
-
+absl::StatusOr<std::vector<std::string>> ReadTokens(const GgufFile& file) {
   const GgufValue* tokens = file.Find(kTokensKey);
   if (tokens == nullptr) return FormatError(absl::StrCat(kTokensKey, " is missing"));
   if (tokens->type != GgufType::kArray || tokens->elem_type != GgufType::kString ||
@@ -75,9 +76,100 @@ absl::StatusOr<SpmVocab> ReadSpmVocab(const GgufFile& file) {
   if (tokens->array_size > static_cast<uint64_t>(std::numeric_limits<int32_t>::max())) {
     return FormatError(absl::StrCat(kTokensKey, " has ", tokens->array_size, " entries"));
   }
-  const size_t n = tokens->strings.size();
-  vocab.tokens.reserve(n);
-  for (const std::string_view s : tokens->strings) vocab.tokens.emplace_back(s);
+  std::vector<std::string> out;
+  out.reserve(tokens->strings.size());
+  for (const std::string_view s : tokens->strings) out.emplace_back(s);
+  return out;
+}
+
+absl::StatusOr<std::vector<TokenType>> ReadTypes(const GgufFile& file, size_t n) {
+  std::vector<TokenType> out;
+  if (const GgufValue* types = file.Find(kTypesKey); types != nullptr) {
+    if (types->type != GgufType::kArray || !IsIntegerType(types->elem_type)) {
+      return FormatError(
+          absl::StrCat(kTypesKey, " must be an array of int32, got ", Describe(*types)));
+    }
+    if (types->array_size != n) {
+      return FormatError(absl::StrCat(kTypesKey, " has ", types->array_size, " entries but ",
+                                      kTokensKey, " has ", n));
+    }
+    out.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      const int64_t t = types->ArrayInt(i);
+      // Unknown values are "undefined", as in llama.cpp.
+      out[i] = t >= 0 && t <= static_cast<int64_t>(TokenType::kByte) ? static_cast<TokenType>(t)
+                                                                     : TokenType::kUndefined;
+    }
+  } else {
+    out.assign(n, TokenType::kNormal);
+  }
+  return out;
+}
+
+// Like llama.cpp, find end-of-turn / end-of-message tokens by their text
+// when the metadata does not name them (older conversions of chat models),
+// and treat them as control tokens so they never print.
+void GuessEogTokens(const std::vector<std::string>& tokens, std::vector<TokenType>* types,
+                    int32_t* eot, int32_t* eom) {
+  for (size_t i = 0; i < tokens.size() && (*eot < 0 || *eom < 0); ++i) {
+    const std::string& t = tokens[i];
+    bool hit = false;
+    if (*eot < 0 && (t == "<|eot_id|>" || t == "<|im_end|>" || t == "<|end|>" ||
+                     t == "<end_of_turn>" || t == "<|endoftext|>" || t == "<|end_of_text|>" ||
+                     t == "<EOT>" || t == "_<EOT>" || t == "<end_of_utterance>")) {
+      *eot = static_cast<int32_t>(i);
+      hit = true;
+    } else if (*eom < 0 && t == "<|eom_id|>") {
+      *eom = static_cast<int32_t>(i);
+      hit = true;
+    }
+    if (hit && (*types)[i] != TokenType::kControl) (*types)[i] = TokenType::kControl;
+  }
+}
+
+absl::StatusOr<BpeVocab> ReadBpeVocab(const GgufFile& file) {
+  BpeVocab vocab;
+  YUAN_ASSIGN_OR_RETURN(vocab.tokens, ReadTokens(file));
+  const size_t n = vocab.tokens.size();
+  YUAN_ASSIGN_OR_RETURN(vocab.types, ReadTypes(file, n));
+
+  const GgufValue* merges = file.Find(kMergesKey);
+  if (merges == nullptr) return FormatError(absl::StrCat(kMergesKey, " is missing"));
+  if (merges->type != GgufType::kArray || merges->elem_type != GgufType::kString ||
+      merges->strings.size() != merges->array_size) {
+    return FormatError(
+        absl::StrCat(kMergesKey, " must be an array of strings, got ", Describe(*merges)));
+  }
+  vocab.merges.reserve(merges->strings.size());
+  for (const std::string_view m : merges->strings) vocab.merges.emplace_back(m);
+
+  if (file.Find(kPreKey) == nullptr) {
+    return absl::UnimplementedError(
+        absl::StrCat(kPreKey,
+                     " is missing: the byte-level BPE pre-tokenizer is unknown (llama.cpp would "
+                     "fall back to its 'default' rule, which we do not implement)"));
+  }
+  YUAN_ASSIGN_OR_RETURN(const std::string_view pre, file.GetString(kPreKey));
+  YUAN_ASSIGN_OR_RETURN(vocab.pre, BpePreTokenizerFromName(pre, &vocab.ignore_merges));
+
+  // llama.cpp's defaults for gpt2-style vocabularies: no unk; BOS added only
+  // for the llama3 family unless the file says otherwise.
+  YUAN_ASSIGN_OR_RETURN(vocab.bos, ReadTokenId(file, "tokenizer.ggml.bos_token_id", -1, n));
+  YUAN_ASSIGN_OR_RETURN(vocab.eos, ReadTokenId(file, "tokenizer.ggml.eos_token_id", -1, n));
+  YUAN_ASSIGN_OR_RETURN(vocab.unk, ReadTokenId(file, "tokenizer.ggml.unknown_token_id", -1, n));
+  YUAN_ASSIGN_OR_RETURN(vocab.eot, ReadTokenId(file, "tokenizer.ggml.eot_token_id", -1, n));
+  YUAN_ASSIGN_OR_RETURN(vocab.eom, ReadTokenId(file, "tokenizer.ggml.eom_token_id", -1, n));
+  const bool default_bos = vocab.pre == BpePreTokenizer::kLlama3 && vocab.bos >= 0;
+  YUAN_ASSIGN_OR_RETURN(vocab.add_bos, file.GetBool("tokenizer.ggml.add_bos_token", default_bos));
+  YUAN_ASSIGN_OR_RETURN(vocab.add_eos, file.GetBool("tokenizer.ggml.add_eos_token", false));
+  GuessEogTokens(vocab.tokens, &vocab.types, &vocab.eot, &vocab.eom);
+  return vocab;
+}
+
+absl::StatusOr<SpmVocab> ReadSpmVocab(const GgufFile& file) {
+  SpmVocab vocab;
+  YUAN_ASSIGN_OR_RETURN(vocab.tokens, ReadTokens(file));
+  const size_t n = vocab.tokens.size();
 
   if (const GgufValue* scores = file.Find(kScoresKey); scores != nullptr) {
     // llama.cpp accepts f32 and i32 scores; any numeric element type is read.
@@ -97,26 +189,7 @@ absl::StatusOr<SpmVocab> ReadSpmVocab(const GgufFile& file) {
     for (size_t i = 0; i < n; ++i) vocab.scores[i] = static_cast<float>(scores->ArrayFloat(i));
   }
 
-  if (const GgufValue* types = file.Find(kTypesKey); types != nullptr) {
-    if (types->type != GgufType::kArray || !IsIntegerType(types->elem_type)) {
-      return FormatError(
-          absl::StrCat(kTypesKey, " must be an array of int32, got ", Describe(*types)));
-    }
-    if (types->array_size != n) {
-      return FormatError(absl::StrCat(kTypesKey, " has ", types->array_size, " entries but ",
-                                      kTokensKey, " has ", n));
-    }
-    vocab.types.resize(n);
-    for (size_t i = 0; i < n; ++i) {
-      const int64_t t = types->ArrayInt(i);
-      // Unknown values are "undefined", as in llama.cpp.
-      vocab.types[i] = t >= 0 && t <= static_cast<int64_t>(TokenType::kByte)
-                           ? static_cast<TokenType>(t)
-                           : TokenType::kUndefined;
-    }
-  } else {
-    vocab.types.assign(n, TokenType::kNormal);
-  }
+  YUAN_ASSIGN_OR_RETURN(vocab.types, ReadTypes(file, n));
 
   // llama.cpp's defaults for the llama vocabulary: <unk>=0, <s>=1, </s>=2.
   YUAN_ASSIGN_OR_RETURN(vocab.bos, ReadTokenId(file, "tokenizer.ggml.bos_token_id", 1, n));
@@ -130,23 +203,7 @@ absl::StatusOr<SpmVocab> ReadSpmVocab(const GgufFile& file) {
   YUAN_ASSIGN_OR_RETURN(vocab.add_space_prefix,
                         file.GetBool("tokenizer.ggml.add_space_prefix", true));
 
-  // Like llama.cpp, find end-of-turn / end-of-message tokens by their text
-  // when the metadata does not name them (older conversions of chat models),
-  // and treat them as control tokens so they never print.
-  for (size_t i = 0; i < n && (vocab.eot < 0 || vocab.eom < 0); ++i) {
-    const std::string& t = vocab.tokens[i];
-    bool hit = false;
-    if (vocab.eot < 0 && (t == "<|eot_id|>" || t == "<|im_end|>" || t == "<|end|>" ||
-                          t == "<end_of_turn>" || t == "<|endoftext|>" || t == "<|end_of_text|>" ||
-                          t == "<EOT>" || t == "_<EOT>" || t == "<end_of_utterance>")) {
-      vocab.eot = static_cast<int32_t>(i);
-      hit = true;
-    } else if (vocab.eom < 0 && t == "<|eom_id|>") {
-      vocab.eom = static_cast<int32_t>(i);
-      hit = true;
-    }
-    if (hit && vocab.types[i] != TokenType::kControl) vocab.types[i] = TokenType::kControl;
-  }
+  GuessEogTokens(vocab.tokens, &vocab.types, &vocab.eot, &vocab.eom);
   return vocab;
 }
 
@@ -157,10 +214,16 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromGguf(const GgufFile& f
     return FormatError(absl::StrCat(kModelKey, " is missing: the file has no tokenizer"));
   }
   YUAN_ASSIGN_OR_RETURN(const std::string_view model, file.GetString(kModelKey));
+  if (model == "gpt2") {
+    YUAN_ASSIGN_OR_RETURN(BpeVocab vocab, ReadBpeVocab(file));
+    YUAN_ASSIGN_OR_RETURN(std::unique_ptr<BpeTokenizer> tok,
+                          BpeTokenizer::Create(std::move(vocab)));
+    return std::unique_ptr<Tokenizer>(std::move(tok));
+  }
   if (model != "llama") {
-    return absl::UnimplementedError(
-        absl::StrCat("tokenizer model '", Sv(model), "' (", kModelKey,
-                     ") is not supported yet; supported: 'llama' (SentencePiece)"));
+    return absl::UnimplementedError(absl::StrCat(
+        "tokenizer model '", Sv(model), "' (", kModelKey,
+        ") is not supported yet; supported: 'llama' (SentencePiece), 'gpt2' (byte-level BPE)"));
   }
   YUAN_ASSIGN_OR_RETURN(SpmVocab vocab, ReadSpmVocab(file));
   YUAN_ASSIGN_OR_RETURN(std::unique_ptr<SpmTokenizer> tok, SpmTokenizer::Create(std::move(vocab)));

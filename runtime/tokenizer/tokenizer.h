@@ -1,6 +1,7 @@
-// Text <-> token ids. One interface for every vocabulary family; this issue
-// implements SentencePiece-style BPE (llama / spm, from GGUF metadata). Byte-
-// level BPE (gpt2-style, tokenizer.json) plugs in behind the same interface.
+// Text <-> token ids. One interface for every vocabulary family:
+// SentencePiece-style BPE (llama / spm, spm.h) and byte-level BPE (gpt2-style:
+// llama3, qwen2, deepseek, bpe.h), from GGUF metadata or a Hugging Face
+// tokenizer.json (tokenizer_json.h).
 #pragma once
 
 #include <cstdint>
@@ -28,16 +29,25 @@ enum class TokenType : int32_t {
 struct EncodeOptions {
   bool add_bos = true;        // prepend BOS when the vocabulary asks for it (add_bos_token)
   bool parse_special = false;  // recognise control/user-defined token text such as "<s>"
+  // The text continues text already tokenized (a session appending to its
+  // context): no space prefix is added to its start.
+  bool continuation = false;
 };
 
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
 
-  // Builds the tokenizer named by `tokenizer.ggml.model` ("llama" for now);
-  // FormatError for missing / inconsistent vocabulary metadata, Unimplemented
-  // for a known model family without support yet.
+  // Builds the tokenizer named by `tokenizer.ggml.model` ("llama" or
+  // "gpt2"); FormatError for missing / inconsistent vocabulary metadata,
+  // Unimplemented for a model family or pre-tokenizer without support.
   static absl::StatusOr<std::unique_ptr<Tokenizer>> FromGguf(const GgufFile& file);
+
+  // Builds the tokenizer a Hugging Face tokenizer.json describes, reading
+  // tokenizer_config.json beside it when there is one (BOS/EOS, add_bos).
+  // NotFound when the file cannot be read; otherwise as TokenizerJsonToGgufKvs
+  // (tokenizer_json.h) and FromGguf.
+  static absl::StatusOr<std::unique_ptr<Tokenizer>> FromTokenizerJson(const std::string& path);
 
   virtual std::vector<int32_t> Encode(std::string_view text, const EncodeOptions& options) const = 0;
 

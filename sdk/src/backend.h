@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "runtime/engine/chat.h"
 #include "runtime/engine/engine.h"
 
 namespace yuan::api {
@@ -19,6 +20,7 @@ struct BackendOptions {
   int backend = 0;  // yuan_backend
   int n_threads = 0;
   int n_ctx = 0;
+  bool kv_f32 = false;
 };
 
 struct ModelFacts {
@@ -37,6 +39,12 @@ class BackendSession {
   virtual void Cancel() = 0;  // any thread
   virtual void Reset() = 0;
   virtual int32_t NPast() const = 0;
+  // Generates the reply to a conversation; `request` carries everything but
+  // the prompt, which the conversation's rendering replaces.
+  virtual absl::Status Chat(const std::vector<ChatMessage>& messages, const ChatOptions& options,
+                            GenerateRequest request, GenerateResult* result) = 0;
+  virtual absl::StatusOr<std::string> SaveState() const = 0;
+  virtual absl::Status LoadState(std::string_view data) = 0;
 };
 
 class Backend {
@@ -49,6 +57,9 @@ class Backend {
   virtual absl::StatusOr<std::string> Detokenize(const std::vector<int32_t>& tokens,
                                                  bool render_special) const = 0;
   virtual absl::StatusOr<std::shared_ptr<BackendSession>> OpenSession(int n_ctx) = 0;
+  virtual absl::StatusOr<std::string> RenderChat(const std::vector<ChatMessage>& messages,
+                                                 const ChatOptions& options,
+                                                 bool add_generation_prompt) const = 0;
 };
 
 // Picks and opens the backend for options.model / options.backend.

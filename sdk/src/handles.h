@@ -70,6 +70,8 @@ class BusyGuard {
 // *options and converts them, with the prompt, into a runtime request.
 yuan_status BuildRequest(const char* prompt, const yuan_generate_options* caller_options,
                          yuan_generate_options* options, GenerateRequest* out);
+// Wraps the caller's on_token callback (if any) for the runtime.
+void AttachCallback(const yuan_generate_options& options, GenerateRequest* request);
 // Converts a result for the caller (allocates text with malloc).
 yuan_status ExportResult(const GenerateResult& r, yuan_generate_result* out);
 

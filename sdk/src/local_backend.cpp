@@ -42,6 +42,13 @@ class LocalSession : public BackendSession {
   void Cancel() override { s_->Cancel(); }
   void Reset() override { s_->Reset(); }
   int32_t NPast() const override { return s_->n_past(); }
+  absl::Status Chat(const std::vector<ChatMessage>& messages, const ChatOptions& options,
+                    GenerateRequest request, GenerateResult* result) override {
+    YUAN_RETURN_IF_ERROR(PrepareChatRequest(s_->engine(), messages, options, &request));
+    return s_->Generate(request, result);
+  }
+  absl::StatusOr<std::string> SaveState() const override { return s_->SaveState(); }
+  absl::Status LoadState(std::string_view data) override { return s_->LoadState(data); }
 
  private:
   std::unique_ptr<Session> s_;
@@ -95,6 +102,12 @@ class LocalBackend : public Backend {
     return engine_->tokenizer().Decode(tokens, render_special);
   }
 
+  absl::StatusOr<std::string> RenderChat(const std::vector<ChatMessage>& messages,
+                                         const ChatOptions& options,
+                                         bool add_generation_prompt) const override {
+    return RenderConversation(*engine_, messages, options, add_generation_prompt);
+  }
+
   absl::StatusOr<std::shared_ptr<BackendSession>> OpenSession(int n_ctx) override {
     YUAN_ASSIGN_OR_RETURN(std::unique_ptr<Session> s, Session::Create(engine_, n_ctx));
     return std::shared_ptr<BackendSession>(std::make_shared<LocalSession>(std::move(s)));
@@ -112,6 +125,7 @@ absl::StatusOr<std::unique_ptr<Backend>> OpenLocalBackend(const BackendOptions& 
   eo.model_path = options.model;
   eo.n_threads = options.n_threads;
   eo.n_ctx = options.n_ctx;
+  eo.kv_type = options.kv_f32 ? DType::kF32 : DType::kF16;
   YUAN_ASSIGN_OR_RETURN(std::shared_ptr<Engine> engine, Engine::Open(eo));
   return std::unique_ptr<Backend>(new LocalBackend(std::move(engine)));
 }

@@ -76,6 +76,21 @@ yuan_status BuildRequest(const char* prompt, const yuan_generate_options* caller
   return YUAN_OK;
 }
 
+void AttachCallback(const yuan_generate_options& o, GenerateRequest* req) {
+  if (o.on_token == nullptr) return;
+  yuan_token_fn fn = o.on_token;
+  void* user = o.user_data;
+  req->on_token = [fn, user](std::string_view text, int32_t token, int32_t index) {
+    yuan_token_event ev;
+    ev.struct_size = sizeof ev;
+    ev.text = text.data();
+    ev.text_len = text.size();
+    ev.token = token;
+    ev.index = index;
+    return fn(&ev, user) == 0;
+  };
+}
+
 yuan_status ExportResult(const GenerateResult& r, yuan_generate_result* out) {
   if (out == nullptr) return YUAN_OK;
   yuan_generate_result v;
@@ -102,13 +117,15 @@ yuan_status ExportResult(const GenerateResult& r, yuan_generate_result* out) {
 // struct's last v1 field and its size. A change here breaks old binaries.
 #define YUAN_PIN(type, last_field, offset, size) \
   static_assert(offsetof(type, last_field) == (offset) && sizeof(type) == (size), #type)
-YUAN_PIN(yuan_engine_options, n_ctx, 24, 32);
+YUAN_PIN(yuan_engine_options, kv_type, 28, 32);
 YUAN_PIN(yuan_model_info, n_ctx, 84, 88);
 YUAN_PIN(yuan_sampling_params, seed, 40, 48);
 YUAN_PIN(yuan_session_options, n_ctx, 4, 8);
 YUAN_PIN(yuan_generate_options, user_data, 48, 56);
 YUAN_PIN(yuan_generate_result, text_len, 48, 56);
 YUAN_PIN(yuan_token_event, index, 28, 32);
+YUAN_PIN(yuan_chat_options, enable_thinking, 16, 24);
+static_assert(sizeof(yuan_chat_message) == 16, "yuan_chat_message's layout is frozen");
 static_assert(static_cast<int>(yuan::FinishReason::kCancelled) == YUAN_FINISH_CANCELLED &&
               static_cast<int>(yuan::FinishReason::kError) == YUAN_FINISH_ERROR);
 
@@ -190,11 +207,15 @@ yuan_status yuan_engine_open(const yuan_engine_options* options, yuan_engine** o
   if (o.n_threads < 0 || o.n_ctx < 0) {
     return Fail(YUAN_ERR_INVALID_ARGUMENT, "n_threads and n_ctx must not be negative");
   }
+  if (o.kv_type != YUAN_KV_F16 && o.kv_type != YUAN_KV_F32) {
+    return Fail(YUAN_ERR_INVALID_ARGUMENT, "kv_type must be YUAN_KV_F16 or YUAN_KV_F32");
+  }
   yuan::api::BackendOptions bo;
   bo.model = o.model;
   bo.backend = o.backend;
   bo.n_threads = o.n_threads;
   bo.n_ctx = o.n_ctx;
+  bo.kv_f32 = o.kv_type == YUAN_KV_F32;
   auto backend = yuan::api::OpenBackend(bo);
   if (!backend.ok()) return Fail(backend.status());
   auto* engine = new yuan_engine{std::move(*backend)};
@@ -442,17 +463,7 @@ yuan_status yuan_session_generate(yuan_session* session, const char* prompt,
   yuan_generate_options o;
   yuan::GenerateRequest req;
   if (yuan_status st = yuan::api::BuildRequest(prompt, options, &o, &req); st != YUAN_OK) return st;
-  if (o.on_token != nullptr) {
-    req.on_token = [&o](std::string_view text, int32_t token, int32_t index) {
-      yuan_token_event ev;
-      ev.struct_size = sizeof ev;
-      ev.text = text.data();
-      ev.text_len = text.size();
-      ev.token = token;
-      ev.index = index;
-      return o.on_token(&ev, o.user_data) == 0;
-    };
-  }
+  yuan::api::AttachCallback(o, &req);
   BusyGuard guard(session->state.get());
   if (!guard.acquired()) return Fail(YUAN_ERR_FAILED_PRECONDITION, yuan::api::kSessionBusy);
   yuan::GenerateResult r;

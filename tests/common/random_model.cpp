@@ -1,5 +1,6 @@
 // Small random-weight models for tests and tools (no Catch2 dependency, so
 // command-line tools can link it too).
+#include <cmath>
 #include <cstdio>
 #include <random>
 
@@ -18,19 +19,53 @@ RandomModelSpec SlowModelSpec() {
   return spec;
 }
 
+std::vector<float> Llama3RopeFreqFactors(const RandomModelSpec& s, int n_rot) {
+  // llama.cpp's convert_hf_to_gguf.py (LlamaModel, rope_type "llama3"):
+  // high-frequency pairs keep their frequency, low-frequency ones are
+  // divided by `factor`, and the band between is interpolated smoothly.
+  const double pi = 3.14159265358979323846;
+  const double old_ctx = s.llama3_original_context;
+  const double low_wavelen = old_ctx / s.llama3_low_freq_factor;
+  const double high_wavelen = old_ctx / s.llama3_high_freq_factor;
+  std::vector<float> factors;
+  for (int i = 0; i < n_rot / 2; ++i) {
+    const double freq = 1.0 / std::pow(static_cast<double>(s.rope_base), 2.0 * i / n_rot);
+    const double wavelen = 2 * pi / freq;
+    double f;
+    if (wavelen < high_wavelen) {
+      f = 1.0;
+    } else if (wavelen > low_wavelen) {
+      f = s.llama3_factor;
+    } else {
+      const double smooth = (old_ctx / wavelen - s.llama3_low_freq_factor) /
+                            (s.llama3_high_freq_factor - s.llama3_low_freq_factor);
+      f = 1.0 / ((1.0 - smooth) / s.llama3_factor + smooth);
+    }
+    factors.push_back(static_cast<float>(f));
+  }
+  return factors;
+}
+
 GgufWriter RandomLlamaModel(const RandomModelSpec& s) {
+  const std::string a = s.arch;
+  const int hd = s.head_dim > 0 ? s.head_dim : s.n_embd / s.n_head;
   GgufWriter w;
-  w.AddString("general.architecture", "llama");
-  w.AddString("general.name", "random-llama");
-  w.AddUint32("llama.context_length", s.n_ctx);
-  w.AddUint32("llama.embedding_length", s.n_embd);
-  w.AddUint32("llama.block_count", s.n_layer);
-  w.AddUint32("llama.feed_forward_length", s.n_ff);
-  w.AddUint32("llama.attention.head_count", s.n_head);
-  w.AddUint32("llama.attention.head_count_kv", s.n_head_kv);
-  w.AddUint32("llama.rope.dimension_count", s.n_embd / s.n_head);
-  w.AddFloat32("llama.rope.freq_base", s.rope_base);
-  w.AddFloat32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
+  w.AddString("general.architecture", a);
+  w.AddString("general.name", "random-" + a);
+  w.AddUint32(a + ".context_length", s.n_ctx);
+  w.AddUint32(a + ".embedding_length", s.n_embd);
+  w.AddUint32(a + ".block_count", s.n_layer);
+  w.AddUint32(a + ".feed_forward_length", s.n_ff);
+  w.AddUint32(a + ".attention.head_count", s.n_head);
+  w.AddUint32(a + ".attention.head_count_kv", s.n_head_kv);
+  if (s.head_dim > 0) {
+    w.AddUint32(a + ".attention.key_length", hd);
+    w.AddUint32(a + ".attention.value_length", hd);
+  }
+  w.AddUint32(a + ".rope.dimension_count", hd);
+  w.AddFloat32(a + ".rope.freq_base", s.rope_base);
+  if (s.ntk_alpha > 0) w.AddFloat32(a + ".rope.scaling.alpha", s.ntk_alpha);
+  w.AddFloat32(a + ".attention.layer_norm_rms_epsilon", s.rms_eps);
 
   // Vocabulary: <unk> <s> </s>, the 256 byte tokens, then word pieces.
   std::vector<std::string> tokens = {"<unk>", "<s>", "</s>"};
@@ -70,7 +105,8 @@ GgufWriter RandomLlamaModel(const RandomModelSpec& s) {
     for (auto& x : v) x = mean + normal(rng);
     w.AddTensorF32(name, type, std::move(ne), v.data());
   };
-  const int hd = s.n_embd / s.n_head;
+  const bool qkv_bias = a == "qwen2";
+  const bool qk_norm = a == "qwen3" || a == "hunyuan-dense";
   add("token_embd.weight", s.weight_type, {s.n_embd, s.n_vocab});
   for (int l = 0; l < s.n_layer; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
@@ -78,6 +114,15 @@ GgufWriter RandomLlamaModel(const RandomModelSpec& s) {
     add(p + "attn_q.weight", s.weight_type, {s.n_embd, s.n_head * hd});
     add(p + "attn_k.weight", s.weight_type, {s.n_embd, s.n_head_kv * hd});
     add(p + "attn_v.weight", s.weight_type, {s.n_embd, s.n_head_kv * hd});
+    if (qkv_bias) {
+      add(p + "attn_q.bias", DType::kF32, {s.n_head * hd});
+      add(p + "attn_k.bias", DType::kF32, {s.n_head_kv * hd});
+      add(p + "attn_v.bias", DType::kF32, {s.n_head_kv * hd});
+    }
+    if (qk_norm) {
+      add(p + "attn_q_norm.weight", DType::kF32, {hd}, 1.0f);
+      add(p + "attn_k_norm.weight", DType::kF32, {hd}, 1.0f);
+    }
     add(p + "attn_output.weight", s.weight_type, {s.n_head * hd, s.n_embd});
     add(p + "ffn_norm.weight", DType::kF32, {s.n_embd}, 1.0f);
     add(p + "ffn_gate.weight", s.weight_type, {s.n_embd, s.n_ff});
@@ -85,7 +130,12 @@ GgufWriter RandomLlamaModel(const RandomModelSpec& s) {
     add(p + "ffn_down.weight", s.weight_type, {s.n_ff, s.n_embd});
   }
   add("output_norm.weight", DType::kF32, {s.n_embd}, 1.0f);
-  add("output.weight", s.weight_type, {s.n_embd, s.n_vocab});
+  if (!s.tied_output) add("output.weight", s.weight_type, {s.n_embd, s.n_vocab});
+  if (s.llama3_factor > 0) {
+    const std::vector<float> factors = Llama3RopeFreqFactors(s, hd);
+    w.AddTensorF32("rope_freqs.weight", DType::kF32, {static_cast<int64_t>(factors.size())},
+                   factors.data());
+  }
   return w;
 }
 

@@ -53,6 +53,17 @@ std::string SharedGolden(const std::string& file) {
   return SharedFile(SharedGoldenDir(), file, "golden file");
 }
 
+double TimeScale() {
+#if defined(__SANITIZE_ADDRESS__)
+  return 5.0;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+  return 5.0;
+#endif
+#endif
+  return 1.0;
+}
+
 std::string TempDir() {
   static TempDirHolder holder;
   return holder.path;

@@ -20,10 +20,14 @@ std::string SharedGoldenDir();
 std::string SharedModel(const std::string& file);
 std::string SharedGolden(const std::string& file);
 
+// Factor for wall-clock bounds in tests: sanitizer builds run several times
+// slower (1 in normal builds).
+double TimeScale();
+
 // A fresh temporary directory for this test process, removed at exit.
 std::string TempDir();
 
-// Shapes of a random llama-architecture model.
+// Shapes of a random model (llama architecture unless `arch` says otherwise).
 struct RandomModelSpec {
   int n_vocab = 300;  // >= 259: byte tokens + specials + some merges
   int n_embd = 64;
@@ -36,15 +40,36 @@ struct RandomModelSpec {
   DType weight_type = DType::kF32;  // for the 2-D projection matrices
   uint64_t seed = 1;
   float stddev = 0.02f;
+
+  // The architecture: "llama", "qwen2", "qwen3" or "hunyuan-dense". Keys use
+  // it as prefix and it adds its tensors: qwen2 q/k/v biases, qwen3 and
+  // hunyuan-dense per-head q/k norms. A llama spec with the defaults below
+  // writes the same bytes as before these fields existed.
+  std::string arch = "llama";
+  int head_dim = 0;          // 0: n_embd / n_head; else also writes attention.key_length
+  bool tied_output = false;  // leave out output.weight (tied to token_embd)
+  float rms_eps = 1e-5f;
+  // Llama 3 rope scaling when llama3_factor > 0: writes rope_freqs.weight as
+  // llama.cpp's converter computes it from these HF rope_scaling values.
+  float llama3_factor = 0.0f;
+  float llama3_low_freq_factor = 1.0f;
+  float llama3_high_freq_factor = 4.0f;
+  int llama3_original_context = 8192;
+  // > 0: writes <arch>.rope.scaling.alpha (hunyuan-dense NTK-alpha rope).
+  float ntk_alpha = 0.0f;
 };
 
 // A model big enough that one decoding step takes noticeable time on one
 // thread (cancellation and threading tests), with a 4096-token context.
 RandomModelSpec SlowModelSpec();
 
-// A llama-architecture GGUF with a small SentencePiece vocabulary (specials,
-// 256 byte tokens, a few word pieces) and random normal weights.
+// A GGUF of spec.arch (llama by default) with a small SentencePiece
+// vocabulary (specials, 256 byte tokens, a few word pieces) and random normal
+// weights.
 GgufWriter RandomLlamaModel(const RandomModelSpec& spec);
+// The per-pair rope frequency divisors llama.cpp's converter writes as
+// rope_freqs.weight for Llama 3 rope scaling (n_rot / 2 values).
+std::vector<float> Llama3RopeFreqFactors(const RandomModelSpec& spec, int n_rot);
 // Writes it to TempDir()/name and returns the path.
 std::string WriteRandomLlamaModel(const RandomModelSpec& spec, const std::string& name);
 

@@ -148,10 +148,16 @@ typedef struct yuan_engine_options {
   /* Compute threads; 0 = the number of physical cores (at most 8). */
   int32_t n_threads;
   /* Default context size of new sessions in tokens; 0 = the model's
-   * training context, capped at 4096. */
+   * training context, capped at 4096 (models trained on 256K contexts must
+   * not silently reserve a 256K cache per session). */
   int32_t n_ctx;
+  /* KV cache storage: YUAN_KV_F16 (default: half the memory, llama.cpp's
+   * numerics) or YUAN_KV_F32 (exact attention). */
+  int32_t kv_type;
   /* ---- end of ABI v1 fields; append only below this line ---- */
 } yuan_engine_options;
+
+enum { YUAN_KV_F16 = 0, YUAN_KV_F32 = 1 };
 
 /* Fills defaults and sets struct_size. NULL is ignored. Thread-safe. */
 YUAN_API void yuan_engine_options_init(yuan_engine_options* options);
@@ -417,6 +423,73 @@ YUAN_API yuan_status yuan_request_result(yuan_request* request, yuan_generate_re
 
 /* Cancels if running, waits for the thread, releases. NULL is a no-op. */
 YUAN_API void yuan_request_free(yuan_request* request);
+
+/* ---- conversations -------------------------------------------------------- */
+
+/* One chat message. Both strings are UTF-8, NUL-terminated, borrowed for the
+ * call. role is "system", "user", "assistant" (or whatever the model's chat
+ * template knows, e.g. "tool"). This struct's layout is frozen. */
+typedef struct yuan_chat_message {
+  const char* role;
+  const char* content;
+} yuan_chat_message;
+
+typedef struct yuan_chat_options {
+  uint32_t struct_size;
+  /* NULL: the model's own template (GGUF tokenizer.chat_template or the
+   * folder's tokenizer_config.json), falling back to ChatML. Otherwise the
+   * name of a built-in template ("chatml", "llama3", "qwen3", "deepseek3",
+   * "hunyuan", "llama2") or a Jinja template source. Borrowed. */
+  const char* chat_template;
+  /* For templates that know it (Qwen3): 1 = think first, 0 = answer
+   * directly, -1 (default) = the template's own default. */
+  int32_t enable_thinking;
+  /* ---- end of ABI v1 fields ---- */
+} yuan_chat_options;
+
+YUAN_API void yuan_chat_options_init(yuan_chat_options* options);
+
+/* Renders messages with the chat template into the prompt text the model
+ * sees (with the assistant header when add_generation_prompt != 0). Size
+ * protocol as yuan_engine_metadata. INVALID_ARGUMENT for a template that
+ * fails to parse or render (the message names the construct). Thread-safe. */
+YUAN_API yuan_status yuan_chat_apply_template(const yuan_engine* engine,
+                                              const yuan_chat_message* messages, size_t n_messages,
+                                              const yuan_chat_options* options,
+                                              int add_generation_prompt, char* buffer,
+                                              size_t capacity, size_t* needed);
+
+/* Generates the assistant's reply to a conversation: renders all messages
+ * with the chat template (plus the assistant header), then behaves as
+ * yuan_session_generate on that text, with special tokens in the template
+ * parsed as such and no second BOS. Pass the whole conversation each turn:
+ * the part already in the session's KV cache (the previous turns, including
+ * the previous reply) is reused, so result->prompt_tokens -
+ * result->cached_tokens counts only the new turn's tokens.
+ * chat_options and gen_options may be NULL. */
+YUAN_API yuan_status yuan_session_chat(yuan_session* session, const yuan_chat_message* messages,
+                                       size_t n_messages, const yuan_chat_options* chat_options,
+                                       const yuan_generate_options* gen_options,
+                                       yuan_generate_result* result);
+
+/* ---- session state: save and restore a context ---------------------------- */
+
+/* Serialises the session's context (tokens, KV cache rows in use, last
+ * logits) with a fingerprint of the model. Size protocol: *needed receives
+ * the byte size; written when capacity >= *needed, else
+ * YUAN_ERR_BUFFER_TOO_SMALL. The session must not be busy. */
+YUAN_API yuan_status yuan_session_save(yuan_session* session, void* buffer, size_t capacity,
+                                       size_t* needed);
+
+/* Replaces the session's context with a saved one. FORMAT for a damaged
+ * buffer, FAILED_PRECONDITION for a state from another model (the message
+ * says what differs) or one longer than this session's context. On error
+ * the session is unchanged. */
+YUAN_API yuan_status yuan_session_load(yuan_session* session, const void* data, size_t size);
+
+/* The same to and from a file (written atomically: temp file + rename). */
+YUAN_API yuan_status yuan_session_save_file(yuan_session* session, const char* path);
+YUAN_API yuan_status yuan_session_load_file(yuan_session* session, const char* path);
 
 #ifdef __cplusplus
 } /* extern "C" */
