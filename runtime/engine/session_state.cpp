@@ -36,6 +36,7 @@ class Cursor {
   template <typename T>
   bool Get(T* v) { return Bytes(v, sizeof *v); }
   bool Bytes(void* dst, size_t n) {
+    if (n == 0) return true;  // dst may be an empty vector's null data()
     if (n > d_.size() - pos_) return false;
     std::memcpy(dst, d_.data() + pos_, n);
     pos_ += n;
