@@ -40,6 +40,21 @@ case "$out" in *"general.architecture"*"token_embd.weight"*) ;; *) echo "FAIL in
 check "tokenize" 0 "$yuan" tokenize -m "$random_model" --ids "the and"
 case "$out" in 1\ *) ;; *) echo "FAIL tokenize: expected BOS (1) first, got '$out'"; fail=1;; esac
 
+# chat: a scripted session with every command; the conversation survives
+# /reset + /load, and bad input at the prompt never ends the program.
+conv=/tmp/cli_test_conv.$$
+check "chat" 0 sh -c "printf 'the and\n/save $conv\n/reset\n/bogus\n/load $conv\na the\n/exit\n' |
+  '$yuan' chat -m '$random_model' -n 4 --temp 0 --system 'be brief'"
+case "$out" in *"(saved 3 messages to $conv)"*"(conversation cleared)"*"unknown command"*"(loaded 3 messages from $conv)"*) ;;
+  *) echo "FAIL chat: unexpected transcript: $out"; fail=1;; esac
+case "$err" in *"new prompt tokens (0 reused)"*"reused)"*) ;; *) echo "FAIL chat: no usage lines: $err"; fail=1;; esac
+# after /load, the second turn reuses the restored context
+second=$(printf '%s\n' "$err" | grep -o '([0-9]* reused)' | sed -n 2p)
+[ "$second" != "(0 reused)" ] || { echo "FAIL chat: the restored context was not reused"; fail=1; }
+check "chat bad load" 0 sh -c "printf '/load /no/such/file\n/exit\n' | '$yuan' chat -m '$random_model'"
+case "$out" in *"(error: cannot open"*) ;; *) echo "FAIL chat bad load: $out"; fail=1;; esac
+rm -f "$conv"
+
 if [ -n "$stories" ] && [ -f "$stories" ] && [ -f "$golden" ]; then
   prompt=$(sed -n 's/^prompt: "\(.*\)"$/\1/p' "$golden")
   want=$(sed -n 's/^generated_token_ids ([0-9]*, [^)]*): //p' "$golden")
