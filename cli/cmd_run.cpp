@@ -104,6 +104,7 @@ int RunCommand(int argc, char** argv) {
     rc = kExitFailure;
   } else {
     std::printf("\n");
+    std::fflush(stdout);  // the text ends before the timing line, also when piped
     static const char* kReasons[] = {"none", "stop", "length", "cancelled", "error"};
     std::fprintf(stderr,
                  "prompt: %d tokens in %.1f ms (%.1f t/s) | generation: %d tokens in %.1f ms "
