@@ -189,7 +189,11 @@ static void test_engine(const char* model_path) {
       int32_t n_past = 0;
       yuan_status busy = yuan_session_n_past(session, &n_past);
       CHECK(busy == YUAN_OK || busy == YUAN_ERR_FAILED_PRECONDITION);
-      while (!done && polls < 1000000) {
+      /* A game loop: each "frame" waits at most 10 ms, then takes the text
+       * that arrived; bounded at 3000 frames (30 s). */
+      while (!done && polls < 3000) {
+        yuan_status w = yuan_request_wait(req, 10);
+        CHECK(w == YUAN_OK || w == YUAN_ERR_DEADLINE_EXCEEDED);
         CHECK(yuan_request_poll(req, buf, sizeof buf, &got, &done) == YUAN_OK);
         total += got;
         ++polls;
