@@ -48,8 +48,11 @@ uint64_t ModelFingerprint(const Model& model) {
   return h;
 }
 
-// Prompt tokens are evaluated in chunks so a cancel lands within one chunk.
-constexpr int64_t kPromptChunk = 64;
+// Prompt tokens are evaluated in batches of up to this many (llama.cpp's
+// default n_ubatch): large enough for the matrix-matrix kernels to reuse each
+// weight block across many tokens, small enough for modest scratch buffers.
+// Forward checks cancel between layers, so a cancel still lands quickly.
+constexpr int64_t kPromptChunk = 512;
 
 }  // namespace
 
