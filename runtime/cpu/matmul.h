@@ -2,8 +2,10 @@
 //
 // A weight matrix is `rows` rows of `cols` contiguous elements in one dtype
 // (ggml layout: ne[0] = cols). Activations are f32, row-major [n_tokens][cols].
-// Each output element is computed by exactly one thread with a fixed order
-// of operations, so results are bit-identical for any thread count.
+// The work is done by the kernel set chosen for this CPU (kernels.h): each
+// output element is computed by exactly one thread with a fixed order of
+// operations, so results are bit-identical for any thread count and whether
+// a token is evaluated alone or in a batch.
 #pragma once
 
 #include <cstdint>
@@ -22,10 +24,10 @@ struct MatRef {
 };
 
 // y[t * rows + r] = dot(W[r, :], x[t * cols : (t+1) * cols]) for t < n_tokens.
+// Quantized weights meet activations quantized to int8 blocks (kernels.h).
 void MatMul(const MatRef& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool);
 
-// One row of W against one activation vector: the kernel MatMul uses for
-// single-token decoding. `row` points at the row's first block.
+// One row of W against one activation vector, with the active kernel set.
 float DotRow(DType type, const void* row, const float* x, int64_t n);
 
 // Scalar reference: dequantize the whole row to f32 then sum in double.

@@ -1,67 +1,190 @@
 // Every kernel path against its scalar reference on random inputs.
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
 
+#include "runtime/cpu/kernels.h"
 #include "runtime/cpu/matmul.h"
 #include "runtime/cpu/ops.h"
 
 namespace yuan {
 namespace {
 
-std::vector<uint8_t> Quantized(DType type, const std::vector<float>& v, int64_t cols) {
-  const uint64_t row_bytes = *RowBytes(type, cols);
-  const int64_t rows = static_cast<int64_t>(v.size()) / cols;
-  std::vector<uint8_t> q(row_bytes * rows);
-  for (int64_t r = 0; r < rows; ++r) QuantizeRow(type, &v[r * cols], &q[r * row_bytes], cols);
+// Random weights of `type`: float types and the 32-blocks are quantized from
+// normal values; k-quant blocks are random bytes with small f16 scales (every
+// byte pattern is a valid block, which also exercises extreme sub-scales).
+std::vector<uint8_t> RandomWeights(DType type, int64_t rows, int64_t cols, std::mt19937& rng) {
+  const uint64_t rb = *RowBytes(type, cols);
+  std::vector<uint8_t> q(rb * rows);
+  if (type == DType::kQ4_K || type == DType::kQ6_K) {
+    std::uniform_int_distribution<int> byte(0, 255);
+    std::uniform_real_distribution<float> scale(-0.02f, 0.02f);
+    for (auto& v : q) v = static_cast<uint8_t>(byte(rng));
+    const int64_t nblocks = rows * cols / kQK_K;
+    for (int64_t b = 0; b < nblocks; ++b) {
+      if (type == DType::kQ4_K) {
+        auto* blk = reinterpret_cast<BlockQ4_K*>(q.data()) + b;
+        blk->d = F32ToF16(std::fabs(scale(rng)));
+        blk->dmin = F32ToF16(std::fabs(scale(rng)));
+      } else {
+        reinterpret_cast<BlockQ6_K*>(q.data())[b].d = F32ToF16(scale(rng));
+      }
+    }
+    return q;
+  }
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> w(cols);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (auto& v : w) v = nd(rng);
+    QuantizeRow(type, w.data(), &q[r * rb], cols);
+  }
   return q;
 }
 
-TEST_CASE("DotRow agrees with the dequantize-then-f32 reference", "[cpu]") {
-  std::mt19937 rng(42);
+std::vector<float> RandomActs(int64_t n, std::mt19937& rng) {
   std::normal_distribution<float> nd(0.0f, 1.0f);
-  for (DType type : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0}) {
-    for (int64_t n : {32, 64, 256, 4096}) {
-      INFO(DTypeName(type) << " n=" << n);
-      std::vector<float> w(n), x(n);
-      for (auto& v : w) v = nd(rng);
-      for (auto& v : x) v = nd(rng);
-      auto q = Quantized(type, w, n);
-      const float fast = DotRow(type, q.data(), x.data(), n);
-      const float ref = DotRowReference(type, q.data(), x.data(), n);
-      // f32 accumulation of n products of O(1) terms: error ~ sqrt(n) ulp-ish.
-      CHECK(std::isfinite(fast));
-      CHECK(fast == Approx(ref).margin(1e-4 * std::sqrt(static_cast<double>(n))));
+  std::vector<float> x(n);
+  for (auto& v : x) v = nd(rng);
+  x[n / 3] = 9.5f;  // an outlier, as real activations have
+  return x;
+}
+
+std::vector<kernels::Isa> SupportedIsas() {
+  std::vector<kernels::Isa> out;
+  for (auto isa : {kernels::Isa::kScalar, kernels::Isa::kAvx2, kernels::Isa::kAvx512}) {
+    if (kernels::IsaSupported(isa)) out.push_back(isa);
+  }
+  return out;
+}
+
+// Restores the process-wide kernel choice when a test ends.
+struct IsaScope {
+  explicit IsaScope(kernels::Isa isa) { kernels::SetActiveIsa(isa); }
+  ~IsaScope() { kernels::SetActiveIsa(kernels::BestIsa()); }
+};
+
+constexpr DType kComputeTypes[] = {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0,
+                                   DType::kQ4_0, DType::kQ4_K, DType::kQ6_K};
+
+TEST_CASE("every kernel path quantizes activations to the same bytes", "[cpu]") {
+  std::mt19937 rng(3);
+  const int64_t n = 512;
+  std::vector<float> x = RandomActs(n, rng);
+  std::fill(x.begin() + 256, x.begin() + 288, 0.0f);  // an all-zero block
+  const auto& ref = kernels::ScalarKernels();
+  std::vector<int8_t> q0(n), q1(n);
+  std::vector<float> d0(n / 32), d1(n / 32);
+  std::vector<int16_t> s0(n / 16), s1(n / 16);
+  for (auto isa : SupportedIsas()) {
+    INFO(kernels::IsaName(isa));
+    const auto& ks = kernels::GetKernels(isa);
+    ref.quantize_q8_0(x.data(), n, q0.data(), d0.data());
+    ks.quantize_q8_0(x.data(), n, q1.data(), d1.data());
+    CHECK(q0 == q1);
+    CHECK(d0 == d1);
+    ref.quantize_q8_K(x.data(), n, q0.data(), d0.data(), s0.data());
+    ks.quantize_q8_K(x.data(), n, q1.data(), d1.data(), s1.data());
+    CHECK(q0 == q1);
+    CHECK(std::equal(d0.begin(), d0.begin() + n / 256, d1.begin()));
+    CHECK(s0 == s1);
+  }
+  // The quantization itself: |x - d q| <= d / 2 per element.
+  ref.quantize_q8_0(x.data(), n, q0.data(), d0.data());
+  for (int64_t i = 0; i < n; ++i) CHECK(std::fabs(x[i] - d0[i / 32] * q0[i]) <= d0[i / 32] * 0.5f + 1e-6f);
+}
+
+TEST_CASE("every kernel path agrees with the scalar dequantize reference", "[cpu]") {
+  std::mt19937 rng(42);
+  const int64_t rows = 37;  // not a multiple of any tile or the row grain
+  for (auto isa : SupportedIsas()) {
+    IsaScope scope(isa);
+    for (DType type : kComputeTypes) {
+      for (int64_t cols : {256, 1024}) {
+        INFO(kernels::IsaName(isa) << " " << DTypeName(type) << " cols=" << cols);
+        auto q = RandomWeights(type, rows, cols, rng);
+        MatRef m{type, rows, cols, q.data(), *RowBytes(type, cols)};
+        const int64_t T = 7;
+        std::vector<float> x = RandomActs(T * cols, rng);
+        std::vector<float> y(T * rows);
+        ThreadPool pool(1);
+        MatMul(m, x.data(), T, y.data(), &pool);
+
+        // The activations the kernels see: quantized like the scalar set does.
+        std::vector<float> xs = x;
+        const DType act = kernels::ActKind(type);
+        if (act != DType::kF32) {
+          const int64_t block = act == DType::kQ8_0 ? 32 : 256;
+          std::vector<int8_t> qs(cols);
+          std::vector<float> d(cols / block);
+          std::vector<int16_t> bs(cols / 16);
+          for (int64_t t = 0; t < T; ++t) {
+            if (act == DType::kQ8_0) {
+              kernels::ScalarKernels().quantize_q8_0(&x[t * cols], cols, qs.data(), d.data());
+            } else {
+              kernels::ScalarKernels().quantize_q8_K(&x[t * cols], cols, qs.data(), d.data(), bs.data());
+            }
+            for (int64_t i = 0; i < cols; ++i) xs[t * cols + i] = d[i / block] * qs[i];
+          }
+        }
+        std::vector<float> wr(cols);
+        for (int64_t t = 0; t < T; ++t) {
+          for (int64_t r = 0; r < rows; ++r) {
+            DequantizeRow(type, q.data() + r * m.row_bytes, wr.data(), cols);
+            double exact = 0, mag = 0, f32_ref = 0, qbound = 0;
+            for (int64_t i = 0; i < cols; ++i) {
+              exact += static_cast<double>(wr[i]) * xs[t * cols + i];
+              f32_ref += static_cast<double>(wr[i]) * x[t * cols + i];
+              mag += std::fabs(static_cast<double>(wr[i]) * x[t * cols + i]);
+              qbound += std::fabs(wr[i]) * std::fabs(x[t * cols + i] - xs[t * cols + i]);
+            }
+            const double got = y[t * rows + r];
+            // f32 accumulation of the same products: a few ulps of the magnitude
+            CHECK(std::fabs(got - exact) <= 2e-6 * mag + 1e-6);
+            // against unquantized activations: within the activation rounding
+            CHECK(std::fabs(got - f32_ref) <= qbound + 2e-6 * mag + 1e-6);
+          }
+        }
+      }
     }
   }
 }
 
-TEST_CASE("MatMul matches per-row dots, for one and many tokens, any thread count", "[cpu]") {
+TEST_CASE("MatMul gives the same bits for any batch size and thread count", "[cpu]") {
   std::mt19937 rng(7);
-  std::normal_distribution<float> nd(0.0f, 1.0f);
-  const int64_t rows = 67, cols = 128;  // rows not a multiple of the grain
-  for (DType type : {DType::kF32, DType::kF16, DType::kQ8_0, DType::kQ4_0}) {
-    INFO(DTypeName(type));
-    std::vector<float> w(rows * cols);
-    for (auto& v : w) v = nd(rng);
-    auto q = Quantized(type, w, cols);
-    MatRef m{type, rows, cols, q.data(), *RowBytes(type, cols)};
-    for (int64_t T : {1, 5}) {
-      std::vector<float> x(T * cols);
-      for (auto& v : x) v = nd(rng);
-      std::vector<float> y1(T * rows), y3(T * rows);
+  const int64_t rows = 67, cols = 512;
+  for (auto isa : SupportedIsas()) {
+    IsaScope scope(isa);
+    for (DType type : kComputeTypes) {
+      INFO(kernels::IsaName(isa) << " " << DTypeName(type));
+      auto q = RandomWeights(type, rows, cols, rng);
+      MatRef m{type, rows, cols, q.data(), *RowBytes(type, cols)};
+      const int64_t T = 21;  // tiles of 4 tokens plus a tail
+      std::vector<float> x = RandomActs(T * cols, rng);
+      std::vector<float> y1(T * rows), y3(T * rows), one(rows);
       ThreadPool p1(1), p3(3);
       MatMul(m, x.data(), T, y1.data(), &p1);
       MatMul(m, x.data(), T, y3.data(), &p3);
-      CHECK(y1 == y3);  // bit-identical across thread counts
+      CHECK(y1 == y3);
       for (int64_t t = 0; t < T; ++t) {
-        for (int64_t r = 0; r < rows; ++r) {
-          const float ref = DotRowReference(type, q.data() + r * m.row_bytes, &x[t * cols], cols);
-          CHECK(y1[t * rows + r] == Approx(ref).margin(1e-3));
-        }
+        MatMul(m, &x[t * cols], 1, one.data(), &p3);
+        CHECK(std::equal(one.begin(), one.end(), y1.begin() + t * rows));
       }
     }
+  }
+}
+
+TEST_CASE("DotRow uses the active kernels", "[cpu]") {
+  std::mt19937 rng(11);
+  for (DType type : kComputeTypes) {
+    const int64_t n = 512;
+    auto q = RandomWeights(type, 1, n, rng);
+    std::vector<float> x = RandomActs(n, rng), y(1);
+    MatRef m{type, 1, n, q.data(), *RowBytes(type, n)};
+    ThreadPool pool(1);
+    MatMul(m, x.data(), 1, y.data(), &pool);
+    CHECK(DotRow(type, q.data(), x.data(), n) == y[0]);
   }
 }
 

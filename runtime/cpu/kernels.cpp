@@ -1,0 +1,150 @@
+#include "runtime/cpu/kernels.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "runtime/cpu/matmul.h"
+
+namespace yuan::kernels {
+
+DType ActKind(DType weight_type) {
+  switch (weight_type) {
+    case DType::kQ8_0:
+    case DType::kQ4_0:
+      return DType::kQ8_0;
+    case DType::kQ4_K:
+    case DType::kQ6_K:
+      return DType::kQ8_K;
+    default:
+      return DType::kF32;
+  }
+}
+
+std::string_view IsaName(Isa isa) {
+  switch (isa) {
+    case Isa::kScalar: return "scalar";
+    case Isa::kAvx2: return "avx2";
+    case Isa::kAvx512: return "avx512";
+  }
+  return "?";
+}
+
+bool IsaSupported(Isa isa) {
+  switch (isa) {
+    case Isa::kScalar:
+      return true;
+    case Isa::kAvx2:
+#if defined(__x86_64__) || defined(__i386__)
+      return Avx2Kernels() != nullptr && __builtin_cpu_supports("avx2") &&
+             __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+#else
+      return false;
+#endif
+    case Isa::kAvx512:
+#if defined(__x86_64__) || defined(__i386__)
+      return Avx512Kernels() != nullptr && __builtin_cpu_supports("avx512f") &&
+             __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+             __builtin_cpu_supports("avx512vnni") && IsaSupported(Isa::kAvx2);
+#else
+      return false;
+#endif
+  }
+  return false;
+}
+
+const KernelSet& GetKernels(Isa isa) {
+  switch (isa) {
+    case Isa::kAvx2: return *Avx2Kernels();
+    case Isa::kAvx512: return *Avx512Kernels();
+    default: return ScalarKernels();
+  }
+}
+
+Isa BestIsa() {
+  for (Isa isa : {Isa::kAvx512, Isa::kAvx2}) {
+    if (IsaSupported(isa)) return isa;
+  }
+  return Isa::kScalar;
+}
+
+namespace {
+
+Isa InitialIsa() {
+  const char* env = std::getenv("YUAN_CPU_ISA");
+  if (env != nullptr) {
+    for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+      if (IsaName(isa) == env && IsaSupported(isa)) return isa;
+    }
+  }
+  return BestIsa();
+}
+
+std::atomic<int> g_active{-1};
+
+}  // namespace
+
+const KernelSet& ActiveKernels() {
+  int isa = g_active.load(std::memory_order_relaxed);
+  if (isa < 0) {
+    isa = static_cast<int>(InitialIsa());
+    g_active.store(isa, std::memory_order_relaxed);
+  }
+  return GetKernels(static_cast<Isa>(isa));
+}
+
+void SetActiveIsa(Isa isa) {
+  g_active.store(static_cast<int>(IsaSupported(isa) ? isa : BestIsa()), std::memory_order_relaxed);
+}
+
+void PrepareActs(const KernelSet& ks, Acts* x, ThreadPool* pool) {
+  const int64_t T = x->n_tokens, n = x->cols;
+  if (x->kind == DType::kF32) return;
+  const int64_t nb = n / (x->kind == DType::kQ8_0 ? kQ8Block : kQ8KBlock);
+  x->qs_buf.resize(static_cast<size_t>(T * n));
+  x->d_buf.resize(static_cast<size_t>(T * nb));
+  if (x->kind == DType::kQ8_K) x->bsums_buf.resize(static_cast<size_t>(T * (n / 16)));
+  x->qs = x->qs_buf.data();
+  x->d = x->d_buf.data();
+  x->bsums = x->bsums_buf.data();
+  auto quantize = [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      if (x->kind == DType::kQ8_0) {
+        ks.quantize_q8_0(x->f32 + t * n, n, x->qs_buf.data() + t * n, x->d_buf.data() + t * nb);
+      } else {
+        ks.quantize_q8_K(x->f32 + t * n, n, x->qs_buf.data() + t * n, x->d_buf.data() + t * nb,
+                         x->bsums_buf.data() + t * (n / 16));
+      }
+    }
+  };
+  if (pool != nullptr && T >= 16) {
+    pool->ParallelFor(T, 4, quantize);
+  } else {
+    quantize(0, T);
+  }
+}
+
+void MatMulRowsDequant(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y,
+                       int64_t ldy) {
+  std::vector<float> row(static_cast<size_t>(w.cols));
+  const uint8_t* base = static_cast<const uint8_t*>(w.data);
+  for (int64_t r = r0; r < r1; ++r) {
+    DequantizeRow(w.type, base + r * w.row_bytes, row.data(), w.cols);
+    for (int64_t t = 0; t < x.n_tokens; ++t) {
+      const float* xr = x.f32 + t * x.cols;
+      float sum = 0.0f;
+      for (int64_t k = 0; k < w.cols; ++k) sum += row[k] * xr[k];
+      y[t * ldy + r] = sum;
+    }
+  }
+}
+
+#if !defined(__x86_64__) && !defined(__i386__)
+const KernelSet* Avx2Kernels() { return nullptr; }
+#endif
+#if !defined(YUAN_HAVE_AVX512_KERNELS)
+const KernelSet* Avx512Kernels() { return nullptr; }
+#endif
+
+}  // namespace yuan::kernels

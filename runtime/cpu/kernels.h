@@ -1,0 +1,104 @@
+// Matrix-multiplication kernels, one set per instruction-set level.
+//
+// MatMul (matmul.h) prepares the activations once per call in the form the
+// weight type's kernel wants, then hands bands of weight rows to the
+// kernel set chosen at run time:
+//
+//   weights        activations            inner product
+//   F32/F16/BF16   f32                    f32 FMA (weights widened in registers)
+//   Q8_0/Q4_0      Q8_0-style int8 blocks int8 x int8 -> int32, scaled per block
+//   Q4_K/Q6_K      Q8_K-style int8 blocks int8 x int8 -> int32, 6-bit scales
+//
+// which is what ggml does too, so quantized outputs differ from a
+// dequantize-then-f32 product by the activation rounding (about 0.4 % of a
+// block's largest value per element) and no more.
+//
+// Every kernel computes each output element in one fixed order of operations
+// whatever tile it is computed in, so a token's result is bit-identical
+// whether it is evaluated alone or inside a prompt batch, and for any thread
+// count.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "runtime/core/dtype.h"
+#include "runtime/core/thread_pool.h"
+
+namespace yuan {
+
+struct MatRef;
+
+namespace kernels {
+
+constexpr int kQ8Block = 32;   // Q8_0-style activation block (Q8_0, Q4_0 weights)
+constexpr int kQ8KBlock = 256; // Q8_K-style activation block (k-quant weights)
+
+// Activations of one MatMul call: n_tokens rows of `cols` values.
+//
+// The kernels read only the raw pointers (the per-ISA files avoid std::
+// templates, whose out-of-line copies compiled with -mavx2 could otherwise be
+// picked by the linker for code that runs on older CPUs).
+struct Acts {
+  DType kind = DType::kF32;  // kF32, kQ8_0 or kQ8_K
+  int64_t n_tokens = 0;
+  int64_t cols = 0;
+  const float* f32 = nullptr;  // [n_tokens][cols], the caller's input
+  // Quantized forms (kQ8_0, kQ8_K): x[t][i] ~= d[t][i / block] * qs[t][i].
+  const int8_t* qs = nullptr;      // [n_tokens][cols]
+  const float* d = nullptr;        // [n_tokens][cols / block]
+  const int16_t* bsums = nullptr;  // kQ8_K only: [n_tokens][cols / 16], sums of 16 qs
+  // Storage behind the pointers, reused from call to call.
+  std::vector<int8_t> qs_buf;
+  std::vector<float> d_buf;
+  std::vector<int16_t> bsums_buf;
+};
+
+// The activation form a weight type's kernels take.
+DType ActKind(DType weight_type);
+
+enum class Isa { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
+std::string_view IsaName(Isa isa);
+
+struct KernelSet {
+  Isa isa;
+  // Quantizes one row of n values (n a multiple of the block) to int8 with
+  // one scale per block: d = amax / 127, q = round-half-even(x / d).
+  // Every kernel set produces the same bytes.
+  void (*quantize_q8_0)(const float* x, int64_t n, int8_t* qs, float* d);
+  void (*quantize_q8_K)(const float* x, int64_t n, int8_t* qs, float* d, int16_t* bsums);
+  // y[t * ldy + r] = W[r] . x[t] for r in [r0, r1) and every token t.
+  void (*matmul_rows)(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y,
+                      int64_t ldy);
+};
+
+// Whether this CPU (and build) can run a kernel set.
+bool IsaSupported(Isa isa);
+// The kernel set for `isa`; it must be supported.
+const KernelSet& GetKernels(Isa isa);
+// The set MatMul uses: the best supported one, or the one named by the
+// YUAN_CPU_ISA environment variable (scalar, avx2, avx512) when supported;
+// changeable for tests and benchmarks with SetActiveIsa.
+const KernelSet& ActiveKernels();
+void SetActiveIsa(Isa isa);
+Isa BestIsa();
+
+// Fills x->qs / d / bsums for x->kind from x->f32 with `ks`'s quantizer,
+// spreading prompt batches over `pool` when given.
+void PrepareActs(const KernelSet& ks, Acts* x, ThreadPool* pool = nullptr);
+
+// Shared pieces of the kernel sets (kernels.cpp, kernels_scalar.cpp):
+// weights of a type without a dedicated kernel, dequantized row by row and
+// multiplied in f32 (x.kind == kF32); and Q4_K's packed 6-bit scales/mins.
+void MatMulRowsDequant(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y,
+                       int64_t ldy);
+void UnpackQ4KScales(const uint8_t* packed, uint8_t* scales, uint8_t* mins);
+
+// The per-ISA tables (defined in kernels_<isa>.cpp).
+const KernelSet& ScalarKernels();
+const KernelSet* Avx2Kernels();    // null when not built for x86-64
+const KernelSet* Avx512Kernels();  // null when not built
+
+}  // namespace kernels
+}  // namespace yuan

@@ -1,0 +1,199 @@
+// Portable kernels: the fallback on CPUs without AVX2 and the scalar
+// reference the vector kernels are tested against. Plain loops, integer
+// arithmetic where the vector kernels use integers, so they agree to float
+// rounding.
+#include <cmath>
+#include <cstdint>
+
+#include "runtime/cpu/kernels_driver.h"
+
+namespace yuan::kernels {
+namespace {
+
+void QuantizeQ8_0(const float* x, int64_t n, int8_t* qs, float* d) {
+  for (int64_t b = 0; b < n / kQ8Block; ++b) {
+    const float* xb = x + b * kQ8Block;
+    float amax = 0.0f;
+    for (int i = 0; i < kQ8Block; ++i) amax = std::fmax(amax, std::fabs(xb[i]));
+    const float db = amax / 127.0f;
+    const float id = db != 0.0f ? 1.0f / db : 0.0f;
+    d[b] = db;
+    for (int i = 0; i < kQ8Block; ++i) qs[b * kQ8Block + i] = static_cast<int8_t>(std::nearbyint(xb[i] * id));
+  }
+}
+
+void QuantizeQ8_K(const float* x, int64_t n, int8_t* qs, float* d, int16_t* bsums) {
+  for (int64_t b = 0; b < n / kQ8KBlock; ++b) {
+    const float* xb = x + b * kQ8KBlock;
+    float amax = 0.0f;
+    for (int i = 0; i < kQ8KBlock; ++i) amax = std::fmax(amax, std::fabs(xb[i]));
+    const float db = amax / 127.0f;
+    const float id = db != 0.0f ? 1.0f / db : 0.0f;
+    d[b] = db;
+    int8_t* q = qs + b * kQ8KBlock;
+    for (int i = 0; i < kQ8KBlock; ++i) q[i] = static_cast<int8_t>(std::nearbyint(xb[i] * id));
+    for (int g = 0; g < kQ8KBlock / 16; ++g) {
+      int sum = 0;
+      for (int i = 0; i < 16; ++i) sum += q[g * 16 + i];
+      bsums[b * (kQ8KBlock / 16) + g] = static_cast<int16_t>(sum);
+    }
+  }
+}
+
+// f32 x f32/f16/bf16 with 8 partial sums (as the vector kernel's lanes).
+template <DType kType>
+struct FloatDot {
+  static float W(const uint8_t* row, int64_t k) {
+    if constexpr (kType == DType::kF32) return reinterpret_cast<const float*>(row)[k];
+    if constexpr (kType == DType::kF16) return F16ToF32Fast(reinterpret_cast<const uint16_t*>(row)[k]);
+    if constexpr (kType == DType::kBF16) return BF16ToF32(reinterpret_cast<const uint16_t*>(row)[k]);
+  }
+  static float Dot(const uint8_t* row, const Acts& x, int64_t t) {
+    const int64_t n = x.cols;
+    const float* xr = x.f32 + t * n;
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+      for (int j = 0; j < 8; ++j) acc[j] += W(row, k + j) * xr[k + j];
+    }
+    float sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; k < n; ++k) sum += W(row, k) * xr[k];
+    return sum;
+  }
+};
+
+// Q8_0 / Q4_0 weights against Q8_0 activations: an exact int32 sum per
+// 32-element block, scaled by both blocks' scales.
+template <DType kType>
+struct Q8Dot {
+  static float Dot(const uint8_t* row, const Acts& x, int64_t t) {
+    const int64_t nb = x.cols / kQ8Block;
+    const int8_t* xq = x.qs + t * x.cols;
+    const float* xd = x.d + t * nb;
+    float sum = 0.0f;
+    for (int64_t b = 0; b < nb; ++b) {
+      int32_t isum = 0;
+      float dw;
+      if constexpr (kType == DType::kQ8_0) {
+        const BlockQ8_0& blk = reinterpret_cast<const BlockQ8_0*>(row)[b];
+        dw = F16ToF32Fast(blk.d);
+        for (int i = 0; i < kQ8Block; ++i) isum += blk.qs[i] * xq[b * kQ8Block + i];
+      } else {
+        const BlockQ4_0& blk = reinterpret_cast<const BlockQ4_0*>(row)[b];
+        dw = F16ToF32Fast(blk.d);
+        for (int i = 0; i < kQ8Block / 2; ++i) {
+          isum += ((blk.qs[i] & 0x0F) - 8) * xq[b * kQ8Block + i];
+          isum += ((blk.qs[i] >> 4) - 8) * xq[b * kQ8Block + i + kQ8Block / 2];
+        }
+      }
+      sum += (dw * xd[b]) * static_cast<float>(isum);
+    }
+    return sum;
+  }
+};
+
+// Q6_K: x = d * scale[16-group] * (q6 - 32).
+struct Q6KDot {
+  static float Dot(const uint8_t* row, const Acts& x, int64_t t) {
+    const int64_t nb = x.cols / kQ8KBlock;
+    const BlockQ6_K* w = reinterpret_cast<const BlockQ6_K*>(row);
+    float sum = 0.0f;
+    for (int64_t b = 0; b < nb; ++b) {
+      const int8_t* y = x.qs + t * x.cols + b * kQ8KBlock;
+      const uint8_t* ql = w[b].ql;
+      const uint8_t* qh = w[b].qh;
+      const int8_t* sc = w[b].scales;
+      int32_t sumi = 0;
+      for (int half = 0; half < 2; ++half) {
+        int32_t g[8] = {0, 0, 0, 0, 0, 0, 0, 0};  // per 16-element group
+        for (int l = 0; l < 32; ++l) {
+          const int q0 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+          const int q1 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+          const int q2 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+          const int q3 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+          const int is = l / 16;
+          g[is + 0] += q0 * y[l];
+          g[is + 2] += q1 * y[l + 32];
+          g[is + 4] += q2 * y[l + 64];
+          g[is + 6] += q3 * y[l + 96];
+        }
+        for (int i = 0; i < 8; ++i) sumi += sc[i] * g[i];
+        ql += 64;
+        qh += 32;
+        sc += 8;
+        y += 128;
+      }
+      sum += (F16ToF32Fast(w[b].d) * x.d[t * nb + b]) * static_cast<float>(sumi);
+    }
+    return sum;
+  }
+};
+
+}  // namespace
+
+// Q4_K's packed 6-bit (scale, min) pairs, as ggml's get_scale_min_k4.
+void UnpackQ4KScales(const uint8_t* q, uint8_t* sc, uint8_t* m) {
+  for (int j = 0; j < 8; ++j) {
+    if (j < 4) {
+      sc[j] = q[j] & 63;
+      m[j] = q[j + 4] & 63;
+    } else {
+      sc[j] = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+      m[j] = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+  }
+}
+
+namespace {
+
+// Q4_K: x = d * sc[32-group] * q4 - dmin * m[32-group]; the min term uses the
+// activation's 16-element sums.
+struct Q4KDot {
+  static float Dot(const uint8_t* row, const Acts& x, int64_t t) {
+    const int64_t nb = x.cols / kQ8KBlock;
+    const BlockQ4_K* w = reinterpret_cast<const BlockQ4_K*>(row);
+    float sum = 0.0f, sum_min = 0.0f;
+    for (int64_t b = 0; b < nb; ++b) {
+      const int8_t* y = x.qs + t * x.cols + b * kQ8KBlock;
+      const int16_t* bs = x.bsums + (t * nb + b) * (kQ8KBlock / 16);
+      uint8_t sc[8], m[8];
+      UnpackQ4KScales(w[b].scales, sc, m);
+      int32_t sumi = 0, summ = 0;
+      for (int j = 0; j < 4; ++j) {
+        const uint8_t* q = w[b].qs + 32 * j;
+        int32_t lo = 0, hi = 0;
+        for (int l = 0; l < 32; ++l) {
+          lo += (q[l] & 0xF) * y[64 * j + l];
+          hi += (q[l] >> 4) * y[64 * j + 32 + l];
+        }
+        sumi += sc[2 * j] * lo + sc[2 * j + 1] * hi;
+        summ += m[2 * j] * (bs[4 * j] + bs[4 * j + 1]) + m[2 * j + 1] * (bs[4 * j + 2] + bs[4 * j + 3]);
+      }
+      const float dx = x.d[t * nb + b];
+      sum += (F16ToF32Fast(w[b].d) * dx) * static_cast<float>(sumi);
+      sum_min += (F16ToF32Fast(w[b].dmin) * dx) * static_cast<float>(summ);
+    }
+    return sum - sum_min;
+  }
+};
+
+void MatMulRows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+  switch (w.type) {
+    case DType::kF32: return MatMulRowsT<PairwiseMicro<FloatDot<DType::kF32>, 1, 1>>(w, x, r0, r1, y, ldy);
+    case DType::kF16: return MatMulRowsT<PairwiseMicro<FloatDot<DType::kF16>, 1, 1>>(w, x, r0, r1, y, ldy);
+    case DType::kBF16: return MatMulRowsT<PairwiseMicro<FloatDot<DType::kBF16>, 1, 1>>(w, x, r0, r1, y, ldy);
+    case DType::kQ8_0: return MatMulRowsT<PairwiseMicro<Q8Dot<DType::kQ8_0>, 1, 1>>(w, x, r0, r1, y, ldy);
+    case DType::kQ4_0: return MatMulRowsT<PairwiseMicro<Q8Dot<DType::kQ4_0>, 1, 1>>(w, x, r0, r1, y, ldy);
+    case DType::kQ4_K: return MatMulRowsT<PairwiseMicro<Q4KDot, 1, 1>>(w, x, r0, r1, y, ldy);
+    case DType::kQ6_K: return MatMulRowsT<PairwiseMicro<Q6KDot, 1, 1>>(w, x, r0, r1, y, ldy);
+    default: return MatMulRowsDequant(w, x, r0, r1, y, ldy);
+  }
+}
+
+const KernelSet kScalar = {Isa::kScalar, QuantizeQ8_0, QuantizeQ8_K, MatMulRows};
+
+}  // namespace
+
+const KernelSet& ScalarKernels() { return kScalar; }
+
+}  // namespace yuan::kernels
