@@ -1,8 +1,34 @@
 #include "runtime/core/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
 
 namespace yuan {
+namespace {
+
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+// Polls `ready` for up to kSpinMicros; true when it became true.
+template <class Pred>
+bool SpinUntil(Pred ready) {
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + std::chrono::microseconds(ThreadPool::kSpinMicros);
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (ready()) return true;
+      CpuRelax();
+    }
+    if (Clock::now() >= deadline) return ready();
+  }
+}
+
+}  // namespace
 
 void SplitRange(int64_t n, int64_t grain, int parts, int i, int64_t* begin, int64_t* end) {
   grain = std::max<int64_t>(grain, 1);
@@ -21,7 +47,7 @@ ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
+    stop_.store(true);
   }
   wake_.notify_all();
   for (auto& t : workers_) t.join();
@@ -30,23 +56,21 @@ ThreadPool::~ThreadPool() {
 void ThreadPool::WorkerLoop(int index) {
   uint64_t seen = 0;
   for (;;) {
-    const std::function<void(int64_t, int64_t)>* job;
-    int64_t n, grain;
-    {
+    auto has_job = [&] { return stop_.load() || generation_.load() != seen; };
+    if (!SpinUntil(has_job)) {
       std::unique_lock<std::mutex> lock(mu_);
-      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      job = job_;
-      n = job_n_;
-      grain = job_grain_;
+      sleeping_workers_.fetch_add(1);
+      wake_.wait(lock, has_job);
+      sleeping_workers_.fetch_sub(1);
     }
+    if (stop_.load()) return;
+    seen = generation_.load();
     int64_t b, e;
-    SplitRange(n, grain, n_threads_, index, &b, &e);
-    if (b < e) (*job)(b, e);
-    {
+    SplitRange(job_n_, job_grain_, n_threads_, index, &b, &e);
+    if (b < e) (*job_)(b, e);
+    if (pending_.fetch_sub(1) == 1 && caller_sleeping_.load()) {
       std::lock_guard<std::mutex> lock(mu_);
-      if (--pending_ == 0) done_.notify_one();
+      done_.notify_one();
     }
   }
 }
@@ -59,20 +83,25 @@ void ThreadPool::ParallelFor(int64_t n, int64_t grain,
     fn(0, n);
     return;
   }
-  {
+  job_ = &fn;
+  job_n_ = n;
+  job_grain_ = grain;
+  pending_.store(n_threads_ - 1);
+  generation_.fetch_add(1);  // publishes the job
+  if (sleeping_workers_.load() > 0) {
     std::lock_guard<std::mutex> lock(mu_);
-    job_ = &fn;
-    job_n_ = n;
-    job_grain_ = grain;
-    pending_ = n_threads_ - 1;
-    ++generation_;
+    wake_.notify_all();
   }
-  wake_.notify_all();
   int64_t b, e;
   SplitRange(n, grain, n_threads_, 0, &b, &e);
   if (b < e) fn(b, e);
-  std::unique_lock<std::mutex> lock(mu_);
-  done_.wait(lock, [&] { return pending_ == 0; });
+  auto all_done = [&] { return pending_.load() == 0; };
+  if (!SpinUntil(all_done)) {
+    std::unique_lock<std::mutex> lock(mu_);
+    caller_sleeping_.store(true);
+    done_.wait(lock, all_done);
+    caller_sleeping_.store(false);
+  }
 }
 
 }  // namespace yuan
