@@ -209,26 +209,33 @@ struct Q8Micro {
     for (int r = 0; r < R; ++r)
       YUAN_UNROLL
       for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
+    // Q8_0 (signed x signed) takes the absolute value of one operand and
+    // moves its sign onto the other; of the R weight blocks and C activation
+    // blocks, the side with fewer blocks pays for the absolute values.
+    constexpr bool kAbsWeights = R <= C;
     for (int64_t b = 0; b < nb; ++b) {
       __m256i qw[R], aw[R];
       float dw[R];
       YUAN_UNROLL
       for (int r = 0; r < R; ++r) {
         qw[r] = Quants(w + r * rb, b);
-        if constexpr (kType == DType::kQ8_0) aw[r] = _mm256_sign_epi8(qw[r], qw[r]);  // |w|
+        if constexpr (kType == DType::kQ8_0 && kAbsWeights) aw[r] = _mm256_sign_epi8(qw[r], qw[r]);
         dw[r] = Scale(w + r * rb, b);
       }
       YUAN_UNROLL
       for (int c = 0; c < C; ++c) {
         const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[c] + b * kQ8Block));
         const float dx = xd[c][b];
-        __m256i off;  // Q4_0: 8 . x
+        __m256i off;  // Q4_0: 8 . x;  Q8_0 with !kAbsWeights: |x|
         if constexpr (kType == DType::kQ4_0) off = DotU8S8(_mm256_set1_epi8(8), xv);
+        if constexpr (kType == DType::kQ8_0 && !kAbsWeights) off = _mm256_sign_epi8(xv, xv);
         YUAN_UNROLL
         for (int r = 0; r < R; ++r) {
           __m256i p32;
-          if constexpr (kType == DType::kQ8_0) {
+          if constexpr (kType == DType::kQ8_0 && kAbsWeights) {
             p32 = DotU8S8(aw[r], _mm256_sign_epi8(xv, qw[r]));  // |w| . (x with w's sign)
+          } else if constexpr (kType == DType::kQ8_0) {
+            p32 = DotU8S8(off, _mm256_sign_epi8(qw[r], xv));  // |x| . (w with x's sign)
           } else {
             p32 = _mm256_sub_epi32(DotU8S8(qw[r], xv), off);
           }
@@ -250,14 +257,18 @@ struct Q6KDot {
   static float Dot(const uint8_t* row, const Acts& x, int64_t t) {
     const int64_t nb = x.cols / kQ8KBlock;
     const BlockQ6_K* w = reinterpret_cast<const BlockQ6_K*>(row);
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3), m32 = _mm256_set1_epi8(32);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
       const int8_t* y = x.qs + t * x.cols + b * kQ8KBlock;
       const uint8_t* ql = w[b].ql;
       const uint8_t* qh = w[b].qh;
       const int8_t* sc = w[b].scales;
-      __m256i sumi = _mm256_setzero_si256();
+      // sum over groups of scale * (q - 32) . y = scale * q . y - 32 * scale * sum(y)
+      const int16_t* bs = x.bsums + (t * nb + b) * (kQ8KBlock / 16);
+      int32_t offset = 0;
+      for (int g = 0; g < kQ8KBlock / 16; ++g) offset += sc[g] * bs[g];
+      __m256i sumi = _mm256_setr_epi32(-32 * offset, 0, 0, 0, 0, 0, 0, 0);
       for (int half = 0; half < 2; ++half) {
         const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
         const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));
@@ -272,8 +283,8 @@ struct Q6KDot {
                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), m2), 4));
         for (int g = 0; g < 4; ++g) {
           const __m256i yv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + 32 * g));
-          // (q - 32) . y as q . y - 32 . y, both exact in int16
-          const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(q[g], yv), _mm256_maddubs_epi16(m32, yv));
+          // q . y per 16-group (the -32 offset is applied below from bsums)
+          const __m256i p = _mm256_maddubs_epi16(q[g], yv);
           const __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[2 * g + 1]), _mm_set1_epi16(sc[2 * g]));
           sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, s));
         }
