@@ -7,6 +7,10 @@
 
 #include "runtime/cpu/matmul.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 namespace yuan::kernels {
 
 DType ActKind(DType weight_type) {
@@ -31,6 +35,20 @@ std::string_view IsaName(Isa isa) {
   return "?";
 }
 
+namespace {
+
+#if defined(__x86_64__) || defined(__i386__)
+// F16C (CPUID.1:ECX bit 29); not every compiler's __builtin_cpu_supports
+// knows it. It implies the OS saves YMM state only together with AVX, which
+// the avx2 check covers.
+bool HasF16c() {
+  unsigned a, b, c, d;
+  return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29)) != 0;
+}
+#endif
+
+}  // namespace
+
 bool IsaSupported(Isa isa) {
   switch (isa) {
     case Isa::kScalar:
@@ -38,7 +56,7 @@ bool IsaSupported(Isa isa) {
     case Isa::kAvx2:
 #if defined(__x86_64__) || defined(__i386__)
       return Avx2Kernels() != nullptr && __builtin_cpu_supports("avx2") &&
-             __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+             __builtin_cpu_supports("fma") && HasF16c();
 #else
       return false;
 #endif
