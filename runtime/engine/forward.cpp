@@ -1,9 +1,12 @@
 #include "runtime/engine/forward.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
-#include <type_traits>
+#include <vector>
 
 #include "runtime/core/status.h"
+#include "runtime/cpu/attention.h"
 #include "runtime/cpu/matmul.h"
 #include "runtime/cpu/ops.h"
 
@@ -24,51 +27,18 @@ void Project(const Weight& w, const Weight& bias, const float* x, int64_t T, flo
 
 const float* F32(const Weight& w) { return static_cast<const float*>(w.data); }
 
-// out = softmax(q . K[0..pos]^T * scale) . V[0..pos] for one query head,
-// whose K/V columns start at `kv_off` in the cache rows.
-//
-// One pass with an online softmax (flash attention): running max M, running
-// sum S, and an accumulator rescaled whenever M grows. With an f16 cache the
-// numerics follow ggml's CPU flash-attention kernel, which produced our
-// reference outputs: q is rounded to f16 for the q.k products (K is f16), and
-// the accumulator is kept in f16 because V is. With an f32 cache everything
-// stays f32. `scratch` holds 2 * hd floats.
-template <bool kF16>
-void AttendOneHead(const float* q, const KvCache& cache, int layer, int64_t kv_off, int64_t hd,
-                   int64_t pos, float scale, float* scratch, float* out) {
-  using Elem = std::conditional_t<kF16, uint16_t, float>;
-  auto load = [](Elem e) -> float {
-    if constexpr (kF16) return F16ToF32Fast(e); else return e;
-  };
-  auto round = [](float x) -> float {
-    if constexpr (kF16) return RoundToF16(x); else return x;
-  };
-  float* qr = scratch;
-  float* acc = scratch + hd;
-  for (int64_t d = 0; d < hd; ++d) {
-    qr[d] = round(q[d]);
-    acc[d] = 0.0f;
+// Runs fn(t) for every token t < T, each touching about `width` values:
+// inline when that is little work (decoding, short prompts of a small model:
+// a pool hand-off would cost more than it saves), else spread over the pool.
+template <typename Fn>
+void ForTokens(ThreadPool* pool, int64_t T, int64_t width, const Fn& fn) {
+  if (T == 1 || T * width < (int64_t{1} << 14)) {
+    for (int64_t t = 0; t < T; ++t) fn(t);
+    return;
   }
-  float M = -INFINITY, S = 0.0f;
-  for (int64_t p = 0; p <= pos; ++p) {
-    const Elem* k = static_cast<const Elem*>(cache.k(layer, p)) + kv_off;
-    const Elem* v = static_cast<const Elem*>(cache.v(layer, p)) + kv_off;
-    float dot = 0.0f;
-    for (int64_t d = 0; d < hd; ++d) dot += qr[d] * load(k[d]);
-    const float score = dot * scale;
-    float ms = 1.0f;  // rescales the old accumulator
-    float vs = 1.0f;  // weight of this position's value
-    if (score > M) {
-      ms = std::exp(M - score);
-      M = score;
-      for (int64_t d = 0; d < hd; ++d) acc[d] = round(acc[d] * ms);
-    } else {
-      vs = std::exp(score - M);
-    }
-    for (int64_t d = 0; d < hd; ++d) acc[d] = round(acc[d] + load(v[d]) * vs);
-    S = S * ms + vs;
-  }
-  for (int64_t d = 0; d < hd; ++d) out[d] = acc[d] / S;
+  pool->ParallelFor(T, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) fn(t);
+  });
 }
 
 }  // namespace
@@ -102,74 +72,131 @@ absl::Status Forward(const Model& model, const ForwardArgs& a, KvCache* cache,
   s->up.resize(T * c.n_ff);
   s->att.resize(T * E);
 
-  // x = embedding rows
-  for (int64_t t = 0; t < T; ++t) {
+  const int64_t n_rot = c.n_rot;
+  s->rope.resize(T * n_rot);
+
+  // x = embedding rows; the (cos, sin) table of each token's position, made
+  // once here and used by every head of every layer
+  const float* freq_factors = c.rope_freq_factors.empty() ? nullptr : c.rope_freq_factors.data();
+  ForTokens(pool, T, E, [&](int64_t t) {
     DequantizeRow(W.tok_embd.type, W.tok_embd.row(a.tokens[t]), &s->x[t * E], E);
-  }
+    RopeTable(n_rot, a.pos0 + t, c.rope_freq_base, c.rope_freq_scale, freq_factors,
+              &s->rope[t * n_rot]);
+  });
+  // xn = rmsnorm(x) * attn_norm of the first layer (later layers fuse it into
+  // the previous layer's last step)
+  ForTokens(pool, T, E, [&](int64_t t) {
+    RmsNorm(&s->x[t * E], F32(W.layers[0].attn_norm), E, c.rms_eps, &s->xn[t * E]);
+  });
 
   const float attn_scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const bool neox = c.rope_style == RopeStyle::kNeox;
+  const size_t kv_elem = cache->elem_bytes();
+  // Attention work items: (token, KV head, part of its query group). A
+  // group is split only when there would be too few items to keep every
+  // thread busy (decoding a model with few KV heads).
+  int64_t heads_per_item = group;
+  while (heads_per_item > 1 && T * c.n_head_kv * (group / heads_per_item) < 2 * pool->size()) {
+    heads_per_item = (heads_per_item + 1) / 2;
+  }
+  const int64_t parts = (group + heads_per_item - 1) / heads_per_item;
+  const int64_t n_items = T * c.n_head_kv * parts;
+  const int64_t attn_scratch = AttentionScratchFloats(static_cast<int>(heads_per_item), hd);
+  // A short decoding step (a few thousand multiply-adds) is done by the
+  // calling thread alone: waking the pool would cost more than it saves.
+  const int64_t attn_macs = c.n_head * hd * (T * a.pos0 + T * (T + 1) / 2);
+  const int64_t attn_workers = attn_macs < (int64_t{1} << 15) ? 1 : pool->size();
+
   for (int layer = 0; layer < c.n_layer; ++layer) {
     if (a.cancel != nullptr && a.cancel->load(std::memory_order_relaxed)) {
       return absl::CancelledError("cancelled");
     }
     const LayerWeights& L = W.layers[layer];
 
-    // ---- attention: xn = rmsnorm(x) * attn_norm; q,k,v = xn W^T
-    for (int64_t t = 0; t < T; ++t) RmsNorm(&s->x[t * E], F32(L.attn_norm), E, c.rms_eps, &s->xn[t * E]);
+    // ---- attention: q,k,v = xn W^T
     Project(L.wq, L.bq, s->xn.data(), T, s->q.data(), pool);
     Project(L.wk, L.bk, s->xn.data(), T, s->k.data(), pool);
     Project(L.wv, L.bv, s->xn.data(), T, s->v.data(), pool);
 
     // RoPE at each token's position, with the optional per-head q/k RMSNorm
-    // before it (qwen3) or after it (hunyuan-dense)
-    const bool neox = c.rope_style == RopeStyle::kNeox;
-    const float* freq_factors = c.rope_freq_factors.empty() ? nullptr : c.rope_freq_factors.data();
-    auto rope_and_norm = [&](float* x, const Weight& norm, int64_t pos) {
+    // before it (qwen3) or after it (hunyuan-dense); K and V rows into the cache
+    auto rope_and_norm = [&](float* x, const Weight& norm, const float* cos_sin) {
       const bool has_norm = !norm.empty();
       if (has_norm && !c.qk_norm_after_rope) RmsNorm(x, F32(norm), hd, c.rms_eps, x);
-      Rope(x, c.n_rot, pos, c.rope_freq_base, c.rope_freq_scale, neox, freq_factors);
+      RopeApply(x, n_rot, neox, cos_sin);
       if (has_norm && c.qk_norm_after_rope) RmsNorm(x, F32(norm), hd, c.rms_eps, x);
     };
-    for (int64_t t = 0; t < T; ++t) {
+    ForTokens(pool, T, q_dim + 2 * kv_dim, [&](int64_t t) {
       const int64_t pos = a.pos0 + t;
-      for (int h = 0; h < c.n_head; ++h) {
-        rope_and_norm(&s->q[t * q_dim + h * hd], L.q_norm, pos);
-      }
+      const float* cos_sin = &s->rope[t * n_rot];
+      for (int h = 0; h < c.n_head; ++h) rope_and_norm(&s->q[t * q_dim + h * hd], L.q_norm, cos_sin);
       for (int h = 0; h < c.n_head_kv; ++h) {
-        rope_and_norm(&s->k[t * kv_dim + h * hd], L.k_norm, pos);
+        rope_and_norm(&s->k[t * kv_dim + h * hd], L.k_norm, cos_sin);
       }
-      QuantizeRow(cache->type(), &s->k[t * kv_dim], cache->k(layer, pos), kv_dim);
-      QuantizeRow(cache->type(), &s->v[t * kv_dim], cache->v(layer, pos), kv_dim);
-    }
+      if (cache->type() == DType::kF16) {
+        F32ToF16Row(&s->k[t * kv_dim], static_cast<uint16_t*>(cache->k(layer, pos)), kv_dim);
+        F32ToF16Row(&s->v[t * kv_dim], static_cast<uint16_t*>(cache->v(layer, pos)), kv_dim);
+      } else {
+        QuantizeRow(cache->type(), &s->k[t * kv_dim], cache->k(layer, pos), kv_dim);
+        QuantizeRow(cache->type(), &s->v[t * kv_dim], cache->v(layer, pos), kv_dim);
+      }
+    });
 
-    // causal attention, one (token, head) pair per work item
-    const auto attend = cache->type() == DType::kF16 ? &AttendOneHead<true> : &AttendOneHead<false>;
-    pool->ParallelFor(T * c.n_head, 1, [&](int64_t i0, int64_t i1) {
-      std::vector<float> scratch(static_cast<size_t>(2 * hd));
-      for (int64_t i = i0; i < i1; ++i) {
-        const int64_t t = i / c.n_head, h = i % c.n_head;
-        attend(&s->q[t * q_dim + h * hd], *cache, layer, (h / group) * hd, hd, a.pos0 + t,
-               attn_scale, scratch.data(), &s->att_out[t * q_dim + h * hd]);
+    // Causal attention. Token t's items cost ~ pos0 + t + 1, so the threads
+    // take items from a shared counter, longest first, rather than fixed
+    // ranges (which would give the first thread the short rows of the
+    // triangle). Each item is computed whole by one thread, so the result
+    // does not depend on who takes it.
+    std::atomic<int64_t> next_item{0};
+    pool->ParallelFor(attn_workers, 1, [&](int64_t, int64_t) {
+      std::vector<float> scratch(static_cast<size_t>(attn_scratch));
+      for (;;) {
+        const int64_t i = next_item.fetch_add(1, std::memory_order_relaxed);
+        if (i >= n_items) break;
+        const int64_t t = T - 1 - i / (c.n_head_kv * parts);
+        const int64_t g = (i / parts) % c.n_head_kv;
+        const int64_t h0 = g * group + (i % parts) * heads_per_item;
+        const int n_q = static_cast<int>(std::min(heads_per_item, (g + 1) * group - h0));
+        AttentionKv kv;
+        kv.type = cache->type();
+        kv.k = static_cast<const uint8_t*>(cache->k(layer, 0)) + g * hd * kv_elem;
+        kv.v = static_cast<const uint8_t*>(cache->v(layer, 0)) + g * hd * kv_elem;
+        kv.row_stride = kv_dim;
+        kv.head_dim = hd;
+        kv.scale = attn_scale;
+        AttendGroup(kv, &s->q[t * q_dim + h0 * hd], hd, n_q, a.pos0 + t + 1,
+                    &s->att_out[t * q_dim + h0 * hd], hd, scratch.data());
       }
     });
     Project(L.wo, Weight{}, s->att_out.data(), T, s->att.data(), pool);
-    AddInPlace(s->x.data(), s->att.data(), T * E);
+
+    // x += attention; xn = rmsnorm(x) * ffn_norm
+    ForTokens(pool, T, E, [&](int64_t t) {
+      AddInPlace(&s->x[t * E], &s->att[t * E], E);
+      RmsNorm(&s->x[t * E], F32(L.ffn_norm), E, c.rms_eps, &s->xn[t * E]);
+    });
 
     // ---- feed-forward (SwiGLU): x += W_down (silu(xn W_gate^T) * (xn W_up^T))
-    for (int64_t t = 0; t < T; ++t) RmsNorm(&s->x[t * E], F32(L.ffn_norm), E, c.rms_eps, &s->xn[t * E]);
     Project(L.w_gate, Weight{}, s->xn.data(), T, s->gate.data(), pool);
     Project(L.w_up, Weight{}, s->xn.data(), T, s->up.data(), pool);
-    for (int64_t t = 0; t < T; ++t) SiluMul(&s->gate[t * c.n_ff], &s->up[t * c.n_ff], c.n_ff);
+    ForTokens(pool, T, c.n_ff, [&](int64_t t) {
+      SiluMul(&s->gate[t * c.n_ff], &s->up[t * c.n_ff], c.n_ff);
+    });
     Project(L.w_down, Weight{}, s->gate.data(), T, s->att.data(), pool);
-    AddInPlace(s->x.data(), s->att.data(), T * E);
+    // x += feed-forward; xn = rmsnorm(x) * attn_norm of the next layer
+    const LayerWeights* next = layer + 1 < c.n_layer ? &W.layers[layer + 1] : nullptr;
+    ForTokens(pool, T, E, [&](int64_t t) {
+      AddInPlace(&s->x[t * E], &s->att[t * E], E);
+      if (next != nullptr) RmsNorm(&s->x[t * E], F32(next->attn_norm), E, c.rms_eps, &s->xn[t * E]);
+    });
   }
 
   // ---- head: logits = rmsnorm(x) W_out^T, for the last token or all of them
   const int64_t first = a.all_logits ? 0 : T - 1;
   const int64_t n_out = T - first;
-  for (int64_t t = first; t < T; ++t) {
-    RmsNorm(&s->x[t * E], F32(W.output_norm), E, c.rms_eps, &s->xn[(t - first) * E]);
-  }
+  ForTokens(pool, n_out, E, [&](int64_t i) {
+    RmsNorm(&s->x[(first + i) * E], F32(W.output_norm), E, c.rms_eps, &s->xn[i * E]);
+  });
   logits->resize(static_cast<size_t>(n_out) * c.n_vocab);
   Project(W.output, Weight{}, s->xn.data(), n_out, logits->data(), pool);
   return absl::OkStatus();

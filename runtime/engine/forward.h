@@ -18,6 +18,7 @@ namespace yuan {
 // Scratch buffers reused across calls (sized for the largest batch seen).
 struct ForwardScratch {
   std::vector<float> x, xn, q, k, v, att, att_out, gate, up;
+  std::vector<float> rope;  // [n_tokens][n_rot]: (cos, sin) of each rotary pair
 };
 
 struct ForwardArgs {

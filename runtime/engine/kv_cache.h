@@ -25,6 +25,7 @@ class KvCache {
   int32_t capacity() const { return capacity_; }
   int64_t kv_dim() const { return kv_dim_; }
   DType type() const { return type_; }
+  size_t elem_bytes() const { return elem_; }  // bytes per value: 2 (f16) or 4 (f32)
   size_t row_bytes() const { return static_cast<size_t>(kv_dim_) * elem_; }
   size_t bytes() const { return k_.size() + v_.size(); }
 
