@@ -105,7 +105,7 @@ std::vector<Case> Cases() {
 
   cases.push_back({"llama", base, "", "--mutate no-unpermute"});
 
-  Case llama3{"llama with llama3 rope scaling", base, ""};
+  Case llama3{"llama with llama3 rope scaling", base, "", ""};
   // A small original context so that every band (kept, smoothed, divided)
   // of the 8 rotated pairs shows in 32 positions.
   llama3.spec.llama3_factor = 8.0f;
