@@ -176,6 +176,8 @@ struct FloatMicro {
 template <DType kType>
 struct Q8Micro {
   static constexpr int kR = 2, kC = 4, kRDecode = 4;
+  static constexpr int64_t kBlockBytes = kType == DType::kQ8_0 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0);
+  static constexpr int64_t kPrefetchBlocks = 32;
 
   // Block b of a row as 32 int8 values, and its scale. Q8_0 quants are
   // signed; Q4_0's are returned unsigned (0..15, the stored nibbles) and the
@@ -214,6 +216,15 @@ struct Q8Micro {
     // blocks, the side with fewer blocks pays for the absolute values.
     constexpr bool kAbsWeights = R <= C;
     for (int64_t b = 0; b < nb; ++b) {
+      if (C == 1 && (b & 3) == 0) {
+        // Decoding streams R weight rows at once; fetching them ahead keeps
+        // that many streams flowing (the hardware prefetcher tracks fewer).
+        YUAN_UNROLL
+        for (int r = 0; r < R; ++r) {
+          _mm_prefetch(reinterpret_cast<const char*>(w + r * rb) + (b + kPrefetchBlocks) * kBlockBytes,
+                       _MM_HINT_T0);
+        }
+      }
       __m256i qw[R], aw[R];
       float dw[R];
       YUAN_UNROLL
