@@ -1,5 +1,6 @@
 #include "runtime/core/dtype.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -244,6 +245,262 @@ void DequantizeRow(DType type, const void* src, float* dst, int64_t n) {
   }
 }
 
+// ---- k-quant quantizers (ggml's reference algorithms) ---------------------
+//
+// These follow ggml-quants.c's quantize_row_q4_K_ref / quantize_row_q6_K_ref
+// step for step, in the same float arithmetic, so a file we write holds the
+// bytes llama-quantize (without an importance matrix) would write.
+
+namespace {
+
+// ggml's roundf (half away from zero), which std::lround matches but as a
+// libm call that dominated writing Q8_0 files. v - trunc(v) is exact in
+// float, so the comparison decides the tie exactly. NaN gives 0.
+inline int RoundHalfAway(float v) {
+  if (!(std::fabs(v) < 4194304.0f)) return std::isnan(v) ? 0 : (v > 0 ? 4194304 : -4194304);
+  const int t = static_cast<int>(v);  // toward zero
+  const float frac = v - static_cast<float>(t);
+  return t + (frac >= 0.5f) - (frac <= -0.5f);
+}
+
+// ggml's nearest_int: adding 1.5 * 2^23 leaves round(f) (half to even) in
+// the low mantissa bits. Hostile inputs (NaN, inf, overflow) are clamped
+// instead of giving garbage; ggml asserts.
+inline int NearestInt(float f) {
+  if (!(std::fabs(f) <= 4194303.0f)) return std::isnan(f) ? 0 : (f > 0 ? 4194303 : -4194303);
+  const float v = f + 12582912.0f;
+  int32_t bits;
+  std::memcpy(&bits, &v, sizeof bits);
+  return (bits & 0x007fffff) - 0x00400000;
+}
+
+// Symmetric quantization of n values to integers in [-nmax, nmax-1] (stored
+// as L + nmax) with the scale that minimizes sum x^2 * (x - scale*l)^2: the
+// plain amax scale, then 18 nudged scales (nmax + 0.1*is) / max, keeping the
+// best (ggml make_qx_quants with rmse_type 1 and no importance weights).
+float MakeQxQuants(int n, int nmax, const float* x, int8_t* L) {
+  float max = 0, amax = 0;
+  for (int i = 0; i < n; ++i) {
+    const float ax = std::fabs(x[i]);
+    if (ax > amax) {
+      amax = ax;
+      max = x[i];
+    }
+  }
+  if (amax < 1e-15f) {  // all zero (ggml GROUP_MAX_EPS)
+    for (int i = 0; i < n; ++i) L[i] = 0;
+    return 0.0f;
+  }
+  float w[kQK_K];  // the weights x^2 (n <= kQK_K)
+  for (int i = 0; i < n; ++i) w[i] = x[i] * x[i];
+  float iscale = -nmax / max;
+  float sumlx = 0, suml2 = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = std::clamp(NearestInt(iscale * x[i]), -nmax, nmax - 1);
+    L[i] = static_cast<int8_t>(l + nmax);
+    sumlx += w[i] * x[i] * l;
+    suml2 += w[i] * l * l;
+  }
+  float scale = suml2 != 0 ? sumlx / suml2 : 0.0f;
+  float best = scale * sumlx;  // = sumlx^2 / suml2, the error reduction to maximize
+  for (int is = -9; is <= 9; ++is) {
+    if (is == 0) continue;
+    iscale = -(nmax + 0.1f * is) / max;
+    sumlx = suml2 = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = std::clamp(NearestInt(iscale * x[i]), -nmax, nmax - 1);
+      sumlx += w[i] * x[i] * l;
+      suml2 += w[i] * l * l;
+    }
+    if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+      for (int i = 0; i < n; ++i) {
+        L[i] = static_cast<int8_t>(nmax + std::clamp(NearestInt(iscale * x[i]), -nmax, nmax - 1));
+      }
+      scale = sumlx / suml2;
+      best = scale * sumlx;
+    }
+  }
+  return scale;
+}
+
+// Asymmetric quantization x ~ scale * l - min with l in [0, nmax]: starts
+// from the (min, max) range, then tries nstep+1 stretched grids and, for
+// each, the weighted least-squares (scale, min) for those levels; keeps the
+// best by weighted squared error (ggml make_qkx2_quants, use_mad false).
+// Returns the scale; *the_min gets -min (>= 0).
+float MakeQkx2Quants(int n, int nmax, const float* x, const float* weights, uint8_t* L,
+                     float* the_min, uint8_t* Laux, float rmin, float rdelta, int nstep) {
+  float min = x[0], max = x[0];
+  float sum_w = weights[0];
+  float sum_x = sum_w * x[0];
+  for (int i = 1; i < n; ++i) {
+    if (x[i] < min) min = x[i];
+    if (x[i] > max) max = x[i];
+    const float w = weights[i];
+    sum_w += w;
+    sum_x += w * x[i];
+  }
+  if (min > 0) min = 0;  // the offset only ever moves the grid down
+  if (max == min) {
+    for (int i = 0; i < n; ++i) L[i] = 0;
+    *the_min = -min;
+    return 0.0f;
+  }
+  float iscale = nmax / (max - min);
+  float scale = 1 / iscale;
+  float best_error = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = std::clamp(NearestInt(iscale * (x[i] - min)), 0, nmax);
+    L[i] = static_cast<uint8_t>(l);
+    const float diff = scale * L[i] + min - x[i];
+    best_error += weights[i] * diff * diff;
+  }
+  for (int is = 0; is <= nstep; ++is) {
+    iscale = (rmin + rdelta * is + nmax) / (max - min);
+    float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = std::clamp(NearestInt(iscale * (x[i] - min)), 0, nmax);
+      Laux[i] = static_cast<uint8_t>(l);
+      const float w = weights[i];
+      sum_l += w * l;
+      sum_l2 += w * l * l;
+      sum_xl += w * l * x[i];
+    }
+    const float D = sum_w * sum_l2 - sum_l * sum_l;
+    if (D > 0) {
+      float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+      float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+      if (this_min > 0) {
+        this_min = 0;
+        this_scale = sum_xl / sum_l2;
+      }
+      float cur_error = 0;
+      for (int i = 0; i < n; ++i) {
+        const float diff = this_scale * Laux[i] + this_min - x[i];
+        cur_error += weights[i] * diff * diff;
+      }
+      if (cur_error < best_error) {
+        for (int i = 0; i < n; ++i) L[i] = Laux[i];
+        best_error = cur_error;
+        scale = this_scale;
+        min = this_min;
+      }
+    }
+  }
+  *the_min = -min;
+  return scale;
+}
+
+// Q4_K: 8 sub-blocks of 32, each x ~ d*sc*q - dmin*m with q in [0, 15] and
+// 6-bit (sc, m) pairs scaled by the block's f16 d and dmin.
+void QuantizeQ4K(const float* x, BlockQ4_K* y, int64_t n) {
+  uint8_t L[kQK_K];
+  uint8_t Laux[32];
+  float weights[32];
+  float mins[kQK_K / 32];
+  float scales[kQK_K / 32];
+  for (int64_t b = 0; b < n / kQK_K; ++b, x += kQK_K) {
+    BlockQ4_K& out = y[b];
+    float max_scale = 0, max_min = 0;  // scales and mins are >= 0 here
+    for (int j = 0; j < kQK_K / 32; ++j) {
+      // Weight each value by |x| plus the sub-block's rms: large values
+      // matter more, but small ones are not ignored.
+      float sum_x2 = 0;
+      for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
+      const float av_x = std::sqrt(sum_x2 / 32);
+      for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(x[32 * j + l]);
+      scales[j] = MakeQkx2Quants(32, 15, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -1.0f,
+                                 0.1f, 20);
+      max_scale = std::max(max_scale, scales[j]);
+      max_min = std::max(max_min, mins[j]);
+    }
+    const float inv_scale = max_scale > 0 ? 63.0f / max_scale : 0.0f;
+    const float inv_min = max_min > 0 ? 63.0f / max_min : 0.0f;
+    std::memset(out.scales, 0, sizeof out.scales);
+    for (int j = 0; j < kQK_K / 32; ++j) {
+      const uint8_t ls = static_cast<uint8_t>(std::min(63, NearestInt(inv_scale * scales[j])));
+      const uint8_t lm = static_cast<uint8_t>(std::min(63, NearestInt(inv_min * mins[j])));
+      // The packing ScaleMinK4 reads back.
+      if (j < 4) {
+        out.scales[j] = ls;
+        out.scales[j + 4] = lm;
+      } else {
+        out.scales[j + 4] = static_cast<uint8_t>((ls & 0xF) | ((lm & 0xF) << 4));
+        out.scales[j - 4] |= static_cast<uint8_t>((ls >> 4) << 6);
+        out.scales[j] |= static_cast<uint8_t>((lm >> 4) << 6);
+      }
+    }
+    out.d = F32ToF16(max_scale / 63.0f);
+    out.dmin = F32ToF16(max_min / 63.0f);
+    // Requantize against the scales as stored (6-bit, f16), not the ideal ones.
+    for (int j = 0; j < kQK_K / 32; ++j) {
+      uint8_t sc, m;
+      ScaleMinK4(j, out.scales, &sc, &m);
+      const float d = F16ToF32(out.d) * sc;
+      if (d == 0.0f) continue;
+      const float dm = F16ToF32(out.dmin) * m;
+      for (int i = 0; i < 32; ++i) {
+        L[32 * j + i] = static_cast<uint8_t>(std::clamp(NearestInt((x[32 * j + i] + dm) / d), 0, 15));
+      }
+    }
+    // qs[32*k + l] holds element 64k + l (low nibble) and 64k + 32 + l (high).
+    uint8_t* q = out.qs;
+    for (int j = 0; j < kQK_K; j += 64, q += 32) {
+      for (int l = 0; l < 32; ++l) q[l] = static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 4));
+    }
+  }
+}
+
+// Q6_K: 16 sub-blocks of 16, x ~ d * sc * (q - 32) with q in [0, 63] and
+// signed 8-bit sc scaled by the block's f16 d.
+void QuantizeQ6K(const float* x, BlockQ6_K* y, int64_t n) {
+  int8_t L[kQK_K];
+  float scales[kQK_K / 16];
+  for (int64_t b = 0; b < n / kQK_K; ++b, x += kQK_K) {
+    BlockQ6_K& out = y[b];
+    float max_scale = 0, max_abs_scale = 0;
+    for (int ib = 0; ib < kQK_K / 16; ++ib) {
+      scales[ib] = MakeQxQuants(16, 32, x + 16 * ib, L + 16 * ib);
+      if (std::fabs(scales[ib]) > max_abs_scale) {
+        max_abs_scale = std::fabs(scales[ib]);
+        max_scale = scales[ib];
+      }
+    }
+    if (max_abs_scale < 1e-15f) {  // all zero
+      std::memset(&out, 0, sizeof out);
+      continue;
+    }
+    // The sign of the largest scale goes into d so its 8-bit scale is -128.
+    const float iscale = -128.0f / max_scale;
+    out.d = F32ToF16(1 / iscale);
+    for (int ib = 0; ib < kQK_K / 16; ++ib) {
+      out.scales[ib] = static_cast<int8_t>(std::min(127, NearestInt(iscale * scales[ib])));
+    }
+    // Requantize against the stored scales.
+    for (int j = 0; j < kQK_K / 16; ++j) {
+      const float d = F16ToF32(out.d) * out.scales[j];
+      if (d == 0.0f) continue;
+      for (int i = 0; i < 16; ++i) {
+        L[16 * j + i] = static_cast<int8_t>(std::clamp(NearestInt(x[16 * j + i] / d), -32, 31) + 32);
+      }
+    }
+    // Per 128 values: ql[l] = q[l] | q[l+64] << 4, ql[l+32] = q[l+32] | q[l+96] << 4,
+    // qh[l] = the top 2 bits of q[l], q[l+32], q[l+64], q[l+96].
+    uint8_t* ql = out.ql;
+    uint8_t* qh = out.qh;
+    for (int j = 0; j < kQK_K; j += 128, ql += 64, qh += 32) {
+      for (int l = 0; l < 32; ++l) {
+        const int q1 = L[j + l], q2 = L[j + l + 32], q3 = L[j + l + 64], q4 = L[j + l + 96];
+        ql[l] = static_cast<uint8_t>((q1 & 0xF) | ((q3 & 0xF) << 4));
+        ql[l + 32] = static_cast<uint8_t>((q2 & 0xF) | ((q4 & 0xF) << 4));
+        qh[l] = static_cast<uint8_t>((q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6));
+      }
+    }
+  }
+}
+
+}  // namespace
+
 void QuantizeRow(DType type, const float* src, void* dst, int64_t n) {
   switch (type) {
     case DType::kF32:
@@ -268,7 +525,7 @@ void QuantizeRow(DType type, const float* src, void* dst, int64_t n) {
         const float d = amax / 127.0f;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         b[i].d = F32ToF16(d);
-        for (int j = 0; j < kQK8_0; ++j) b[i].qs[j] = static_cast<int8_t>(std::lround(x[j] * id));
+        for (int j = 0; j < kQK8_0; ++j) b[i].qs[j] = static_cast<int8_t>(RoundHalfAway(x[j] * id));
       }
       return;
     }
@@ -294,6 +551,12 @@ void QuantizeRow(DType type, const float* src, void* dst, int64_t n) {
       }
       return;
     }
+    case DType::kQ4_K:
+      QuantizeQ4K(src, static_cast<BlockQ4_K*>(dst), n);
+      return;
+    case DType::kQ6_K:
+      QuantizeQ6K(src, static_cast<BlockQ6_K*>(dst), n);
+      return;
     default:
       std::memset(dst, 0, RowBytes(type, n).value_or(0));
       return;

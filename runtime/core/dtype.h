@@ -119,7 +119,8 @@ static_assert(sizeof(BlockQ6_K) == 210);
 void DequantizeRow(DType type, const void* src, float* dst, int64_t n);
 
 // Quantizes one row of f32 (n a multiple of the block size) with ggml's
-// reference rounding. Supported: F32, F16, BF16, Q8_0, Q4_0.
+// reference rounding (quantize_row_*_ref, no importance matrix).
+// Supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K; other types write zeros.
 void QuantizeRow(DType type, const float* src, void* dst, int64_t n);
 
 }  // namespace yuan

@@ -1,0 +1,162 @@
+// The k-quant quantizers (Q4_K, Q6_K): error of the expected size on normal
+// data, exact on values the format can represent, and sane on hostile rows.
+#include <catch2/catch.hpp>
+#include <algorithm>
+#include <cmath>
+#include <iterator>
+#include <random>
+#include <vector>
+
+#include "runtime/core/dtype.h"
+
+namespace yuan {
+namespace {
+
+std::vector<float> RoundTrip(DType type, const std::vector<float>& x) {
+  std::vector<uint8_t> q(*RowBytes(type, static_cast<int64_t>(x.size())));
+  QuantizeRow(type, x.data(), q.data(), static_cast<int64_t>(x.size()));
+  std::vector<float> y(x.size());
+  DequantizeRow(type, q.data(), y.data(), static_cast<int64_t>(x.size()));
+  return y;
+}
+
+// rms(y - x) / rms(x) over [begin, end).
+double RelRmse(const std::vector<float>& x, const std::vector<float>& y, size_t begin = 0,
+               size_t end = 0) {
+  if (end == 0) end = x.size();
+  double err = 0, ref = 0;
+  for (size_t i = begin; i < end; ++i) {
+    err += (static_cast<double>(y[i]) - x[i]) * (static_cast<double>(y[i]) - x[i]);
+    ref += static_cast<double>(x[i]) * x[i];
+  }
+  return std::sqrt(err / ref);
+}
+
+std::vector<float> Normal(size_t n, float stddev, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> nd(0.0f, stddev);
+  std::vector<float> x(n);
+  for (auto& v : x) v = nd(rng);
+  return x;
+}
+
+TEST_CASE("k-quants on normal data have the error their bit widths predict", "[core]") {
+  // A uniform quantizer with step s has rms error s / sqrt(12). Q6_K's step
+  // is about amax/32 of a 16-value sub-block (amax ~ 1.8 sigma): ~0.016
+  // sigma. Q4_K's is (max - min)/15 of a 32-value sub-block (~4.1 sigma),
+  // ~0.08 sigma before its least-squares refinement. Q4_0 (amax/8 per 32)
+  // is the baseline Q4_K must beat.
+  for (float stddev : {1.0f, 0.02f}) {
+    const std::vector<float> x = Normal(256 * 64, stddev, 11);
+    const double q6 = RelRmse(x, RoundTrip(DType::kQ6_K, x));
+    const double q4k = RelRmse(x, RoundTrip(DType::kQ4_K, x));
+    const double q40 = RelRmse(x, RoundTrip(DType::kQ4_0, x));
+    INFO("stddev " << stddev << ": q6_K " << q6 << ", q4_K " << q4k << ", q4_0 " << q40);
+    CHECK(q6 > 0.008);
+    CHECK(q6 < 0.025);
+    CHECK(q4k > 0.04);
+    CHECK(q4k < 0.09);
+    CHECK(q4k < q40);
+    CHECK(q6 * 3 < q4k);
+  }
+}
+
+TEST_CASE("Q6_K reproduces a row it can represent exactly", "[core]") {
+  // x = d * sc[j] * q with q in [-32, 31], d an f16 value, one sub-block
+  // scale at -128 (so d is what the quantizer must pick) and a q = -32 in
+  // every sub-block (so its largest magnitude pins the scale).
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> qd(-32, 31), scd(-127, 127);
+  const float d = F16ToF32(F32ToF16(0.00037f));
+  std::vector<float> x(2 * kQK_K);
+  for (int b = 0; b < 2; ++b) {
+    for (int j = 0; j < 16; ++j) {
+      int sc = j == 5 ? -128 : scd(rng);
+      if (sc == 0) sc = 1;
+      for (int i = 0; i < 16; ++i) {
+        const int q = i == (j % 16) ? -32 : qd(rng);
+        x[b * kQK_K + 16 * j + i] = d * static_cast<float>(sc) * static_cast<float>(q);
+      }
+    }
+  }
+  const std::vector<float> y = RoundTrip(DType::kQ6_K, x);
+  for (size_t i = 0; i < x.size(); ++i) {
+    INFO("element " << i);
+    CHECK(std::fabs(y[i] - x[i]) <= 1e-6f * std::fabs(x[i]));
+  }
+}
+
+TEST_CASE("Q4_K reproduces a row it can represent exactly", "[core]") {
+  // x = d * sc[j] * q - dmin * m[j] with q in [0, 15] and 6-bit sc, m; each
+  // sub-block holds a 0 and a 15, and the largest sc and m are 63, so the
+  // quantizer's range-based start lands on the stored grid.
+  std::mt19937 rng(9);
+  std::uniform_int_distribution<int> qd(0, 15), sd(1, 63), md(0, 63);
+  const float d = F16ToF32(F32ToF16(0.0011f));
+  const float dmin = F16ToF32(F32ToF16(0.0007f));
+  std::vector<float> x(2 * kQK_K);
+  for (int b = 0; b < 2; ++b) {
+    for (int j = 0; j < 8; ++j) {
+      const int sc = j == 2 ? 63 : sd(rng);
+      const int m = j == 6 ? 63 : md(rng);
+      const float d1 = d * static_cast<float>(sc), m1 = dmin * static_cast<float>(m);
+      for (int i = 0; i < 32; ++i) {
+        const int q = i == 3 ? 0 : i == 17 ? 15 : qd(rng);
+        x[b * kQK_K + 32 * j + i] = d1 * static_cast<float>(q) - m1;  // as DequantizeRow computes it
+      }
+    }
+  }
+  const std::vector<float> y = RoundTrip(DType::kQ4_K, x);
+  for (size_t i = 0; i < x.size(); ++i) {
+    INFO("element " << i);
+    CHECK(std::fabs(y[i] - x[i]) <= 1e-5f * (std::fabs(x[i]) + d));
+  }
+}
+
+TEST_CASE("k-quants handle zero rows, an outlier and non-finite values", "[core]") {
+  for (DType type : {DType::kQ4_K, DType::kQ6_K}) {
+    INFO(DTypeName(type));
+    // All zeros: exact zeros back, no NaN from 0/0.
+    const std::vector<float> zeros(2 * kQK_K, 0.0f);
+    for (float v : RoundTrip(type, zeros)) CHECK(v == 0.0f);
+
+    // One huge value: it survives to within a few per cent; its block loses
+    // the small values (their scales round to zero against it) but stays
+    // finite, and the other block keeps its normal accuracy.
+    std::vector<float> x = Normal(2 * kQK_K, 1.0f, 21);
+    x[40] = 5000.0f;
+    std::vector<float> y = RoundTrip(type, x);
+    CHECK(y[40] == Approx(5000.0f).epsilon(0.03));
+    for (int i = 0; i < kQK_K; ++i) {
+      if (i == 40) continue;
+      CHECK(std::isfinite(y[i]));
+      CHECK(std::fabs(y[i] - x[i]) < 200.0f);  // at most about one step of the outlier's grid
+    }
+    CHECK(RelRmse(x, y, kQK_K, 2 * kQK_K) < 0.09);
+
+    // A non-finite value spoils at most its own block, and does not crash.
+    x = Normal(2 * kQK_K, 1.0f, 23);
+    x[7] = INFINITY;
+    x[8] = NAN;
+    y = RoundTrip(type, x);
+    CHECK(RelRmse(x, y, kQK_K, 2 * kQK_K) < 0.09);
+  }
+}
+
+TEST_CASE("Q8_0 rounds halves away from zero, as ggml's roundf", "[core]") {
+  // amax 127 makes d = 1 exactly, so x * id is x and the ties are exact.
+  std::vector<float> x(kQK8_0, 0.0f);
+  const float in[] = {127.0f, 2.5f, -2.5f, 0.5f, -0.5f, 0.49999997f, -1.5f, 126.5f, 3.4999998f};
+  const int want[] = {127, 3, -3, 1, -1, 0, -2, 127, 3};
+  std::copy(std::begin(in), std::end(in), x.begin());
+  BlockQ8_0 b;
+  QuantizeRow(DType::kQ8_0, x.data(), &b, kQK8_0);
+  CHECK(F16ToF32(b.d) == 1.0f);
+  for (size_t i = 0; i < std::size(want); ++i) {
+    INFO("x = " << in[i]);
+    CHECK(b.qs[i] == want[i]);
+  }
+}
+
+}  // namespace
+}  // namespace yuan
