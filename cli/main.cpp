@@ -11,6 +11,7 @@ int RunCommand(int argc, char** argv);
 int InspectCommand(int argc, char** argv);
 int TokenizeCommand(int argc, char** argv);
 int ChatCommand(int argc, char** argv);
+int BenchCommand(int argc, char** argv);
 }  // namespace yuan::cli
 
 namespace {
@@ -24,6 +25,7 @@ void PrintUsage() {
       "  chat      talk with a chat model:       yuan chat -m MODEL [--system TEXT]\n"
       "  tokenize  show the token ids of a text: yuan tokenize -m MODEL TEXT\n"
       "  inspect   print a GGUF file's metadata and tensors: yuan inspect FILE\n"
+      "  bench     measure prompt and generation speed:  yuan bench -m MODEL [-t N] [-p 512] [-n 128]\n"
       "  version   print the library version\n\n"
       "'yuan <command> --help' describes a command's options.\n",
       yuan_version());
@@ -54,6 +56,7 @@ int main(int argc, char** argv) {
   if (cmd == "chat") return yuan::cli::ChatCommand(argc, argv);
   if (cmd == "inspect") return yuan::cli::InspectCommand(argc, argv);
   if (cmd == "tokenize") return yuan::cli::TokenizeCommand(argc, argv);
+  if (cmd == "bench") return yuan::cli::BenchCommand(argc, argv);
   std::fprintf(stderr, "yuan: unknown command '%s' (see 'yuan --help')\n", cmd.c_str());
   return yuan::cli::kExitUsage;
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Behaviour of the `yuan` command as a user sees it: exit codes, one-line
-# errors, streaming output, --ids against the golden ids, inspect.
+# errors, streaming output, --ids against the golden ids, inspect, bench.
 # usage: cli_test.sh YUAN_BINARY RANDOM_MODEL [STORIES_MODEL GOLDEN_FILE]
 set -u
 yuan=$1 random_model=$2 stories=${3:-} golden=${4:-}
@@ -37,6 +37,15 @@ check "run random" 0 "$yuan" run -m "$random_model" -p "the" -n 8 --temp 0 --ign
 case "$err" in *"generation: 8 tokens"*"t/s"*) ;; *) echo "FAIL run random: no timing line: $err"; fail=1;; esac
 check "inspect" 0 "$yuan" inspect "$random_model"
 case "$out" in *"general.architecture"*"token_embd.weight"*) ;; *) echo "FAIL inspect: output lacks metadata/tensors"; fail=1;; esac
+check "bench missing -m" 2 "$yuan" bench -p 8; one_line_error "bench missing -m"
+check "bench bad list" 2 "$yuan" bench -m "$random_model" -t 1,x; one_line_error "bench bad list"
+check "bench bad output" 2 "$yuan" bench -m "$random_model" -o xml; one_line_error "bench bad output"
+check "bench missing file" 1 "$yuan" bench -m /no/such/model.gguf; one_line_error "bench missing file"
+check "bench" 0 "$yuan" bench -m "$random_model" -t 1 -p 8,16 -n 4 -r 2 --bw-mib 16
+case "$out" in *"| model"*"pp8"*"pp16"*"tg4"*"read bandwidth, 1 thread:"*"memory "*": peak RSS"*) ;;
+  *) echo "FAIL bench: unexpected output: $out"; fail=1;; esac
+check "bench json" 0 "$yuan" bench -m "$random_model" -t 1 -p 8 -n 0 -r 1 -o json --bw-mib 16
+case "$out" in "["*'"n_prompt": 8'*"]") ;; *) echo "FAIL bench json: $out"; fail=1;; esac
 check "tokenize" 0 "$yuan" tokenize -m "$random_model" --ids "the and"
 case "$out" in 1\ *) ;; *) echo "FAIL tokenize: expected BOS (1) first, got '$out'"; fail=1;; esac
 

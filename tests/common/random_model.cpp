@@ -46,26 +46,25 @@ std::vector<float> Llama3RopeFreqFactors(const RandomModelSpec& s, int n_rot) {
   return factors;
 }
 
-GgufWriter RandomLlamaModel(const RandomModelSpec& s) {
+void AddRandomModelMetadata(const RandomModelSpec& s, GgufWriter* w) {
   const std::string a = s.arch;
   const int hd = s.head_dim > 0 ? s.head_dim : s.n_embd / s.n_head;
-  GgufWriter w;
-  w.AddString("general.architecture", a);
-  w.AddString("general.name", "random-" + a);
-  w.AddUint32(a + ".context_length", s.n_ctx);
-  w.AddUint32(a + ".embedding_length", s.n_embd);
-  w.AddUint32(a + ".block_count", s.n_layer);
-  w.AddUint32(a + ".feed_forward_length", s.n_ff);
-  w.AddUint32(a + ".attention.head_count", s.n_head);
-  w.AddUint32(a + ".attention.head_count_kv", s.n_head_kv);
+  w->AddString("general.architecture", a);
+  w->AddString("general.name", "random-" + a);
+  w->AddUint32(a + ".context_length", s.n_ctx);
+  w->AddUint32(a + ".embedding_length", s.n_embd);
+  w->AddUint32(a + ".block_count", s.n_layer);
+  w->AddUint32(a + ".feed_forward_length", s.n_ff);
+  w->AddUint32(a + ".attention.head_count", s.n_head);
+  w->AddUint32(a + ".attention.head_count_kv", s.n_head_kv);
   if (s.head_dim > 0) {
-    w.AddUint32(a + ".attention.key_length", hd);
-    w.AddUint32(a + ".attention.value_length", hd);
+    w->AddUint32(a + ".attention.key_length", hd);
+    w->AddUint32(a + ".attention.value_length", hd);
   }
-  w.AddUint32(a + ".rope.dimension_count", hd);
-  w.AddFloat32(a + ".rope.freq_base", s.rope_base);
-  if (s.ntk_alpha > 0) w.AddFloat32(a + ".rope.scaling.alpha", s.ntk_alpha);
-  w.AddFloat32(a + ".attention.layer_norm_rms_epsilon", s.rms_eps);
+  w->AddUint32(a + ".rope.dimension_count", hd);
+  w->AddFloat32(a + ".rope.freq_base", s.rope_base);
+  if (s.ntk_alpha > 0) w->AddFloat32(a + ".rope.scaling.alpha", s.ntk_alpha);
+  w->AddFloat32(a + ".attention.layer_norm_rms_epsilon", s.rms_eps);
 
   // Vocabulary: <unk> <s> </s>, the 256 byte tokens, then word pieces.
   std::vector<std::string> tokens = {"<unk>", "<s>", "</s>"};
@@ -88,22 +87,21 @@ GgufWriter RandomLlamaModel(const RandomModelSpec& s) {
     types.push_back(1);
     ++k;
   }
-  w.AddString("tokenizer.ggml.model", "llama");
-  w.AddStringArray("tokenizer.ggml.tokens", tokens);
-  w.AddFloat32Array("tokenizer.ggml.scores", scores);
-  w.AddInt32Array("tokenizer.ggml.token_type", types);
-  w.AddUint32("tokenizer.ggml.bos_token_id", 1);
-  w.AddUint32("tokenizer.ggml.eos_token_id", 2);
-  w.AddUint32("tokenizer.ggml.unknown_token_id", 0);
+  w->AddString("tokenizer.ggml.model", "llama");
+  w->AddStringArray("tokenizer.ggml.tokens", tokens);
+  w->AddFloat32Array("tokenizer.ggml.scores", scores);
+  w->AddInt32Array("tokenizer.ggml.token_type", types);
+  w->AddUint32("tokenizer.ggml.bos_token_id", 1);
+  w->AddUint32("tokenizer.ggml.eos_token_id", 2);
+  w->AddUint32("tokenizer.ggml.unknown_token_id", 0);
+}
 
-  std::mt19937_64 rng(s.seed);
-  std::normal_distribution<float> normal(0.0f, s.stddev);
-  auto add = [&](const std::string& name, DType type, std::vector<int64_t> ne, float mean = 0) {
-    int64_t n = 1;
-    for (int64_t d : ne) n *= d;
-    std::vector<float> v(n);
-    for (auto& x : v) x = mean + normal(rng);
-    w.AddTensorF32(name, type, std::move(ne), v.data());
+std::vector<RandomTensor> RandomModelTensors(const RandomModelSpec& s) {
+  const std::string& a = s.arch;
+  const int hd = s.head_dim > 0 ? s.head_dim : s.n_embd / s.n_head;
+  std::vector<RandomTensor> out;
+  auto add = [&](std::string name, DType type, std::vector<int64_t> ne, float mean = 0) {
+    out.push_back(RandomTensor{std::move(name), type, std::move(ne), mean, {}});
   };
   const bool qkv_bias = a == "qwen2";
   const bool qk_norm = a == "qwen3" || a == "hunyuan-dense";
@@ -132,9 +130,28 @@ GgufWriter RandomLlamaModel(const RandomModelSpec& s) {
   add("output_norm.weight", DType::kF32, {s.n_embd}, 1.0f);
   if (!s.tied_output) add("output.weight", s.weight_type, {s.n_embd, s.n_vocab});
   if (s.llama3_factor > 0) {
-    const std::vector<float> factors = Llama3RopeFreqFactors(s, hd);
-    w.AddTensorF32("rope_freqs.weight", DType::kF32, {static_cast<int64_t>(factors.size())},
-                   factors.data());
+    std::vector<float> factors = Llama3RopeFreqFactors(s, hd);
+    const int64_t n = static_cast<int64_t>(factors.size());
+    out.push_back(RandomTensor{"rope_freqs.weight", DType::kF32, {n}, 0, std::move(factors)});
+  }
+  return out;
+}
+
+GgufWriter RandomLlamaModel(const RandomModelSpec& s) {
+  GgufWriter w;
+  AddRandomModelMetadata(s, &w);
+  std::mt19937_64 rng(s.seed);
+  std::normal_distribution<float> normal(0.0f, s.stddev);
+  for (const RandomTensor& t : RandomModelTensors(s)) {
+    if (!t.values.empty()) {
+      w.AddTensorF32(t.name, t.type, t.ne, t.values.data());
+      continue;
+    }
+    int64_t n = 1;
+    for (int64_t d : t.ne) n *= d;
+    std::vector<float> v(n);
+    for (auto& x : v) x = t.mean + normal(rng);
+    w.AddTensorF32(t.name, t.type, t.ne, v.data());
   }
   return w;
 }

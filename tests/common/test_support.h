@@ -67,6 +67,21 @@ RandomModelSpec SlowModelSpec();
 // vocabulary (specials, 256 byte tokens, a few word pieces) and random normal
 // weights.
 GgufWriter RandomLlamaModel(const RandomModelSpec& spec);
+
+// The two halves of RandomLlamaModel, for writers that fill the weights
+// their own way (bench/make_bench_model.cpp):
+// the hyper-parameters and the vocabulary,
+void AddRandomModelMetadata(const RandomModelSpec& spec, GgufWriter* w);
+// and the tensors in file order, each normal(mean, spec.stddev) unless it
+// has fixed `values`.
+struct RandomTensor {
+  std::string name;
+  DType type;
+  std::vector<int64_t> ne;  // ggml order
+  float mean = 0;           // 1 for norm weights
+  std::vector<float> values;
+};
+std::vector<RandomTensor> RandomModelTensors(const RandomModelSpec& spec);
 // The per-pair rope frequency divisors llama.cpp's converter writes as
 // rope_freqs.weight for Llama 3 rope scaling (n_rot / 2 values).
 std::vector<float> Llama3RopeFreqFactors(const RandomModelSpec& spec, int n_rot);

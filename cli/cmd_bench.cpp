@@ -1,0 +1,528 @@
+// yuan bench -m MODEL [-m MODEL ...] [-t 2] [-p 512] [-n 128] [-r 5] [-o md|csv|json]
+//
+// llama-bench's method, so the figures compare with it on the same file:
+// for each model, thread count and test, one untimed warm-up, then `r`
+// repetitions of
+//   ppN: evaluate N random tokens (BOS first) in an empty context, and
+//   tgN: N single-token decoding steps from an empty context,
+// reporting tokens/s as mean ± sd (and the median). Decoding reads every
+// weight once per token, so tgN is also shown as a share of the
+// memory-bandwidth bound (bandwidth measured here, in the same run, divided
+// by the bytes read per token). A memory line checks that resident memory
+// stays within file size + KV cache + 64 MiB (issue 4, item 5).
+//
+// Uses the runtime's Engine/Session directly (not the C ABI): the benchmark
+// needs raw token batches, which the public API does not take.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <initializer_list>
+#include <map>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cli/args.h"
+#include "runtime/cpu/bandwidth.h"
+#include "runtime/engine/engine.h"
+
+namespace yuan::cli {
+namespace {
+
+constexpr double kMiB = 1024.0 * 1024.0;
+constexpr uint64_t kMemorySlack = uint64_t{64} << 20;  // issue 4, item 5
+
+// "1,2" and repeated flags -> {1, 2}. False (with *bad set) on an item that
+// is not an integer >= min.
+bool ParseIntList(const std::vector<std::string>& flags, int64_t min, std::vector<int64_t>* out,
+                  std::string* bad) {
+  for (const std::string& flag : flags) {
+    std::stringstream ss(flag);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+      size_t used = 0;
+      int64_t v = 0;
+      try {
+        v = std::stoll(item, &used);
+      } catch (...) {
+        used = 0;
+      }
+      if (item.empty() || used != item.size() || v < min) {
+        *bad = item;
+        return false;
+      }
+      out->push_back(v);
+    }
+  }
+  return true;
+}
+
+struct Stats {
+  double mean = 0, sd = 0, median = 0;
+};
+
+Stats Summarize(std::vector<double> v) {
+  Stats s;
+  if (v.empty()) return s;
+  for (double x : v) s.mean += x;
+  s.mean /= v.size();
+  if (v.size() > 1) {
+    double ss = 0;
+    for (double x : v) ss += (x - s.mean) * (x - s.mean);
+    s.sd = std::sqrt(ss / (v.size() - 1));  // sample sd, as llama-bench
+  }
+  std::sort(v.begin(), v.end());
+  const size_t m = v.size() / 2;
+  s.median = v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+  return s;
+}
+
+// ---- resident memory (/proc/self) -----------------------------------------
+
+struct Rss {
+  uint64_t current = 0, peak = 0;  // bytes: VmRSS, VmHWM
+};
+
+Rss ReadRss() {
+  Rss r;
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    unsigned long long kib = 0;
+    if (std::sscanf(line.c_str(), "VmRSS: %llu kB", &kib) == 1) r.current = kib * 1024;
+    if (std::sscanf(line.c_str(), "VmHWM: %llu kB", &kib) == 1) r.peak = kib * 1024;
+  }
+  return r;
+}
+
+// Resets VmHWM to the current RSS (Linux >= 4.0), so each model's peak
+// excludes the bandwidth probe's buffer and earlier models. False when the
+// kernel refuses.
+bool ResetPeakRss() {
+  std::ofstream f("/proc/self/clear_refs");
+  f << "5";
+  f.flush();
+  return f.good();
+}
+
+// ---- model description ------------------------------------------------------
+
+std::string FormatBytes(uint64_t b) {
+  char buf[32];
+  if (b >= (uint64_t{1} << 30)) {
+    std::snprintf(buf, sizeof buf, "%.2f GiB", b / (kMiB * 1024));
+  } else {
+    std::snprintf(buf, sizeof buf, "%.2f MiB", b / kMiB);
+  }
+  return buf;
+}
+
+std::string FormatParams(uint64_t n) {
+  char buf[32];
+  if (n >= 1000000000) {
+    std::snprintf(buf, sizeof buf, "%.2f B", n / 1e9);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.2f M", n / 1e6);
+  }
+  return buf;
+}
+
+// llama.cpp's names for general.file_type (llama_model_ftype_name).
+std::string FileTypeName(const GgufFile& f) {
+  static const std::map<int64_t, const char*> kNames = {
+      {0, "all F32"},        {1, "F16"},           {2, "Q4_0"},          {3, "Q4_1"},
+      {7, "Q8_0"},           {8, "Q5_0"},          {9, "Q5_1"},          {10, "Q2_K - Medium"},
+      {11, "Q3_K - Small"},  {12, "Q3_K - Medium"}, {13, "Q3_K - Large"}, {14, "Q4_K - Small"},
+      {15, "Q4_K - Medium"}, {16, "Q5_K - Small"},  {17, "Q5_K - Medium"}, {18, "Q6_K"},
+      {32, "BF16"}};
+  absl::StatusOr<int64_t> ftype = f.GetInt("general.file_type");
+  if (ftype.ok() && kNames.count(*ftype)) return kNames.at(*ftype);
+  // No (known) file type: name the type holding most matrix bytes.
+  std::map<DType, uint64_t> bytes;
+  for (const GgufTensor& t : f.tensors()) {
+    if (t.n_dims >= 2) bytes[t.type] += t.n_bytes;
+  }
+  DType best = DType::kF32;
+  uint64_t most = 0;
+  for (const auto& [type, n] : bytes) {
+    if (n > most) {
+      most = n;
+      best = type;
+    }
+  }
+  std::string name(DTypeName(best));
+  for (char& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return name;
+}
+
+// "llama 0.3B Q4_0", as llama-bench's model column.
+std::string ModelDesc(const Model& m) {
+  std::string size(m.gguf().GetString("general.size_label", "").value_or(""));
+  if (size.empty()) {
+    char buf[32];
+    const double n = static_cast<double>(m.n_params());
+    if (n >= 1e9) {
+      std::snprintf(buf, sizeof buf, "%.1fB", n / 1e9);
+    } else if (n >= 1e6) {
+      std::snprintf(buf, sizeof buf, "%.0fM", n / 1e6);
+    } else {
+      std::snprintf(buf, sizeof buf, "%.0fK", n / 1e3);
+    }
+    size = buf;
+  }
+  return m.config().arch + " " + size + " " + FileTypeName(m.gguf());
+}
+
+// Weight bytes one decoding step reads: every tensor once, except that the
+// token embedding contributes one row (unless it doubles as the output).
+uint64_t WeightBytesPerToken(const Model& m) {
+  const bool tied = m.weights().output.data == m.weights().tok_embd.data;
+  uint64_t bytes = 0;
+  for (const GgufTensor& t : m.gguf().tensors()) {
+    if (t.name == "token_embd.weight" && !tied && t.ne[1] > 0) {
+      bytes += t.n_bytes / static_cast<uint64_t>(t.ne[1]);
+    } else {
+      bytes += t.n_bytes;
+    }
+  }
+  return bytes;
+}
+
+// K and V bytes per context position (all layers).
+uint64_t KvBytesPerPosition(const Engine& e) {
+  const ModelConfig& c = e.model().config();
+  const uint64_t elem = e.kv_type() == DType::kF32 ? 4 : 2;
+  return uint64_t{2} * c.n_layer * c.n_head_kv * c.head_dim * elem;
+}
+
+// ---- the tests --------------------------------------------------------------
+
+struct Row {
+  std::string model_path, desc;
+  uint64_t file_bytes = 0, n_params = 0;
+  int threads = 0;
+  int64_t n_prompt = 0, n_gen = 0;
+  std::vector<double> samples;  // tokens/s per repetition
+  Stats stats;
+  double bound = 0;             // tg: bandwidth-bound tokens/s; 0 for pp
+  uint64_t bytes_per_token = 0;  // tg: weights + average KV read
+  double bandwidth = 0;         // GB/s used for the bound
+  std::string test() const {
+    return n_prompt > 0 ? "pp" + std::to_string(n_prompt) : "tg" + std::to_string(n_gen);
+  }
+};
+
+double Seconds(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// One pp run: `n` tokens, BOS first, in an empty context.
+absl::Status RunPrompt(Session* s, int64_t n, int32_t n_vocab, std::mt19937* rng) {
+  s->Reset();
+  std::uniform_int_distribution<int32_t> tok(0, n_vocab - 1);
+  std::vector<int32_t> tokens(n);
+  for (auto& t : tokens) t = tok(*rng);
+  if (s->engine().tokenizer().bos() >= 0) tokens[0] = s->engine().tokenizer().bos();
+  return s->Decode(tokens);
+}
+
+// One tg run: `n` single-token steps from an empty context.
+absl::Status RunGenerate(Session* s, int64_t n, int32_t n_vocab, std::mt19937* rng) {
+  s->Reset();
+  std::uniform_int_distribution<int32_t> tok(0, n_vocab - 1);
+  const int32_t bos = s->engine().tokenizer().bos();
+  int32_t next = bos >= 0 ? bos : tok(*rng);
+  for (int64_t i = 0; i < n; ++i) {
+    if (absl::Status st = s->Decode({next}); !st.ok()) return st;
+    next = tok(*rng);
+  }
+  return absl::OkStatus();
+}
+
+// ---- output -----------------------------------------------------------------
+
+std::string Fixed(double v, int digits) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+void PrintMarkdown(const std::vector<Row>& rows) {
+  const std::vector<std::string> head = {"model", "size", "params", "backend", "threads",
+                                         "test",  "t/s",  "median", "% of bw bound"};
+  std::vector<std::vector<std::string>> cells;
+  for (const Row& r : rows) {
+    cells.push_back({r.desc, FormatBytes(r.file_bytes), FormatParams(r.n_params), "CPU",
+                     std::to_string(r.threads), r.test(),
+                     Fixed(r.stats.mean, 2) + " ± " + Fixed(r.stats.sd, 2), Fixed(r.stats.median, 2),
+                     r.bound > 0 ? Fixed(100 * r.stats.median / r.bound, 1) + " %" : ""});
+  }
+  // Widths in code points: "±" is two bytes of UTF-8 but one column.
+  auto width = [](const std::string& s) {
+    size_t w = 0;
+    for (unsigned char c : s) w += (c & 0xC0) != 0x80;
+    return w;
+  };
+  std::vector<size_t> w(head.size());
+  for (size_t i = 0; i < head.size(); ++i) {
+    w[i] = width(head[i]);
+    for (const auto& row : cells) w[i] = std::max(w[i], width(row[i]));
+  }
+  auto print_row = [&](const std::vector<std::string>& row) {
+    for (size_t i = 0; i < row.size(); ++i) {
+      const std::string pad(w[i] - width(row[i]), ' ');
+      // The model column reads left-aligned, the figures right-aligned.
+      std::printf("| %s ", i == 0 ? (row[i] + pad).c_str() : (pad + row[i]).c_str());
+    }
+    std::printf("|\n");
+  };
+  print_row(head);
+  for (size_t i = 0; i < head.size(); ++i) {  // ":---" left, "---:" right-aligned
+    const std::string dashes(w[i] - 1, '-');
+    std::printf("| %s ", i == 0 ? (":" + dashes).c_str() : (dashes + ":").c_str());
+  }
+  std::printf("|\n");
+  for (const auto& row : cells) print_row(row);
+}
+
+std::string JsonString(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+// RFC 4180: quoted, inner quotes doubled.
+std::string CsvString(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+void PrintCsv(const std::vector<Row>& rows) {
+  std::printf("model_filename,model_type,model_size,model_n_params,backend,n_threads,n_prompt,"
+              "n_gen,avg_ts,stddev_ts,median_ts,bw_gbps,bytes_per_token,bound_ts,samples_ts\n");
+  for (const Row& r : rows) {
+    std::string samples;
+    for (double s : r.samples) samples += (samples.empty() ? "" : ";") + Fixed(s, 3);
+    std::printf("%s,%s,%llu,%llu,CPU,%d,%lld,%lld,%.3f,%.3f,%.3f,%.2f,%llu,%.3f,\"%s\"\n",
+                CsvString(r.model_path).c_str(), CsvString(r.desc).c_str(),
+                static_cast<unsigned long long>(r.file_bytes),
+                static_cast<unsigned long long>(r.n_params), r.threads,
+                static_cast<long long>(r.n_prompt), static_cast<long long>(r.n_gen), r.stats.mean,
+                r.stats.sd, r.stats.median, r.bandwidth,
+                static_cast<unsigned long long>(r.bytes_per_token), r.bound, samples.c_str());
+  }
+}
+
+void PrintJson(const std::vector<Row>& rows) {
+  std::printf("[\n");
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const Row& r = rows[i];
+    std::string samples;
+    for (double s : r.samples) samples += (samples.empty() ? "" : ", ") + Fixed(s, 3);
+    std::printf(
+        "  {\"model_filename\": %s, \"model_type\": %s, \"model_size\": %llu, "
+        "\"model_n_params\": %llu, \"backend\": \"CPU\", \"n_threads\": %d, \"n_prompt\": %lld, "
+        "\"n_gen\": %lld, \"avg_ts\": %.3f, \"stddev_ts\": %.3f, \"median_ts\": %.3f, "
+        "\"bw_gbps\": %.2f, \"bytes_per_token\": %llu, \"bound_ts\": %.3f, \"samples_ts\": [%s]}%s\n",
+        JsonString(r.model_path).c_str(), JsonString(r.desc).c_str(),
+        static_cast<unsigned long long>(r.file_bytes), static_cast<unsigned long long>(r.n_params),
+        r.threads, static_cast<long long>(r.n_prompt), static_cast<long long>(r.n_gen),
+        r.stats.mean, r.stats.sd, r.stats.median, r.bandwidth,
+        static_cast<unsigned long long>(r.bytes_per_token), r.bound, samples.c_str(),
+        i + 1 < rows.size() ? "," : "");
+  }
+  std::printf("]\n");
+}
+
+}  // namespace
+
+int BenchCommand(int argc, char** argv) {
+  std::vector<std::string> models, threads_flags, prompt_flags, gen_flags;
+  int64_t reps = 5, bw_mib = 512;
+  std::string output = "md";
+  ArgParser p("bench", "-m MODEL [-m MODEL ...] [-t N[,N...]] [-p N[,N...]] [-n N[,N...]] [-r N]");
+  p.Add({"-m", "--model"}, "model file (GGUF); repeatable", &models);
+  p.Add({"-t", "--threads"}, "thread counts, comma-separated (default: physical cores)", &threads_flags);
+  p.Add({"-p", "--n-prompt"}, "prompt lengths for ppN tests, comma-separated (default 512; 0: none)",
+        &prompt_flags);
+  p.Add({"-n", "--n-gen"}, "generation lengths for tgN tests, comma-separated (default 128; 0: none)",
+        &gen_flags);
+  p.Add({"-r", "--repetitions"}, "timed repetitions of each test (default 5)", &reps);
+  p.Add({"-o", "--output"}, "output format: md, csv or json (default md)", &output);
+  p.Add({"--bw-mib"}, "bandwidth probe buffer in MiB (default 512; keep it far above the L3 cache)",
+        &bw_mib);
+  if (int rc = p.Parse(argc, argv, 2); rc >= 0) return rc;
+  if (!p.positional().empty()) return p.UsageError("unexpected argument '" + p.positional()[0] + "'");
+  if (models.empty()) return p.UsageError("no model given (-m MODEL)");
+  std::vector<int64_t> threads, prompts, gens;
+  std::string bad;
+  if (!ParseIntList(threads_flags, 0, &threads, &bad)) {
+    return p.UsageError("-t needs thread counts like 2 or 1,2,4, got '" + bad + "'");
+  }
+  if (!ParseIntList(prompt_flags.empty() ? std::vector<std::string>{"512"} : prompt_flags, 0,
+                    &prompts, &bad)) {
+    return p.UsageError("-p needs token counts like 512 or 128,512, got '" + bad + "'");
+  }
+  if (!ParseIntList(gen_flags.empty() ? std::vector<std::string>{"128"} : gen_flags, 0, &gens,
+                    &bad)) {
+    return p.UsageError("-n needs token counts like 128 or 16,128, got '" + bad + "'");
+  }
+  if (threads.empty()) threads.push_back(0);  // the engine's default
+  for (int64_t t : threads) {
+    if (t > 1024) return p.UsageError("-t " + std::to_string(t) + " is out of range");
+  }
+  if (reps < 1) return p.UsageError("-r must be at least 1");
+  if (bw_mib < 1) return p.UsageError("--bw-mib must be at least 1");
+  if (output != "md" && output != "csv" && output != "json") {
+    return p.UsageError("-o must be md, csv or json, got '" + output + "'");
+  }
+  // Informative lines go with the table in md, to stderr otherwise so that
+  // stdout stays machine-readable.
+  std::FILE* info = output == "md" ? stdout : stderr;
+
+  std::vector<Row> rows;
+  std::vector<std::string> notes;
+  std::map<int, BandwidthResult> bw_multi, bw_single;  // by thread count
+  for (const std::string& path : models) {
+    const bool peak_reset = ResetPeakRss();
+    uint64_t max_kv = 0, file_bytes = 0;
+    std::string desc;
+    for (int64_t t : threads) {
+      EngineOptions eo;
+      eo.model_path = path;
+      eo.n_threads = static_cast<int>(t);
+      absl::StatusOr<std::shared_ptr<Engine>> engine = Engine::Open(eo);
+      if (!engine.ok()) {
+        std::fprintf(stderr, "yuan bench: %s\n", std::string(engine.status().message()).c_str());
+        return kExitFailure;
+      }
+      const Engine& e = **engine;
+      const Model& m = e.model();
+      const int n_threads = e.pool()->size();
+      desc = ModelDesc(m);
+      file_bytes = m.gguf().file_size();
+      const int32_t n_vocab = m.config().n_vocab;
+      if (!bw_multi.count(n_threads)) {
+        // Measured once per thread count, before the model's pages are
+        // touched; the buffer is freed again before the memory check.
+        // The multi-stream figure is the best of 4 and 8 streams per
+        // thread (which is best varies by CPU); 1 stream is the naive probe.
+        BandwidthOptions bo;
+        bo.n_threads = n_threads;
+        bo.bytes = static_cast<size_t>(bw_mib) << 20;
+        for (int streams : {4, 8}) {
+          bo.streams = streams;
+          const BandwidthResult r = MeasureReadBandwidth(bo);
+          if (r.gb_per_s > bw_multi[n_threads].gb_per_s) bw_multi[n_threads] = r;
+        }
+        bo.streams = 1;
+        bw_single[n_threads] = MeasureReadBandwidth(bo);
+        ResetPeakRss();
+      }
+      const double bw = std::max(bw_multi[n_threads].gb_per_s, bw_single[n_threads].gb_per_s);
+
+      int64_t n_ctx = 1;
+      for (int64_t v : prompts) n_ctx = std::max(n_ctx, v);
+      for (int64_t v : gens) n_ctx = std::max(n_ctx, v);
+      absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(*engine, static_cast<int>(n_ctx));
+      if (!session.ok()) {
+        std::fprintf(stderr, "yuan bench: %s\n", std::string(session.status().message()).c_str());
+        return kExitFailure;
+      }
+      Session* s = session->get();
+      max_kv = std::max(max_kv, KvBytesPerPosition(e) * static_cast<uint64_t>(n_ctx));
+      std::mt19937 rng(42);
+
+      auto run_test = [&](int64_t n_prompt, int64_t n_gen) -> bool {
+        Row r;
+        r.model_path = path;
+        r.desc = desc;
+        r.file_bytes = file_bytes;
+        r.n_params = m.n_params();
+        r.threads = n_threads;
+        r.n_prompt = n_prompt;
+        r.n_gen = n_gen;
+        // Warm-up as llama-bench: the prompt once, or one generated token.
+        absl::Status st = n_prompt > 0 ? RunPrompt(s, n_prompt, n_vocab, &rng)
+                                       : RunGenerate(s, 1, n_vocab, &rng);
+        for (int64_t i = 0; st.ok() && i < reps; ++i) {
+          const auto t0 = std::chrono::steady_clock::now();
+          st = n_prompt > 0 ? RunPrompt(s, n_prompt, n_vocab, &rng)
+                            : RunGenerate(s, n_gen, n_vocab, &rng);
+          r.samples.push_back((n_prompt > 0 ? n_prompt : n_gen) / Seconds(t0));
+        }
+        if (!st.ok()) {
+          std::fprintf(stderr, "yuan bench: %s %s: %s\n", path.c_str(), r.test().c_str(),
+                       std::string(st.message()).c_str());
+          return false;
+        }
+        r.stats = Summarize(r.samples);
+        if (n_gen > 0) {
+          // Step i attends to i + 1 positions: (n + 1) / 2 on average.
+          r.bytes_per_token = WeightBytesPerToken(m) + KvBytesPerPosition(e) * (n_gen + 1) / 2;
+          r.bandwidth = bw;
+          r.bound = bw * 1e9 / static_cast<double>(r.bytes_per_token);
+        }
+        rows.push_back(std::move(r));
+        return true;
+      };
+      for (int64_t n : prompts) {
+        if (n > 0 && !run_test(n, 0)) return kExitFailure;
+      }
+      for (int64_t n : gens) {
+        if (n > 0 && !run_test(0, n)) return kExitFailure;
+      }
+    }
+    // Everything of this model is freed by now except what the allocator
+    // keeps; the peak is what counted while it ran.
+    const Rss rss = ReadRss();
+    const uint64_t limit = file_bytes + max_kv + kMemorySlack;
+    char line[512];
+    std::snprintf(line, sizeof line,
+                  "memory %s: peak RSS %.1f MiB%s (now %.1f MiB); file %.1f MiB + KV cache %.1f "
+                  "MiB + 64 MiB = %.1f MiB: %s",
+                  desc.c_str(), rss.peak / kMiB, peak_reset ? "" : " since start", rss.current / kMiB,
+                  file_bytes / kMiB, max_kv / kMiB, limit / kMiB,
+                  rss.peak <= limit ? "within" : "EXCEEDED");
+    notes.push_back(line);
+  }
+
+  if (output == "md") PrintMarkdown(rows);
+  if (output == "csv") PrintCsv(rows);
+  if (output == "json") PrintJson(rows);
+  std::fprintf(info, "\n");
+  for (const auto& [t, multi] : bw_multi) {
+    std::fprintf(info,
+                 "read bandwidth, %d thread%s: %.1f GB/s with %d streams/thread (%s), %.1f GB/s "
+                 "with 1 stream/thread; bound = best / bytes per token\n",
+                 t, t == 1 ? "" : "s", multi.gb_per_s, multi.streams,
+                 multi.simd ? "AVX2 loads" : "scalar loads", bw_single[t].gb_per_s);
+  }
+  for (const Row& r : rows) {
+    if (r.n_gen == 0) continue;
+    std::fprintf(info, "bound %s %s t=%d: %.1f MiB read per token -> %.1f t/s\n", r.desc.c_str(),
+                 r.test().c_str(), r.threads, r.bytes_per_token / kMiB, r.bound);
+  }
+  for (const std::string& n : notes) std::fprintf(info, "%s\n", n.c_str());
+  return kExitOk;
+}
+
+}  // namespace yuan::cli
