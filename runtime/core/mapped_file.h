@@ -37,4 +37,10 @@ class MappedFile {
   std::string path_;
 };
 
+// Drops the whole pages inside [p, p + n) of a read-only file mapping from
+// this process's resident memory. The data stays in the file (and the page
+// cache) and is read back if touched again. Only for memory mapped by
+// MappedFile::Open: anonymous memory would read back as zeros.
+void ReleaseMappedPages(const void* p, size_t n);
+
 }  // namespace yuan

@@ -122,17 +122,24 @@ void PrepareActs(const KernelSet& ks, Acts* x, ThreadPool* pool) {
   const int64_t nb = n / (x->kind == DType::kQ8_0 ? kQ8Block : kQ8KBlock);
   x->qs_buf.resize(static_cast<size_t>(T * n));
   x->d_buf.resize(static_cast<size_t>(T * nb));
-  if (x->kind == DType::kQ8_K) x->bsums_buf.resize(static_cast<size_t>(T * (n / 16)));
+  const int64_t sums_per_row = x->kind == DType::kQ8_0 ? nb : n / 16;
+  x->bsums_buf.resize(static_cast<size_t>(T * sums_per_row));
   x->qs = x->qs_buf.data();
   x->d = x->d_buf.data();
   x->bsums = x->bsums_buf.data();
   auto quantize = [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
+      int8_t* qs = x->qs_buf.data() + t * n;
+      int16_t* sums = x->bsums_buf.data() + t * sums_per_row;
       if (x->kind == DType::kQ8_0) {
-        ks.quantize_q8_0(x->f32 + t * n, n, x->qs_buf.data() + t * n, x->d_buf.data() + t * nb);
+        ks.quantize_q8_0(x->f32 + t * n, n, qs, x->d_buf.data() + t * nb);
+        for (int64_t b = 0; b < nb; ++b) {
+          int sum = 0;
+          for (int i = 0; i < kQ8Block; ++i) sum += qs[b * kQ8Block + i];
+          sums[b] = static_cast<int16_t>(sum);
+        }
       } else {
-        ks.quantize_q8_K(x->f32 + t * n, n, x->qs_buf.data() + t * n, x->d_buf.data() + t * nb,
-                         x->bsums_buf.data() + t * (n / 16));
+        ks.quantize_q8_K(x->f32 + t * n, n, qs, x->d_buf.data() + t * nb, sums);
       }
     }
   };
@@ -155,6 +162,60 @@ void MatMulRowsDequant(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, f
       for (int64_t k = 0; k < w.cols; ++k) sum += row[k] * xr[k];
       y[t * ldy + r] = sum;
     }
+  }
+}
+
+bool CanInterleave8(DType type, int64_t rows) {
+  return (type == DType::kQ8_0 || type == DType::kQ4_0) && rows > 0 && rows % 8 == 0;
+}
+
+namespace {
+
+// Block b of the 8 rows of a band: row-major <-> interleaved.
+constexpr int64_t kBlockQuantBytes(DType type) { return type == DType::kQ8_0 ? 32 : 16; }
+
+void InterleaveBand(DType type, const uint8_t* rows, uint64_t row_bytes, int64_t nb, uint8_t* band) {
+  const int64_t qb = kBlockQuantBytes(type), bs = 2 + qb;
+  for (int64_t b = 0; b < nb; ++b) {
+    uint8_t* out = band + b * 8 * bs;
+    for (int j = 0; j < 8; ++j) {
+      const uint8_t* blk = rows + j * row_bytes + b * bs;
+      std::memcpy(out + 2 * j, blk, 2);
+      for (int64_t g = 0; g < qb / 4; ++g) std::memcpy(out + 16 + g * 32 + 4 * j, blk + 2 + 4 * g, 4);
+    }
+  }
+}
+
+void DeinterleaveBand(DType type, const uint8_t* band, uint64_t row_bytes, int64_t nb, uint8_t* rows) {
+  const int64_t qb = kBlockQuantBytes(type), bs = 2 + qb;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* in = band + b * 8 * bs;
+    for (int j = 0; j < 8; ++j) {
+      uint8_t* blk = rows + j * row_bytes + b * bs;
+      std::memcpy(blk, in + 2 * j, 2);
+      for (int64_t g = 0; g < qb / 4; ++g) std::memcpy(blk + 2 + 4 * g, in + 16 + g * 32 + 4 * j, 4);
+    }
+  }
+}
+
+}  // namespace
+
+void Interleave8(const MatRef& w, int64_t band0, int64_t band1, uint8_t* dst) {
+  const uint8_t* src = static_cast<const uint8_t*>(w.data);
+  const int64_t nb = w.cols / 32;
+  for (int64_t i = band0; i < band1; ++i) {
+    InterleaveBand(w.type, src + i * 8 * w.row_bytes, w.row_bytes, nb, dst + i * 8 * w.row_bytes);
+  }
+}
+
+void MatMulRowsDeinterleaved(const KernelSet& ks, const MatRef& w, const Acts& x, int64_t r0,
+                             int64_t r1, float* y, int64_t ldy) {
+  std::vector<uint8_t> rows(8 * w.row_bytes);
+  const uint8_t* src = static_cast<const uint8_t*>(w.data);
+  for (int64_t r = r0; r < r1; r += 8) {
+    DeinterleaveBand(w.type, src + r * w.row_bytes, w.row_bytes, w.cols / 32, rows.data());
+    MatRef band{w.type, 8, w.cols, rows.data(), w.row_bytes};
+    ks.matmul_rows(band, x, 0, 8, y + r, ldy);
   }
 }
 

@@ -48,7 +48,9 @@ struct Acts {
   // Quantized forms (kQ8_0, kQ8_K): x[t][i] ~= d[t][i / block] * qs[t][i].
   const int8_t* qs = nullptr;      // [n_tokens][cols]
   const float* d = nullptr;        // [n_tokens][cols / block]
-  const int16_t* bsums = nullptr;  // kQ8_K only: [n_tokens][cols / 16], sums of 16 qs
+  // Sums of qs: kQ8_0 one per 32-block ([n_tokens][cols / 32]), kQ8_K one
+  // per 16 values ([n_tokens][cols / 16]).
+  const int16_t* bsums = nullptr;
   // Storage behind the pointers, reused from call to call.
   std::vector<int8_t> qs_buf;
   std::vector<float> d_buf;
@@ -88,12 +90,30 @@ Isa BestIsa();
 // spreading prompt batches over `pool` when given.
 void PrepareActs(const KernelSet& ks, Acts* x, ThreadPool* pool = nullptr);
 
+// ---- weights interleaved by 8 rows -----------------------------------------
+//
+// A Q8_0 or Q4_0 matrix whose row count is a multiple of 8 can be stored
+// with each band of 8 rows interleaved block by block: for block column b,
+// the 8 rows' f16 scales, then their quant bytes in 4-byte groups, row after
+// row ([row0 bytes 4g..4g+3][row1 ...]...[row7 ...] for each group g). One
+// 32-byte load then holds 4 quants of each of 8 rows, so the x86 kernels
+// compute 8 rows at once, one per vector lane, with no horizontal sums: the
+// layout llama.cpp's CPU backend repacks Q4_0 into. Same size as row-major.
+bool CanInterleave8(DType type, int64_t rows);
+// Writes the interleaved form of the row-major matrix `w` to `dst`
+// (w.rows * w.row_bytes bytes), bands [band0, band1).
+void Interleave8(const MatRef& w, int64_t band0, int64_t band1, uint8_t* dst);
+
 // Shared pieces of the kernel sets (kernels.cpp, kernels_scalar.cpp):
 // weights of a type without a dedicated kernel, dequantized row by row and
 // multiplied in f32 (x.kind == kF32); and Q4_K's packed 6-bit scales/mins.
 void MatMulRowsDequant(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y,
                        int64_t ldy);
 void UnpackQ4KScales(const uint8_t* packed, uint8_t* scales, uint8_t* mins);
+// An interleaved matrix through `ks` on row-major copies of its bands (for
+// kernel sets without interleaved kernels). r0 and r1 are multiples of 8.
+void MatMulRowsDeinterleaved(const KernelSet& ks, const MatRef& w, const Acts& x, int64_t r0,
+                             int64_t r1, float* y, int64_t ldy);
 
 // The per-ISA tables (defined in kernels_<isa>.cpp).
 const KernelSet& ScalarKernels();

@@ -177,7 +177,11 @@ struct Q4KDot {
   }
 };
 
+void MatMulRows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y, int64_t ldy);
+const KernelSet kScalar = {Isa::kScalar, QuantizeQ8_0, QuantizeQ8_K, MatMulRows};
+
 void MatMulRows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+  if (w.interleaved8) return MatMulRowsDeinterleaved(kScalar, w, x, r0, r1, y, ldy);
   switch (w.type) {
     case DType::kF32: return MatMulRowsT<PairwiseMicro<FloatDot<DType::kF32>, 1, 1>>(w, x, r0, r1, y, ldy);
     case DType::kF16: return MatMulRowsT<PairwiseMicro<FloatDot<DType::kF16>, 1, 1>>(w, x, r0, r1, y, ldy);
@@ -189,8 +193,6 @@ void MatMulRows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y
     default: return MatMulRowsDequant(w, x, r0, r1, y, ldy);
   }
 }
-
-const KernelSet kScalar = {Isa::kScalar, QuantizeQ8_0, QuantizeQ8_K, MatMulRows};
 
 }  // namespace
 

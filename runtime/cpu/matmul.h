@@ -21,6 +21,9 @@ struct MatRef {
   int64_t cols = 0;
   const void* data = nullptr;
   uint64_t row_bytes = 0;
+  // Q8_0/Q4_0 stored interleaved by bands of 8 rows (kernels::Interleave8);
+  // rows * row_bytes bytes as usual, but rows are not contiguous.
+  bool interleaved8 = false;
 };
 
 // y[t * rows + r] = dot(W[r, :], x[t * cols : (t+1) * cols]) for t < n_tokens.

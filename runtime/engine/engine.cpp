@@ -7,7 +7,10 @@
 #include <thread>
 
 #include "runtime/core/log.h"
+#include "runtime/core/mapped_file.h"
 #include "runtime/core/status.h"
+#include "runtime/cpu/kernels.h"
+#include "runtime/cpu/matmul.h"
 #include "runtime/engine/text_stream.h"
 #include "runtime/model/hf_folder.h"
 #include "runtime/tokenizer/tokenizer_json.h"
@@ -101,9 +104,34 @@ absl::StatusOr<std::shared_ptr<Engine>> Engine::Open(const EngineOptions& option
   engine->n_ctx_ = options.n_ctx > 0 ? options.n_ctx : std::min(c.n_ctx_train, 4096);
   engine->pool_ = std::make_unique<ThreadPool>(options.n_threads > 0 ? options.n_threads
                                                                      : DefaultThreads());
+  // Repacking is only safe for weights in a file mapping (see
+  // ReleaseMappedPages); Hugging Face folders hold no Q8_0/Q4_0 anyway.
+  if (options.repack_weights && !LooksLikeHfFolder(options.model_path)) engine->RepackWeights();
   Logf(LogLevel::kInfo, "loaded %s (%s, %d layers, %d threads)", options.model_path, c.arch,
        c.n_layer, engine->pool_->size());
   return engine;
+}
+
+void Engine::RepackWeights() {
+  if (kernels::ActiveKernels().isa == kernels::Isa::kScalar) return;  // no interleaved kernels
+  ModelWeights* W = model_->mutable_weights();
+  auto repack = [&](Weight* w) {
+    if (!kernels::CanInterleave8(w->type, w->rows) || w->interleaved8) return;
+    if (w->data == W->tok_embd.data) return;  // tied output: also read row by row
+    const size_t bytes = static_cast<size_t>(w->rows) * w->row_bytes;
+    uint8_t* dst = static_cast<uint8_t*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
+    if (dst == nullptr) return;  // keep computing from the mapping
+    const MatRef m{w->type, w->rows, w->cols, w->data, w->row_bytes};
+    pool_->ParallelFor(w->rows / 8, 8, [&](int64_t b0, int64_t b1) { kernels::Interleave8(m, b0, b1, dst); });
+    ReleaseMappedPages(w->data, bytes);
+    packed_weights_.emplace_back(dst);
+    w->data = dst;
+    w->interleaved8 = true;
+  };
+  for (LayerWeights& L : W->layers) {
+    for (Weight* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) repack(w);
+  }
+  repack(&W->output);
 }
 
 absl::StatusOr<std::unique_ptr<Session>> Session::Create(std::shared_ptr<const Engine> engine,

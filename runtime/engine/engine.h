@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -32,6 +33,9 @@ struct EngineOptions {
   int n_threads = 0;  // 0: physical cores, at most 8
   int n_ctx = 0;      // default session context; 0: min(n_ctx_train, 4096)
   DType kv_type = DType::kF16;  // KV cache storage: kF16 or kF32
+  // Store Q8_0/Q4_0 matrices interleaved by 8 rows for the vector kernels
+  // (see RepackWeights); off: compute from the mapped file as it is.
+  bool repack_weights = true;
 };
 
 class Engine {
@@ -49,6 +53,16 @@ class Engine {
 
  private:
   Engine() = default;
+  // Moves each Q8_0/Q4_0 matrix (not the token embeddings, whose rows are
+  // read one at a time) into the layout the vector kernels compute 8 rows
+  // at a time with (kernels::Interleave8), and releases the mapped pages it
+  // came from, so resident memory stays about the file size.
+  void RepackWeights();
+
+  struct FreeDeleter {
+    void operator()(uint8_t* p) const { std::free(p); }
+  };
+  std::vector<std::unique_ptr<uint8_t, FreeDeleter>> packed_weights_;
   std::unique_ptr<Model> model_;
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<ThreadPool> pool_;

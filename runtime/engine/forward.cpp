@@ -13,7 +13,9 @@
 namespace yuan {
 namespace {
 
-MatRef Mat(const Weight& w) { return MatRef{w.type, w.rows, w.cols, w.data, w.row_bytes}; }
+MatRef Mat(const Weight& w) {
+  return MatRef{w.type, w.rows, w.cols, w.data, w.row_bytes, w.interleaved8};
+}
 
 // y[T][w.rows] = x[T][w.cols] . W^T (+ bias)
 void Project(const Weight& w, const Weight& bias, const float* x, int64_t T, float* y,

@@ -27,6 +27,9 @@ struct Weight {
   int64_t rows = 1;  // ne[1]: output features
   const void* data = nullptr;
   uint64_t row_bytes = 0;
+  // Q8_0/Q4_0 rows interleaved by bands of 8 (kernels::Interleave8): set by
+  // the engine for matrices only used in matrix products; row() is invalid.
+  bool interleaved8 = false;
 
   bool empty() const { return data == nullptr; }
   const uint8_t* row(int64_t r) const { return static_cast<const uint8_t*>(data) + r * row_bytes; }
@@ -88,6 +91,8 @@ class Model {
 
   const ModelConfig& config() const { return config_; }
   const ModelWeights& weights() const { return weights_; }
+  // For the engine's load-time weight repacking.
+  ModelWeights* mutable_weights() { return &weights_; }
   const GgufFile& gguf() const { return *file_; }
   std::shared_ptr<const GgufFile> gguf_shared() const { return file_; }
   uint64_t n_params() const { return n_params_; }
