@@ -13,6 +13,8 @@
 //
 // Uses the runtime's Engine/Session directly (not the C ABI): the benchmark
 // needs raw token batches, which the public API does not take.
+#include <malloc.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -402,6 +404,9 @@ int BenchCommand(int argc, char** argv) {
   std::vector<std::string> notes;
   std::map<int, BandwidthResult> bw_multi, bw_single;  // by thread count
   for (const std::string& path : models) {
+    // Hand the heap that earlier models freed back to the OS (glibc keeps
+    // it otherwise), so this model's peak counts only what it uses.
+    malloc_trim(0);
     const bool peak_reset = ResetPeakRss();
     uint64_t max_kv = 0, file_bytes = 0;
     std::string desc;

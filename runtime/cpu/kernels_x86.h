@@ -292,6 +292,7 @@ struct BandQ8 {
   static constexpr int64_t kGroupBytes = 32 * 8;
   static constexpr int64_t kUnpackedBytes = kQ8 ? 2 * kGroupBytes : kGroupBytes;
   static constexpr int64_t kBlockBytes = kQ8 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0);
+  static constexpr int64_t kPrefetchBlocks = 16;
 
   // One token's block against the band: lane j = exact int32 dot product of
   // row j's block with the token's block. q: 8 group vectors; sgn: Q8_0's
@@ -408,7 +409,13 @@ struct BandQ8 {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     for (int64_t b = 0; b < nb; ++b) {
       const uint8_t* blk = band + b * kBandRows * kBlockBytes;
-      _mm_prefetch(reinterpret_cast<const char*>(blk) + 8 * kBandRows * kBlockBytes, _MM_HINT_T0);
+      // The band is one sequential stream; fetch every cache line of the
+      // block kPrefetchBlocks ahead so loads do not wait on memory.
+      YUAN_UNROLL
+      for (int64_t o = 0; o < kBandRows * kBlockBytes; o += 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(blk) + kPrefetchBlocks * kBandRows * kBlockBytes + o,
+                     _MM_HINT_T0);
+      }
       const __m256 sw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
       __m256i q[8], sgn[8];
       if constexpr (kQ8) {
