@@ -10,28 +10,26 @@
 namespace yuan::kernels {
 namespace {
 
+// One block of n values: d = amax / 127, q = round-half-even(x / d).
+void QuantizeBlock(const float* x, int n, int8_t* q, float* d) {
+  float amax = 0.0f;
+  for (int i = 0; i < n; ++i) amax = std::fmax(amax, std::fabs(x[i]));
+  const float db = amax / 127.0f;
+  const float id = db != 0.0f ? 1.0f / db : 0.0f;
+  *d = db;
+  for (int i = 0; i < n; ++i) q[i] = static_cast<int8_t>(std::nearbyint(x[i] * id));
+}
+
 void QuantizeQ8_0(const float* x, int64_t n, int8_t* qs, float* d) {
   for (int64_t b = 0; b < n / kQ8Block; ++b) {
-    const float* xb = x + b * kQ8Block;
-    float amax = 0.0f;
-    for (int i = 0; i < kQ8Block; ++i) amax = std::fmax(amax, std::fabs(xb[i]));
-    const float db = amax / 127.0f;
-    const float id = db != 0.0f ? 1.0f / db : 0.0f;
-    d[b] = db;
-    for (int i = 0; i < kQ8Block; ++i) qs[b * kQ8Block + i] = static_cast<int8_t>(std::nearbyint(xb[i] * id));
+    QuantizeBlock(x + b * kQ8Block, kQ8Block, qs + b * kQ8Block, d + b);
   }
 }
 
 void QuantizeQ8_K(const float* x, int64_t n, int8_t* qs, float* d, int16_t* bsums) {
   for (int64_t b = 0; b < n / kQ8KBlock; ++b) {
-    const float* xb = x + b * kQ8KBlock;
-    float amax = 0.0f;
-    for (int i = 0; i < kQ8KBlock; ++i) amax = std::fmax(amax, std::fabs(xb[i]));
-    const float db = amax / 127.0f;
-    const float id = db != 0.0f ? 1.0f / db : 0.0f;
-    d[b] = db;
     int8_t* q = qs + b * kQ8KBlock;
-    for (int i = 0; i < kQ8KBlock; ++i) q[i] = static_cast<int8_t>(std::nearbyint(xb[i] * id));
+    QuantizeBlock(x + b * kQ8KBlock, kQ8KBlock, q, d + b);
     for (int g = 0; g < kQ8KBlock / 16; ++g) {
       int sum = 0;
       for (int i = 0; i < 16; ++i) sum += q[g * 16 + i];
