@@ -263,22 +263,25 @@ struct Q8Micro {
   }
 };
 
-// ---- Q8_0 / Q4_0 prompt batches: 8 weight rows in the 8 lanes --------------
+// ---- Q8_0 / Q4_0: 8 weight rows in the 8 lanes ------------------------------
 //
-// For a batch of tokens, each band of 8 weight rows is first unpacked into a
-// buffer where every 32 bytes hold 4 consecutive quants of each of the 8 rows
-// ([row0 q0..q3][row1 q0..q3]...[row7 q0..q3]). One vpmaddubsw against 4
-// activation bytes broadcast to every lane then advances all 8 rows' dot
-// products at once, a block's result lands one row per lane (no horizontal
-// sums), and one FMA with the 8 rows' scales times the token's scale
-// finishes the block for all 8 rows: about a third of the instructions of
-// the register-tiled form. llama.cpp repacks Q4_0 into a similar layout when
-// it loads a model; here the unpacking is done per call and reused by every
-// token of the batch.
+// Every 32 bytes hold 4 consecutive quants of each of 8 rows ([row0 q0..q3]
+// [row1 q0..q3]...[row7 q0..q3]). One vpmaddubsw against 4 activation bytes
+// broadcast to every lane then advances all 8 rows' dot products at once, a
+// block's result lands one row per lane (no horizontal sums), and one FMA
+// with the 8 rows' scales times the token's scale finishes the block for all
+// 8 rows: about a third of the instructions of the register-tiled form.
+//
+// Weights repacked by the engine (kernels::Interleave8, the layout llama.cpp
+// repacks Q4_0 into) are already in this form: decoding (Gemv) widens the
+// nibbles in registers. For a prompt batch each band is first unpacked into
+// a buffer (nibbles widened to bytes) that every token then reuses; that is
+// also how row-major weights are handled when a batch is big enough.
 //
 // Each element is computed in a fixed order (exact int32 block sums, then
 // one FMA per block in block order), so results do not depend on the thread
-// count; they differ from the one-token kernel's in float rounding only.
+// count or, for repacked weights, on the batch size; they differ from the
+// register-tiled kernel's in float rounding only.
 
 constexpr int kBandRows = 8;
 constexpr int64_t kBandMinTokens = 4;
