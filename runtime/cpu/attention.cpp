@@ -24,6 +24,24 @@ namespace {
 // value updates are computed a block at a time.
 constexpr int64_t kBlock = 64;
 
+// Row of position p in a contiguous (pages == nullptr) or paged K or V.
+inline const void* KvRow(const AttentionKv& kv, const void* base, const void* const* pages,
+                         int64_t p) {
+  const int64_t row_bytes = kv.row_stride * (kv.type == DType::kF16 ? 2 : 4);
+  if (pages == nullptr) return static_cast<const char*>(base) + p * row_bytes;
+  return static_cast<const char*>(pages[p / kv.page_size]) + (p % kv.page_size) * row_bytes;
+}
+
+// The view of positions [p0, p0 + kBlock) as a contiguous K/V starting at
+// its first row (a block lies within one page: pages are multiples of it).
+inline AttentionKv BlockView(const AttentionKv& kv, int64_t p0) {
+  AttentionKv b = kv;
+  b.k = KvRow(kv, kv.k, kv.k_pages, p0);
+  b.v = KvRow(kv, kv.v, kv.v_pages, p0);
+  b.k_pages = b.v_pages = nullptr;
+  return b;
+}
+
 // ---- scalar reference -------------------------------------------------------
 
 // One head, one position at a time: the formula of attention.h as written.
@@ -47,8 +65,8 @@ void AttendOneScalar(const AttentionKv& kv, const float* q, int64_t n_kv, float*
   }
   float M = -INFINITY, S = 0.0f;
   for (int64_t p = 0; p < n_kv; ++p) {
-    const Elem* k = static_cast<const Elem*>(kv.k) + p * kv.row_stride;
-    const Elem* v = static_cast<const Elem*>(kv.v) + p * kv.row_stride;
+    const Elem* k = static_cast<const Elem*>(KvRow(kv, kv.k, kv.k_pages, p));
+    const Elem* v = static_cast<const Elem*>(KvRow(kv, kv.v, kv.v_pages, p));
     float dot = 0.0f;
     for (int64_t d = 0; d < hd; ++d) dot += qr[d] * load(k[d]);
     const float score = dot * kv.scale;
@@ -258,6 +276,7 @@ YUAN_AVX2 void AttendGroupAvx2(const AttentionKv& kv, const float* q, int64_t q_
   float* arg = vs + n_q * kBlock;      // [n_q][kBlock]
   float* k32 = arg + n_q * kBlock;     // [kBlock][hd]: an f16 block widened once for all heads
   AttentionKv kv32 = kv;  // K of the block as f32, or the cache itself
+  kv32.k_pages = kv32.v_pages = nullptr;
   kv32.type = DType::kF32;
   kv32.k = k32;
   kv32.row_stride = hd;
@@ -275,10 +294,11 @@ YUAN_AVX2 void AttendGroupAvx2(const AttentionKv& kv, const float* q, int64_t q_
   }
   for (int64_t p0 = 0; p0 < n_kv; p0 += kBlock) {
     const int64_t n = std::min(kBlock, n_kv - p0);
+    const AttentionKv kb = BlockView(kv, p0);  // this block's rows, from 0
     for (int64_t p = 0; p < n; ++p) any_new_max[p] = 0;
     if (widen) {  // exact: every f16 value is a float
       for (int64_t p = 0; p < n; ++p) {
-        const uint16_t* kp = static_cast<const uint16_t*>(kv.k) + (p0 + p) * kv.row_stride;
+        const uint16_t* kp = static_cast<const uint16_t*>(kb.k) + p * kv.row_stride;
         int64_t d = 0;
         for (; d < hd8; d += 8) _mm256_storeu_ps(k32 + p * hd + d, Load8<true>(kp, d));
         for (; d < hd; ++d) k32[p * hd + d] = Load1<true>(kp, d);
@@ -289,7 +309,7 @@ YUAN_AVX2 void AttendGroupAvx2(const AttentionKv& kv, const float* q, int64_t q_
       if (widen) {
         Scores<false>(kv32, qr + j * hd, 0, n, s);
       } else {
-        Scores<kF16>(kv, qr + j * hd, p0, n, s);
+        Scores<kF16>(kb, qr + j * hd, 0, n, s);
       }
       float m = M[j];
       uint8_t new_max[kBlock];
@@ -316,14 +336,14 @@ YUAN_AVX2 void AttendGroupAvx2(const AttentionKv& kv, const float* q, int64_t q_
       S[j] = sum;
     }
     switch (n_q) {
-      case 1: Accumulate<kF16, 1>(kv, p0, n, ms, vs, any_new_max, acc); break;
-      case 2: Accumulate<kF16, 2>(kv, p0, n, ms, vs, any_new_max, acc); break;
-      case 3: Accumulate<kF16, 3>(kv, p0, n, ms, vs, any_new_max, acc); break;
-      case 4: Accumulate<kF16, 4>(kv, p0, n, ms, vs, any_new_max, acc); break;
-      case 5: Accumulate<kF16, 5>(kv, p0, n, ms, vs, any_new_max, acc); break;
-      case 6: Accumulate<kF16, 6>(kv, p0, n, ms, vs, any_new_max, acc); break;
-      case 7: Accumulate<kF16, 7>(kv, p0, n, ms, vs, any_new_max, acc); break;
-      default: Accumulate<kF16, 8>(kv, p0, n, ms, vs, any_new_max, acc); break;
+      case 1: Accumulate<kF16, 1>(kb, 0, n, ms, vs, any_new_max, acc); break;
+      case 2: Accumulate<kF16, 2>(kb, 0, n, ms, vs, any_new_max, acc); break;
+      case 3: Accumulate<kF16, 3>(kb, 0, n, ms, vs, any_new_max, acc); break;
+      case 4: Accumulate<kF16, 4>(kb, 0, n, ms, vs, any_new_max, acc); break;
+      case 5: Accumulate<kF16, 5>(kb, 0, n, ms, vs, any_new_max, acc); break;
+      case 6: Accumulate<kF16, 6>(kb, 0, n, ms, vs, any_new_max, acc); break;
+      case 7: Accumulate<kF16, 7>(kb, 0, n, ms, vs, any_new_max, acc); break;
+      default: Accumulate<kF16, 8>(kb, 0, n, ms, vs, any_new_max, acc); break;
     }
   }
   for (int j = 0; j < n_q; ++j) {

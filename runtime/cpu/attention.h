@@ -30,7 +30,18 @@ struct AttentionKv {
   int64_t row_stride = 0;      // elements from one position's row to the next
   int64_t head_dim = 0;
   float scale = 1.0f;          // applied to q . k before the softmax
+  // Paged K/V (a cache shared by many sequences): position p is row
+  // p % page_size of page p / page_size, whose row 0 (this KV head's first
+  // column) is at k_pages[p / page_size] / v_pages[...]; k and v are then
+  // unused. page_size is a multiple of kAttnPageMultiple. nullptr: contiguous.
+  const void* const* k_pages = nullptr;
+  const void* const* v_pages = nullptr;
+  int64_t page_size = 0;
 };
+
+// Page sizes of a paged K/V cache are multiples of this (the vector kernel's
+// block of positions, so a block never straddles two pages).
+constexpr int64_t kAttnPageMultiple = 64;
 
 // Query heads the vector kernel keeps in registers at once (a larger group
 // is processed in parts).

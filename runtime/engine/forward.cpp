@@ -60,10 +60,47 @@ absl::Status Forward(const Model& model, const ForwardArgs& a, KvCache* cache,
           absl::StrFormat("token id %d is out of range [0, %d)", a.tokens[t], c.n_vocab));
     }
   }
-  if (a.pos0 + T > cache->capacity()) {
-    return absl::OutOfRangeError(absl::StrFormat(
-        "context is full: %d + %d tokens exceed the context size %d", a.pos0, T, cache->capacity()));
+  const SeqSlice single{T, a.pos0, nullptr, true};
+  const SeqSlice* seqs = a.seqs != nullptr ? a.seqs : &single;
+  const int64_t n_seqs = a.seqs != nullptr ? a.n_seqs : 1;
+  const bool all_logits = a.seqs == nullptr && a.all_logits;
+  const int64_t P = cache->page_size();
+  // Each token's position and slice; which rows give logits
+  s->pos.resize(T);
+  s->seq.resize(T);
+  s->out_rows.clear();
+  int64_t t_end = 0;
+  for (int64_t i = 0; i < n_seqs; ++i) {
+    const SeqSlice& q = seqs[i];
+    if (q.n_tokens <= 0 || q.pos0 < 0 || t_end + q.n_tokens > T) {
+      return absl::InvalidArgumentError("the batch's sequences do not cover its tokens");
+    }
+    const int64_t end = q.pos0 + q.n_tokens;
+    if (q.pages == nullptr ? end > cache->capacity() || (cache->n_pages() > 1 && end > P)
+                           : false) {
+      return absl::OutOfRangeError(absl::StrFormat(
+          "context is full: %d + %d tokens exceed the context size %d", q.pos0, q.n_tokens,
+          cache->capacity()));
+    }
+    if (q.pages != nullptr) {
+      for (int64_t pg = 0; pg < (end + P - 1) / P; ++pg) {
+        if (q.pages[pg] < 0 || q.pages[pg] >= cache->n_pages()) {
+          return absl::InvalidArgumentError("a page table names a page outside the cache");
+        }
+      }
+    }
+    for (int64_t j = 0; j < q.n_tokens; ++j) {
+      s->pos[t_end + j] = q.pos0 + j;
+      s->seq[t_end + j] = static_cast<int32_t>(i);
+      if (all_logits || (q.logits && j + 1 == q.n_tokens)) s->out_rows.push_back(t_end + j);
+    }
+    t_end += q.n_tokens;
   }
+  if (t_end != T) return absl::InvalidArgumentError("the batch's sequences do not cover its tokens");
+  // (page, row) of position `pos` of slice `i`
+  auto page_of = [&](int64_t i, int64_t pos) -> int32_t {
+    return seqs[i].pages != nullptr ? seqs[i].pages[pos / P] : static_cast<int32_t>(pos / P);
+  };
   s->x.resize(T * E);
   s->xn.resize(T * E);
   s->q.resize(T * q_dim);
@@ -82,7 +119,7 @@ absl::Status Forward(const Model& model, const ForwardArgs& a, KvCache* cache,
   const float* freq_factors = c.rope_freq_factors.empty() ? nullptr : c.rope_freq_factors.data();
   ForTokens(pool, T, E, [&](int64_t t) {
     DequantizeRow(W.tok_embd.type, W.tok_embd.row(a.tokens[t]), &s->x[t * E], E);
-    RopeTable(n_rot, a.pos0 + t, c.rope_freq_base, c.rope_freq_scale, freq_factors,
+    RopeTable(n_rot, s->pos[t], c.rope_freq_base, c.rope_freq_scale, freq_factors,
               &s->rope[t * n_rot]);
   });
   // xn = rmsnorm(x) * attn_norm of the first layer (later layers fuse it into
@@ -106,7 +143,20 @@ absl::Status Forward(const Model& model, const ForwardArgs& a, KvCache* cache,
   const int64_t attn_scratch = AttentionScratchFloats(static_cast<int>(heads_per_item), hd);
   // A short decoding step (a few thousand multiply-adds) is done by the
   // calling thread alone: waking the pool would cost more than it saves.
-  const int64_t attn_macs = c.n_head * hd * (T * a.pos0 + T * (T + 1) / 2);
+  int64_t attn_positions = 0;
+  for (int64_t t = 0; t < T; ++t) attn_positions += s->pos[t] + 1;
+  const int64_t attn_macs = c.n_head * hd * attn_positions;
+  // Per layer, the page tables of the paged slices as row pointers:
+  // [slice][K, V][kv head][page], at kv_base[slice].
+  std::vector<int64_t> kv_base(n_seqs, -1), kv_n_pages(n_seqs, 0);
+  int64_t n_ptrs = 0;
+  for (int64_t i = 0; i < n_seqs; ++i) {
+    if (seqs[i].pages == nullptr) continue;
+    kv_base[i] = n_ptrs;
+    kv_n_pages[i] = (seqs[i].pos0 + seqs[i].n_tokens + P - 1) / P;
+    n_ptrs += 2 * c.n_head_kv * kv_n_pages[i];
+  }
+  s->kv_pages.resize(n_ptrs);
   const int64_t attn_workers = attn_macs < (int64_t{1} << 15) ? 1 : pool->size();
 
   for (int layer = 0; layer < c.n_layer; ++layer) {
@@ -129,20 +179,36 @@ absl::Status Forward(const Model& model, const ForwardArgs& a, KvCache* cache,
       if (has_norm && c.qk_norm_after_rope) RmsNorm(x, F32(norm), hd, c.rms_eps, x);
     };
     ForTokens(pool, T, q_dim + 2 * kv_dim, [&](int64_t t) {
-      const int64_t pos = a.pos0 + t;
+      const int64_t pos = s->pos[t];
+      const int32_t page = page_of(s->seq[t], pos);
+      const int64_t row = pos % P;
       const float* cos_sin = &s->rope[t * n_rot];
       for (int h = 0; h < c.n_head; ++h) rope_and_norm(&s->q[t * q_dim + h * hd], L.q_norm, cos_sin);
       for (int h = 0; h < c.n_head_kv; ++h) {
         rope_and_norm(&s->k[t * kv_dim + h * hd], L.k_norm, cos_sin);
       }
       if (cache->type() == DType::kF16) {
-        F32ToF16Row(&s->k[t * kv_dim], static_cast<uint16_t*>(cache->k(layer, pos)), kv_dim);
-        F32ToF16Row(&s->v[t * kv_dim], static_cast<uint16_t*>(cache->v(layer, pos)), kv_dim);
+        F32ToF16Row(&s->k[t * kv_dim], static_cast<uint16_t*>(cache->k(layer, page, row)), kv_dim);
+        F32ToF16Row(&s->v[t * kv_dim], static_cast<uint16_t*>(cache->v(layer, page, row)), kv_dim);
       } else {
-        QuantizeRow(cache->type(), &s->k[t * kv_dim], cache->k(layer, pos), kv_dim);
-        QuantizeRow(cache->type(), &s->v[t * kv_dim], cache->v(layer, pos), kv_dim);
+        QuantizeRow(cache->type(), &s->k[t * kv_dim], cache->k(layer, page, row), kv_dim);
+        QuantizeRow(cache->type(), &s->v[t * kv_dim], cache->v(layer, page, row), kv_dim);
       }
     });
+
+    for (int64_t i = 0; i < n_seqs; ++i) {
+      if (kv_base[i] < 0) continue;
+      const void** ptr = &s->kv_pages[kv_base[i]];
+      for (int64_t g = 0; g < c.n_head_kv; ++g) {
+        for (int64_t pg = 0; pg < kv_n_pages[i]; ++pg) {
+          const int32_t page = seqs[i].pages[pg];
+          ptr[g * kv_n_pages[i] + pg] =
+              static_cast<const uint8_t*>(cache->k(layer, page, 0)) + g * hd * kv_elem;
+          ptr[(c.n_head_kv + g) * kv_n_pages[i] + pg] =
+              static_cast<const uint8_t*>(cache->v(layer, page, 0)) + g * hd * kv_elem;
+        }
+      }
+    }
 
     // Causal attention. Token t's items cost ~ pos0 + t + 1, so the threads
     // take items from a shared counter, longest first, rather than fixed
@@ -159,14 +225,22 @@ absl::Status Forward(const Model& model, const ForwardArgs& a, KvCache* cache,
         const int64_t g = (i / parts) % c.n_head_kv;
         const int64_t h0 = g * group + (i % parts) * heads_per_item;
         const int n_q = static_cast<int>(std::min(heads_per_item, (g + 1) * group - h0));
+        const int64_t si = s->seq[t];
         AttentionKv kv;
         kv.type = cache->type();
-        kv.k = static_cast<const uint8_t*>(cache->k(layer, 0)) + g * hd * kv_elem;
-        kv.v = static_cast<const uint8_t*>(cache->v(layer, 0)) + g * hd * kv_elem;
+        if (kv_base[si] < 0) {
+          kv.k = static_cast<const uint8_t*>(cache->k(layer, 0, 0)) + g * hd * kv_elem;
+          kv.v = static_cast<const uint8_t*>(cache->v(layer, 0, 0)) + g * hd * kv_elem;
+        } else {
+          const void* const* ptr = &s->kv_pages[kv_base[si]];
+          kv.k_pages = ptr + g * kv_n_pages[si];
+          kv.v_pages = ptr + (c.n_head_kv + g) * kv_n_pages[si];
+          kv.page_size = P;
+        }
         kv.row_stride = kv_dim;
         kv.head_dim = hd;
         kv.scale = attn_scale;
-        AttendGroup(kv, &s->q[t * q_dim + h0 * hd], hd, n_q, a.pos0 + t + 1,
+        AttendGroup(kv, &s->q[t * q_dim + h0 * hd], hd, n_q, s->pos[t] + 1,
                     &s->att_out[t * q_dim + h0 * hd], hd, scratch.data());
       }
     });
@@ -193,14 +267,13 @@ absl::Status Forward(const Model& model, const ForwardArgs& a, KvCache* cache,
     });
   }
 
-  // ---- head: logits = rmsnorm(x) W_out^T, for the last token or all of them
-  const int64_t first = a.all_logits ? 0 : T - 1;
-  const int64_t n_out = T - first;
+  // ---- head: logits = rmsnorm(x) W_out^T, for the rows asked for
+  const int64_t n_out = static_cast<int64_t>(s->out_rows.size());
   ForTokens(pool, n_out, E, [&](int64_t i) {
-    RmsNorm(&s->x[(first + i) * E], F32(W.output_norm), E, c.rms_eps, &s->xn[i * E]);
+    RmsNorm(&s->x[s->out_rows[i] * E], F32(W.output_norm), E, c.rms_eps, &s->xn[i * E]);
   });
   logits->resize(static_cast<size_t>(n_out) * c.n_vocab);
-  Project(W.output, Weight{}, s->xn.data(), n_out, logits->data(), pool);
+  if (n_out > 0) Project(W.output, Weight{}, s->xn.data(), n_out, logits->data(), pool);
   return absl::OkStatus();
 }
 

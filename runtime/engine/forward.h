@@ -19,6 +19,22 @@ namespace yuan {
 struct ForwardScratch {
   std::vector<float> x, xn, q, k, v, att, att_out, gate, up;
   std::vector<float> rope;  // [n_tokens][n_rot]: (cos, sin) of each rotary pair
+  std::vector<int64_t> pos;   // [n_tokens]: each token's position in its sequence
+  std::vector<int32_t> seq;   // [n_tokens]: each token's slice
+  std::vector<int64_t> out_rows;  // tokens whose logits are wanted
+  std::vector<const void*> kv_pages;  // per layer: [slice][K/V][kv head][page]
+};
+
+// One sequence's part of a batch: n_tokens consecutive tokens of the batch,
+// at positions pos0, pos0 + 1, ... of that sequence, whose earlier positions
+// [0, pos0) are already in the cache.
+struct SeqSlice {
+  int64_t n_tokens = 0;
+  int64_t pos0 = 0;
+  // Its page table in a paged cache (covering pos0 + n_tokens positions);
+  // nullptr: pages 0, 1, 2, ... (a session's own cache).
+  const int32_t* pages = nullptr;
+  bool logits = true;  // wants the logits after its last token
 };
 
 struct ForwardArgs {
@@ -27,11 +43,17 @@ struct ForwardArgs {
   int64_t pos0 = 0;            // position of tokens[0]; cache holds [0, pos0)
   bool all_logits = false;     // logits for every token (else only the last)
   const std::atomic<bool>* cancel = nullptr;  // checked between layers
+  // Several sequences in one batch (continuous batching): the slices in
+  // order cover the n_tokens tokens, and pos0 / all_logits are unused.
+  // Empty: one sequence {n_tokens, pos0, identity pages}.
+  const SeqSlice* seqs = nullptr;
+  int64_t n_seqs = 0;
 };
 
-// Evaluates the tokens. `logits` receives n_vocab floats (or n_tokens *
-// n_vocab with all_logits). Cancelled when *cancel became true (the cache
-// then holds an incomplete step: the caller discards positions >= pos0).
+// Evaluates the tokens. `logits` receives n_vocab floats per sequence that
+// wants them, in order (or n_tokens * n_vocab with all_logits). Cancelled
+// when *cancel became true (the cache then holds an incomplete step: the
+// caller discards the positions this call was adding).
 absl::Status Forward(const Model& model, const ForwardArgs& args, KvCache* cache,
                      ForwardScratch* scratch, ThreadPool* pool, std::vector<float>* logits);
 

@@ -1,33 +1,48 @@
 #include "runtime/engine/kv_cache.h"
 
-#include <new>
+#include <cstdlib>
 
 #include "runtime/core/status.h"
+#include "runtime/cpu/attention.h"
 
 namespace yuan {
 
 absl::StatusOr<KvCache> KvCache::Create(const ModelConfig& c, int32_t capacity, DType type) {
   if (capacity <= 0) return absl::InvalidArgumentError("context size must be positive");
+  return CreatePaged(c, 1, capacity, type);
+}
+
+absl::StatusOr<KvCache> KvCache::CreatePaged(const ModelConfig& c, int32_t n_pages,
+                                             int32_t page_size, DType type) {
+  if (n_pages <= 0 || page_size <= 0) {
+    return absl::InvalidArgumentError("KV cache size must be positive");
+  }
+  if (n_pages > 1 && page_size % kAttnPageMultiple != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("KV page size ", page_size, " is not a multiple of ", kAttnPageMultiple));
+  }
   if (type != DType::kF16 && type != DType::kF32) {
     return absl::InvalidArgumentError("the KV cache type must be f16 or f32");
   }
   KvCache cache;
   cache.type_ = type;
   cache.elem_ = type == DType::kF16 ? 2 : 4;
-  cache.capacity_ = capacity;
+  cache.n_pages_ = n_pages;
+  cache.page_size_ = page_size;
   cache.kv_dim_ = int64_t{c.n_head_kv} * c.head_dim;
-  const uint64_t n = uint64_t{static_cast<uint32_t>(c.n_layer)} * capacity * cache.kv_dim_;
+  const uint64_t positions = uint64_t{static_cast<uint32_t>(n_pages)} * page_size;
+  const uint64_t n = uint64_t{static_cast<uint32_t>(c.n_layer)} * positions * cache.kv_dim_;
   constexpr uint64_t kMaxValues = uint64_t{1} << 36;  // 128 GiB per tensor: surely a mistake
-  if (n > kMaxValues) {
-    return absl::ResourceExhaustedError(absl::StrCat("KV cache for ", capacity,
+  if (positions > (uint64_t{1} << 31) - 1 || n > kMaxValues) {
+    return absl::ResourceExhaustedError(absl::StrCat("KV cache for ", positions,
                                                      " positions is too large"));
   }
-  try {  // the one place a huge allocation is plausible: report it, don't abort
-    cache.k_.assign(n * cache.elem_, 0);
-    cache.v_.assign(n * cache.elem_, 0);
-  } catch (const std::bad_alloc&) {
+  cache.bytes_ = static_cast<size_t>(n * cache.elem_);
+  cache.k_.reset(static_cast<uint8_t*>(std::calloc(cache.bytes_, 1)));
+  cache.v_.reset(static_cast<uint8_t*>(std::calloc(cache.bytes_, 1)));
+  if (cache.k_ == nullptr || cache.v_ == nullptr) {  // a huge request is plausible: report it
     return absl::ResourceExhaustedError(
-        absl::StrFormat("cannot allocate the KV cache (%d positions, %.1f MiB)", capacity,
+        absl::StrFormat("cannot allocate the KV cache (%d positions, %.1f MiB)", positions,
                         2.0 * n * cache.elem_ / (1 << 20)));
   }
   return cache;
