@@ -12,6 +12,7 @@ int InspectCommand(int argc, char** argv);
 int TokenizeCommand(int argc, char** argv);
 int ChatCommand(int argc, char** argv);
 int BenchCommand(int argc, char** argv);
+int ServeCommand(int argc, char** argv);
 }  // namespace yuan::cli
 
 namespace {
@@ -26,6 +27,7 @@ void PrintUsage() {
       "  tokenize  show the token ids of a text: yuan tokenize -m MODEL TEXT\n"
       "  inspect   print a GGUF file's metadata and tensors: yuan inspect FILE\n"
       "  bench     measure prompt and generation speed:  yuan bench -m MODEL [-t N] [-p 512] [-n 128]\n"
+      "  serve     OpenAI-compatible HTTP API:   yuan serve -m MODEL [--host H] [--port 8080]\n"
       "  version   print the library version\n\n"
       "'yuan <command> --help' describes a command's options.\n",
       yuan_version());
@@ -57,6 +59,7 @@ int main(int argc, char** argv) {
   if (cmd == "inspect") return yuan::cli::InspectCommand(argc, argv);
   if (cmd == "tokenize") return yuan::cli::TokenizeCommand(argc, argv);
   if (cmd == "bench") return yuan::cli::BenchCommand(argc, argv);
+  if (cmd == "serve") return yuan::cli::ServeCommand(argc, argv);
   std::fprintf(stderr, "yuan: unknown command '%s' (see 'yuan --help')\n", cmd.c_str());
   return yuan::cli::kExitUsage;
 }

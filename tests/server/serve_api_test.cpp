@@ -1,0 +1,770 @@
+// `yuan serve` end to end: an in-process ApiServer on an ephemeral port over a
+// small random model, driven with plain sockets (HTTP/1.1, Connection: close).
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/engine/chat.h"
+#include "runtime/engine/engine.h"
+#include "runtime/server/server.h"
+#include "tests/common/test_support.h"
+
+namespace yuan::server {
+namespace {
+
+using json = nlohmann::json;
+
+// ---- a minimal HTTP client ----
+
+int Connect(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  timeval tv{};
+  tv.tv_sec = static_cast<long>(60 * testing::TimeScale());
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  return fd;
+}
+
+void SendAll(int fd, const std::string& data) {
+  size_t off = 0;
+  while (off < data.size()) {
+    const ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+    REQUIRE(n > 0);
+    off += static_cast<size_t>(n);
+  }
+}
+
+std::string RequestText(const std::string& method, const std::string& path, const std::string& body,
+                        const std::vector<std::string>& headers) {
+  std::string req = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
+  for (const auto& h : headers) req += h + "\r\n";
+  if (!body.empty() || method == "POST") {
+    req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+  }
+  return req + "\r\n" + body;
+}
+
+struct Response {
+  int status = 0;
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;                            // de-chunked
+  json Json() const {
+    INFO(body);
+    json j = json::parse(body, nullptr, false);
+    REQUIRE_FALSE(j.is_discarded());
+    return j;
+  }
+};
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+Response ParseResponse(const std::string& raw) {
+  Response r;
+  const size_t head_end = raw.find("\r\n\r\n");
+  REQUIRE(head_end != std::string::npos);
+  const std::string head = raw.substr(0, head_end);
+  REQUIRE(head.rfind("HTTP/1.1 ", 0) == 0);
+  r.status = std::stoi(head.substr(9, 3));
+  size_t pos = head.find("\r\n");
+  while (pos != std::string::npos && pos < head.size()) {
+    const size_t next = head.find("\r\n", pos + 2);
+    const std::string line = head.substr(pos + 2, next == std::string::npos ? std::string::npos : next - pos - 2);
+    const size_t colon = line.find(':');
+    if (colon != std::string::npos) {
+      std::string v = line.substr(colon + 1);
+      while (!v.empty() && v.front() == ' ') v.erase(0, 1);
+      r.headers[Lower(line.substr(0, colon))] = v;
+    }
+    pos = next;
+  }
+  std::string body = raw.substr(head_end + 4);
+  if (Lower(r.headers["transfer-encoding"]) == "chunked") {
+    std::string out;
+    size_t p = 0;
+    for (;;) {
+      const size_t eol = body.find("\r\n", p);
+      REQUIRE(eol != std::string::npos);
+      const size_t n = std::stoul(body.substr(p, eol - p), nullptr, 16);
+      if (n == 0) break;
+      REQUIRE(eol + 2 + n <= body.size());
+      out += body.substr(eol + 2, n);
+      p = eol + 2 + n + 2;
+    }
+    body = out;
+  }
+  r.body = body;
+  return r;
+}
+
+Response Http(int port, const std::string& method, const std::string& path, const std::string& body = "",
+              const std::vector<std::string>& headers = {}) {
+  const int fd = Connect(port);
+  SendAll(fd, RequestText(method, path, body, headers));
+  std::string raw;
+  char buf[65536];
+  for (;;) {
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    raw.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return ParseResponse(raw);
+}
+
+Response Post(int port, const std::string& path, const json& body, const std::vector<std::string>& headers = {}) {
+  return Http(port, "POST", path, body.dump(), headers);
+}
+
+// The JSON payloads of a server-sent event stream; *done says whether it
+// ended with "data: [DONE]".
+std::vector<json> SseEvents(const std::string& body, bool* done) {
+  std::vector<json> out;
+  *done = false;
+  size_t pos = 0;
+  while (pos < body.size()) {
+    size_t end = body.find("\n\n", pos);
+    REQUIRE(end != std::string::npos);  // every event is terminated
+    const std::string ev = body.substr(pos, end - pos);
+    pos = end + 2;
+    REQUIRE(ev.rfind("data: ", 0) == 0);
+    const std::string data = ev.substr(6);
+    CHECK_FALSE(*done);  // nothing after [DONE]
+    if (data == "[DONE]") {
+      *done = true;
+      continue;
+    }
+    json j = json::parse(data, nullptr, false);
+    INFO(data);
+    REQUIRE_FALSE(j.is_discarded());
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+// ---- fixtures ----
+
+std::shared_ptr<Engine> SmallEngine() {
+  static std::shared_ptr<Engine> engine = [] {
+    EngineOptions o;
+    o.model_path = testing::WriteRandomLlamaModel({}, "serve-small.gguf");
+    o.n_threads = 2;
+    auto e = Engine::Open(o);
+    REQUIRE(e.ok());
+    return *e;
+  }();
+  return engine;
+}
+
+std::unique_ptr<ApiServer> StartServer(std::shared_ptr<const Engine> engine, ServeOptions o = {}) {
+  o.port = 0;
+  auto s = ApiServer::Start(std::move(engine), std::move(o));
+  INFO(s.status().ToString());
+  REQUIRE(s.ok());
+  return std::move(*s);
+}
+
+GenerateResult LocalGreedy(const std::shared_ptr<Engine>& engine, GenerateRequest req, int n) {
+  req.sampling.temperature = 0.0f;
+  req.ignore_eos = true;
+  req.max_tokens = n;
+  auto session = Session::Create(engine, 0);
+  REQUIRE(session.ok());
+  GenerateResult result;
+  REQUIRE((*session)->Generate(req, &result).ok());
+  return result;
+}
+
+void CheckError(const Response& r, int status, const std::string& type = "invalid_request_error") {
+  INFO(r.body);
+  CHECK(r.status == status);
+  const json j = r.Json();
+  REQUIRE(j.contains("error"));
+  CHECK(j["error"]["type"] == type);
+  CHECK(j["error"]["message"].is_string());
+  CHECK(j["error"].contains("param"));
+  CHECK(j["error"].contains("code"));
+}
+
+const json kNormalCompletion = {{"prompt", "the cat"}, {"max_tokens", 4}, {"temperature", 0}, {"ignore_eos", true}};
+
+TEST_CASE("serve: greedy completion equals Session::Generate token for token", "[server][serve]") {
+  auto engine = SmallEngine();
+  auto server = StartServer(engine);
+  GenerateRequest local;
+  local.prompt = "Once upon a time";
+  const GenerateResult want = LocalGreedy(engine, local, 24);
+  REQUIRE(want.tokens.size() == 24);
+
+  const Response r = Post(server->port(), "/v1/completions",
+                          {{"model", "whatever"}, {"prompt", "Once upon a time"}, {"max_tokens", 24},
+                           {"temperature", 0}, {"ignore_eos", true}, {"return_token_ids", true}});
+  REQUIRE(r.status == 200);
+  CHECK(r.headers.at("content-type").rfind("application/json", 0) == 0);
+  const json j = r.Json();
+  CHECK(j["object"] == "text_completion");
+  CHECK(j["id"].get<std::string>().rfind("cmpl-", 0) == 0);
+  // The served name (here the model's general.name), not the requested one.
+  CHECK(j["model"] == engine->model().config().name);
+  CHECK(j["created"].is_number_integer());
+  REQUIRE(j["choices"].size() == 1);
+  CHECK(j["choices"][0]["index"] == 0);
+  CHECK(j["choices"][0]["finish_reason"] == "length");
+  CHECK(j["choices"][0]["token_ids"].get<std::vector<int32_t>>() == want.tokens);
+  CHECK(j["choices"][0]["text"] == want.text);
+  CHECK(j["usage"]["prompt_tokens"] == want.prompt_tokens);
+  CHECK(j["usage"]["completion_tokens"] == 24);
+  CHECK(j["usage"]["total_tokens"] == want.prompt_tokens + 24);
+
+  // Token ids as the prompt give the same continuation.
+  std::vector<int32_t> ids = engine->tokenizer().Encode("Once upon a time", {});
+  const Response r2 = Post(server->port(), "/v1/completions",
+                           {{"prompt", ids}, {"max_tokens", 24}, {"temperature", 0}, {"ignore_eos", true},
+                            {"return_token_ids", true}});
+  REQUIRE(r2.status == 200);
+  CHECK(r2.Json()["choices"][0]["token_ids"].get<std::vector<int32_t>>() == want.tokens);
+}
+
+TEST_CASE("serve: chat completion renders the chat template like PrepareChatRequest", "[server][serve]") {
+  auto engine = SmallEngine();
+  auto server = StartServer(engine);
+  const std::vector<ChatMessage> messages = {{"system", "You are brief."}, {"user", "Tell me a story."}};
+  GenerateRequest local;
+  REQUIRE(PrepareChatRequest(*engine, messages, {}, &local).ok());
+  const GenerateResult want = LocalGreedy(engine, local, 16);
+
+  const json body = {{"messages", {{{"role", "system"}, {"content", "You are brief."}},
+                                   {{"role", "user"}, {"content", {{{"type", "text"}, {"text", "Tell me a story."}}}}}}},
+                     {"max_completion_tokens", 16}, {"temperature", 0}, {"ignore_eos", true}, {"return_token_ids", true}};
+  const Response r = Post(server->port(), "/v1/chat/completions", body);
+  REQUIRE(r.status == 200);
+  const json j = r.Json();
+  CHECK(j["object"] == "chat.completion");
+  CHECK(j["id"].get<std::string>().rfind("chatcmpl-", 0) == 0);
+  CHECK(j["choices"][0]["message"]["role"] == "assistant");
+  CHECK(j["choices"][0]["message"]["content"] == want.text);
+  CHECK(j["choices"][0]["token_ids"].get<std::vector<int32_t>>() == want.tokens);
+  CHECK(j["choices"][0]["finish_reason"] == "length");
+  CHECK(j["usage"]["prompt_tokens"] == want.prompt_tokens);
+}
+
+TEST_CASE("serve: streamed chunks reassemble to the same text and end with [DONE]", "[server][serve]") {
+  auto engine = SmallEngine();
+  auto server = StartServer(engine);
+  GenerateRequest local;
+  local.prompt = "Once upon a time";
+  const GenerateResult want = LocalGreedy(engine, local, 20);
+
+  SECTION("completions, with usage") {
+    const Response r = Post(server->port(), "/v1/completions",
+                            {{"prompt", "Once upon a time"}, {"max_tokens", 20}, {"temperature", 0},
+                             {"ignore_eos", true}, {"stream", true}, {"stream_options", {{"include_usage", true}}},
+                             {"return_token_ids", true}});
+    REQUIRE(r.status == 200);
+    CHECK(r.headers.at("content-type").rfind("text/event-stream", 0) == 0);
+    CHECK(r.headers.at("cache-control") == "no-cache");
+    bool done = false;
+    const std::vector<json> events = SseEvents(r.body, &done);
+    CHECK(done);
+    REQUIRE(events.size() >= 3);
+    std::string text;
+    std::vector<int32_t> ids;
+    std::string id = events[0]["id"];
+    for (size_t i = 0; i + 1 < events.size(); ++i) {
+      const json& e = events[i];
+      CHECK(e["object"] == "text_completion");
+      CHECK(e["id"] == id);
+      REQUIRE(e["choices"].size() == 1);
+      text += e["choices"][0]["text"].get<std::string>();
+      for (int32_t t : e["choices"][0]["token_ids"]) ids.push_back(t);
+      if (i + 2 < events.size()) CHECK(e["choices"][0]["finish_reason"].is_null());
+    }
+    CHECK(events[events.size() - 2]["choices"][0]["finish_reason"] == "length");
+    CHECK(text == want.text);
+    CHECK(ids == want.tokens);
+    const json& usage = events.back();
+    CHECK(usage["choices"] == json::array());
+    CHECK(usage["usage"]["completion_tokens"] == 20);
+    CHECK(usage["usage"]["prompt_tokens"] == want.prompt_tokens);
+  }
+
+  SECTION("chat, without usage") {
+    const std::vector<ChatMessage> messages = {{"user", "hi"}};
+    GenerateRequest chat_local;
+    REQUIRE(PrepareChatRequest(*engine, messages, {}, &chat_local).ok());
+    const GenerateResult chat_want = LocalGreedy(engine, chat_local, 12);
+    const Response r = Post(server->port(), "/v1/chat/completions",
+                            {{"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"max_tokens", 12},
+                             {"temperature", 0}, {"ignore_eos", true}, {"stream", true}});
+    REQUIRE(r.status == 200);
+    bool done = false;
+    const std::vector<json> events = SseEvents(r.body, &done);
+    CHECK(done);
+    REQUIRE(events.size() >= 2);
+    CHECK(events[0]["object"] == "chat.completion.chunk");
+    CHECK(events[0]["choices"][0]["delta"]["role"] == "assistant");
+    std::string text;
+    for (const json& e : events) {
+      CHECK(e["object"] == "chat.completion.chunk");
+      CHECK_FALSE(e.contains("usage"));
+      REQUIRE(e["choices"].size() == 1);
+      const json& delta = e["choices"][0]["delta"];
+      if (delta.contains("content") && delta["content"].is_string()) text += delta["content"].get<std::string>();
+      CHECK_FALSE(e["choices"][0].contains("token_ids"));
+    }
+    CHECK(events.back()["choices"][0]["finish_reason"] == "length");
+    CHECK(events.back()["choices"][0]["delta"] == json::object());
+    CHECK(text == chat_want.text);
+  }
+}
+
+TEST_CASE("serve: concurrent clients each get their own complete answer", "[server][serve]") {
+  auto engine = SmallEngine();
+  ServeOptions o;
+  o.scheduler.max_sequences = 4;  // fewer slots than clients: some wait in the queue
+  auto server = StartServer(engine, o);
+  const std::vector<std::string> prompts = {"the cat", "a dog ran", "once upon", "the the the",
+                                            "hello", "and then", "we saw a", "it was"};
+  std::vector<GenerateResult> want;
+  for (const std::string& p : prompts) {
+    GenerateRequest r;
+    r.prompt = p;
+    want.push_back(LocalGreedy(engine, r, 12));
+  }
+  std::vector<Response> got(prompts.size());
+  std::vector<std::thread> clients;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    clients.emplace_back([&, i] {
+      got[i] = Http(server->port(), "POST", "/v1/completions",
+                    json{{"prompt", prompts[i]}, {"max_tokens", 12}, {"temperature", 0}, {"ignore_eos", true},
+                         {"return_token_ids", true}, {"stream", i % 2 == 1}}
+                        .dump());
+    });
+  }
+  for (auto& t : clients) t.join();
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    INFO("client " << i << ": " << got[i].body.substr(0, 300));
+    REQUIRE(got[i].status == 200);
+    std::vector<int32_t> ids;
+    std::string text;
+    if (i % 2 == 0) {
+      const json j = got[i].Json();
+      ids = j["choices"][0]["token_ids"].get<std::vector<int32_t>>();
+      text = j["choices"][0]["text"];
+    } else {
+      bool done = false;
+      for (const json& e : SseEvents(got[i].body, &done)) {
+        text += e["choices"][0]["text"].get<std::string>();
+        for (int32_t t : e["choices"][0]["token_ids"]) ids.push_back(t);
+      }
+      CHECK(done);
+    }
+    CHECK(ids == want[i].tokens);
+    CHECK(text == want[i].text);
+  }
+}
+
+TEST_CASE("serve: n choices, stop strings and logprobs", "[server][serve]") {
+  auto engine = SmallEngine();
+  auto server = StartServer(engine);
+  GenerateRequest local;
+  local.prompt = "the cat sat";
+  const GenerateResult want = LocalGreedy(engine, local, 32);
+
+  SECTION("n=2 greedy: two identical choices, usage counts both") {
+    const Response r = Post(server->port(), "/v1/completions",
+                            {{"prompt", "the cat sat"}, {"max_tokens", 32}, {"temperature", 0}, {"ignore_eos", true},
+                             {"n", 2}});
+    REQUIRE(r.status == 200);
+    const json j = r.Json();
+    REQUIRE(j["choices"].size() == 2);
+    for (int i = 0; i < 2; ++i) {
+      CHECK(j["choices"][i]["index"] == i);
+      CHECK(j["choices"][i]["text"] == want.text);
+    }
+    CHECK(j["usage"]["completion_tokens"] == 64);
+  }
+
+  SECTION("n=2 streamed, sampled with a seed") {
+    const Response r = Post(server->port(), "/v1/chat/completions",
+                            {{"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"max_tokens", 8},
+                             {"temperature", 1.0}, {"seed", 11}, {"ignore_eos", true}, {"n", 2}, {"stream", true},
+                             {"stream_options", {{"include_usage", true}}}});
+    REQUIRE(r.status == 200);
+    bool done = false;
+    const std::vector<json> events = SseEvents(r.body, &done);
+    CHECK(done);
+    int roles = 0, finishes[2] = {0, 0};
+    for (const json& e : events) {
+      if (e["choices"].empty()) continue;
+      const int index = e["choices"][0]["index"];
+      REQUIRE((index == 0 || index == 1));
+      if (e["choices"][0]["delta"].contains("role")) ++roles;
+      if (e["choices"][0]["finish_reason"] == "length") ++finishes[index];
+    }
+    CHECK(roles == 2);
+    CHECK(finishes[0] == 1);
+    CHECK(finishes[1] == 1);
+    CHECK(events.back()["usage"]["completion_tokens"] == 16);
+  }
+
+  SECTION("a stop string ends the text before it") {
+    // A 3-byte ASCII window from the second half of the greedy text.
+    std::string stop;
+    for (size_t k = want.text.size() / 2; k + 3 <= want.text.size() && stop.empty(); ++k) {
+      const std::string w = want.text.substr(k, 3);
+      bool ascii = true;
+      for (char ch : w) ascii = ascii && static_cast<unsigned char>(ch) < 0x80;
+      if (ascii) stop = w;
+    }
+    if (stop.empty()) {
+      WARN("no ASCII window in the greedy text; skipped");
+      return;
+    }
+    const size_t first = want.text.find(stop);
+    const Response r = Post(server->port(), "/v1/completions",
+                            {{"prompt", "the cat sat"}, {"max_tokens", 32}, {"temperature", 0}, {"ignore_eos", true},
+                             {"stop", {"never-appears", stop}}});
+    REQUIRE(r.status == 200);
+    const json j = r.Json();
+    CHECK(j["choices"][0]["finish_reason"] == "stop");
+    CHECK(j["choices"][0]["text"] == want.text.substr(0, first));
+  }
+
+  SECTION("logprobs") {
+    const Response r = Post(server->port(), "/v1/completions",
+                            {{"prompt", "the cat sat"}, {"max_tokens", 5}, {"temperature", 0}, {"ignore_eos", true},
+                             {"logprobs", 3}});
+    REQUIRE(r.status == 200);
+    const json lp = r.Json()["choices"][0]["logprobs"];
+    REQUIRE(lp["tokens"].size() == 5);
+    REQUIRE(lp["token_logprobs"].size() == 5);
+    REQUIRE(lp["top_logprobs"].size() == 5);
+    for (const json& v : lp["token_logprobs"]) CHECK(v.get<double>() <= 0.0);
+    CHECK(lp["top_logprobs"][0].size() >= 1);
+    const Response c = Post(server->port(), "/v1/chat/completions",
+                            {{"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"max_tokens", 3},
+                             {"temperature", 0}, {"ignore_eos", true}, {"logprobs", true}, {"top_logprobs", 2}});
+    REQUIRE(c.status == 200);
+    const json content = c.Json()["choices"][0]["logprobs"]["content"];
+    REQUIRE(content.size() == 3);
+    CHECK(content[0]["top_logprobs"].size() == 2);
+    CHECK(content[0]["bytes"].is_array());
+  }
+}
+
+// The text of one streamed or whole answer: (text, finish_reason).
+std::pair<std::string, std::string> AnswerText(const std::string& body, bool stream, bool chat) {
+  std::string text, finish;
+  auto take = [&](const json& choice) {
+    if (chat) {
+      const json& part = stream ? choice["delta"] : choice["message"];
+      if (part.contains("content") && part["content"].is_string()) text += part["content"].get<std::string>();
+    } else {
+      text += choice["text"].get<std::string>();
+    }
+    if (choice["finish_reason"].is_string()) finish = choice["finish_reason"];
+  };
+  if (!stream) {
+    take(json::parse(body)["choices"][0]);
+  } else {
+    bool done = false;
+    for (const json& e : SseEvents(body, &done)) {
+      if (!e["choices"].empty()) take(e["choices"][0]);
+    }
+    CHECK(done);
+  }
+  return {text, finish};
+}
+
+TEST_CASE("serve: stories260K answers as llama.cpp's server did (recorded)", "[server][serve]") {
+  const std::string model = testing::SharedModel("stories260K.gguf");
+  if (model.empty()) return;
+  EngineOptions eo;
+  eo.model_path = model;
+  eo.n_threads = 2;
+  auto engine = Engine::Open(eo);
+  REQUIRE(engine.ok());
+  ServeOptions o;
+  o.model_path = model;
+  auto server = StartServer(*engine, o);
+  for (const char* name : {"openai-server-completions-nonstream.txt", "openai-server-completions-stream.txt",
+                           "openai-server-chat-nonstream.txt", "openai-server-chat-stream.txt"}) {
+    const std::string path = testing::SharedGolden(name);
+    if (path.empty()) continue;
+    INFO(name);
+    std::ifstream in(path, std::ios::binary);
+    const std::string file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // "### REQUEST: POST <path>\n<body>\n\n### RESPONSE ...\n<headers>\r?\n\r?\n<body>"
+    const size_t req_line = file.find("### REQUEST: POST ");
+    REQUIRE(req_line != std::string::npos);
+    const size_t path_end = file.find('\n', req_line);
+    const std::string route = file.substr(req_line + 18, path_end - req_line - 18);
+    const size_t body_end = file.find('\n', path_end + 1);
+    const std::string request = file.substr(path_end + 1, body_end - path_end - 1);
+    const size_t resp = file.find("### RESPONSE");
+    size_t golden_start = file.find("\r\n\r\n", resp);
+    size_t skip = 4;
+    if (golden_start == std::string::npos) {
+      golden_start = file.find("\n\n", resp);
+      skip = 2;
+    }
+    REQUIRE(golden_start != std::string::npos);
+    std::string golden = file.substr(golden_start + skip);
+    const bool stream = request.find("\"stream\":true") != std::string::npos;
+    const bool chat = route == "/v1/chat/completions";
+    if (!stream) golden = golden.substr(0, golden.find('\n'));
+    while (stream && golden.size() > 2 && golden.compare(golden.size() - 3, 3, "\n\n\n") == 0) golden.pop_back();
+
+    const Response r = Http(server->port(), "POST", route, request);
+    REQUIRE(r.status == 200);
+    const auto want = AnswerText(golden, stream, chat);
+    const auto got = AnswerText(r.body, stream, chat);
+    CHECK(got.first == want.first);
+    CHECK(got.second == want.second);
+    if (!stream) {
+      const json g = json::parse(golden), m = r.Json();
+      CHECK(m["usage"]["prompt_tokens"] == g["usage"]["prompt_tokens"]);
+      CHECK(m["usage"]["completion_tokens"] == g["usage"]["completion_tokens"]);
+      CHECK(m["object"] == g["object"]);
+    }
+  }
+}
+
+TEST_CASE("serve: routes, methods, models, health and metrics", "[server][serve]") {
+  auto engine = SmallEngine();
+  {
+    ServeOptions named;
+    named.model_path = "/some/dir/file-name.gguf";
+    CHECK(StartServer(engine, named)->model_name() == "file-name.gguf");
+  }
+  ServeOptions o;
+  o.model_name = "tiny";
+  o.model_path = "/some/dir/file-name.gguf";
+  auto server = StartServer(engine, o);
+  const int port = server->port();
+
+  {
+    // Start-up errors: the port is taken, the chat template is unknown.
+    ServeOptions same;
+    same.port = port;
+    auto second = ApiServer::Start(engine, same);
+    REQUIRE_FALSE(second.ok());
+    INFO(second.status().ToString());
+    CHECK(second.status().message().find(std::to_string(port)) != absl::string_view::npos);
+    ServeOptions bad_template;
+    bad_template.port = 0;
+    bad_template.chat.chat_template = "no-such-template";
+    CHECK_FALSE(ApiServer::Start(engine, bad_template).ok());
+  }
+  const Response health = Http(port, "GET", "/health");
+  CHECK(health.status == 200);
+  CHECK(health.Json() == json({{"status", "ok"}}));
+
+  const Response models = Http(port, "GET", "/v1/models");
+  REQUIRE(models.status == 200);
+  const json m = models.Json();
+  CHECK(m["object"] == "list");
+  REQUIRE(m["data"].size() == 1);
+  CHECK(m["data"][0]["id"] == "tiny");
+  CHECK(m["data"][0]["object"] == "model");
+  CHECK(m["data"][0]["owned_by"] == "yuan");
+  CHECK(m["data"][0]["max_model_len"] == engine->n_ctx());
+  CHECK(Http(port, "GET", "/v1/models/tiny").status == 200);
+  CheckError(Http(port, "GET", "/v1/models/other"), 404, "not_found_error");
+
+  CheckError(Http(port, "GET", "/nope"), 404, "not_found_error");
+  CheckError(Http(port, "POST", "/v1/embeddings", "{}"), 404, "not_found_error");
+  const Response wrong = Http(port, "GET", "/v1/chat/completions");
+  CheckError(wrong, 405);
+  CHECK(wrong.headers.at("allow") == "POST");
+  CheckError(Http(port, "DELETE", "/v1/models"), 405);
+  CheckError(Http(port, "POST", "/health", "{}"), 405);
+
+  REQUIRE(Post(port, "/v1/completions", kNormalCompletion).status == 200);
+  const Response metrics = Http(port, "GET", "/metrics");
+  REQUIRE(metrics.status == 200);
+  CHECK(metrics.headers.at("content-type").rfind("text/plain; version=0.0.4", 0) == 0);
+  auto has = [&](const std::string& s) {
+    INFO(s);
+    CHECK(metrics.body.find(s) != std::string::npos);
+  };
+  has("yuan_requests_total{endpoint=\"/v1/completions\",status=\"200\"} 1\n");
+  has("yuan_requests_total{endpoint=\"other\",status=\"404\"} 2\n");
+  has("yuan_generated_tokens_total 4\n");
+  has("yuan_requests_running 0\n");
+  has("yuan_requests_queued 0\n");
+  has("yuan_kv_cache_usage_ratio ");
+  has("yuan_time_to_first_token_seconds_count 1\n");
+  has("yuan_inter_token_latency_seconds_count 3\n");
+  has("yuan_request_duration_seconds_count 1\n");
+  has("yuan_request_duration_seconds_bucket{le=\"+Inf\"} 1\n");
+}
+
+TEST_CASE("serve: API keys guard /v1 only", "[server][serve]") {
+  auto engine = SmallEngine();
+  ServeOptions o;
+  o.api_keys = {"key-one", "key-two"};
+  auto server = StartServer(engine, o);
+  const int port = server->port();
+  CheckError(Post(port, "/v1/completions", kNormalCompletion), 401, "authentication_error");
+  CheckError(Post(port, "/v1/completions", kNormalCompletion, {"Authorization: Bearer wrong"}), 401,
+             "authentication_error");
+  CheckError(Http(port, "GET", "/v1/models", "", {"Authorization: key-one"}), 401, "authentication_error");
+  CHECK(Post(port, "/v1/completions", kNormalCompletion, {"Authorization: Bearer key-one"}).status == 200);
+  CHECK(Http(port, "GET", "/v1/models", "", {"Authorization: Bearer key-two"}).status == 200);
+  CHECK(Http(port, "GET", "/health").status == 200);
+}
+
+TEST_CASE("serve: hostile requests get their 4xx and the server keeps serving", "[server][serve]") {
+  auto engine = SmallEngine();
+  auto server = StartServer(engine);
+  const int port = server->port();
+  const std::string chat = "/v1/chat/completions";
+  const std::string msgs = R"("messages":[{"role":"user","content":"hi"}])";
+  struct Case {
+    std::string path, body;
+  };
+  const std::vector<Case> bad = {
+      {chat, "{not json"},
+      {chat, ""},
+      {chat, "[]"},
+      {chat, std::string(5000, '[')},
+      {chat, R"({"messages":[]})"},
+      {chat, R"({"messages":"hello"})"},
+      {chat, R"({"messages":[{"role":"user"}]})"},
+      {chat, R"({"messages":[{"content":"x"}]})"},
+      {chat, R"({"messages":[{"role":"emperor","content":"x"}]})"},
+      {chat, "{" + msgs + R"(,"max_tokens":-1})"},
+      {chat, "{" + msgs + R"(,"max_tokens":99999999999})"},
+      {chat, "{" + msgs + R"(,"max_tokens":"lots"})"},
+      {chat, "{" + msgs + R"(,"temperature":3})"},
+      {chat, "{" + msgs + R"(,"n":0})"},
+      {chat, "{" + msgs + R"(,"n":1000})"},
+      {chat, "{" + msgs + R"(,"stream":"yes"})"},
+      {chat, "{" + msgs + R"(,"response_format":{"type":"json_object"}})"},
+      {"/v1/completions", R"({"prompt":[1,2,99999]})"},
+      {"/v1/completions", R"({"prompt":12})"},
+      {"/v1/completions", R"({"prompt":"hi","logit_bias":{"x":1}})"},
+      {"/v1/completions", "{\"prompt\":\"" + std::string(3000, 'a') + " " + "\"}"},  // longer than the context
+  };
+  for (const Case& c : bad) {
+    INFO(c.path << " " << c.body.substr(0, 200));
+    CheckError(Http(port, "POST", c.path, c.body), 400);
+  }
+  // Unknown fields are accepted.
+  const Response ok = Http(port, "POST", chat, "{" + msgs + R"(,"max_tokens":3,"frobnicate":{"x":[1,2]},"tools":[]})");
+  CHECK(ok.status == 200);
+  CHECK(Post(port, "/v1/completions", kNormalCompletion).status == 200);
+  // prompt + max_tokens beyond the context: generation stops at the context.
+  const Response full = Post(port, "/v1/completions",
+                             {{"prompt", "the cat"}, {"max_tokens", 256}, {"ignore_eos", true}});
+  REQUIRE(full.status == 200);
+  const json fj = full.Json();
+  CHECK(fj["choices"][0]["finish_reason"] == "length");
+  // The last sampled token needs no cache position (as with Session::Generate).
+  CHECK(fj["usage"]["total_tokens"].get<int>() >= engine->n_ctx());
+  CHECK(fj["usage"]["total_tokens"].get<int>() <= engine->n_ctx() + 1);
+  CHECK(server->scheduler().stats().running == 0);
+}
+
+TEST_CASE("serve: a client that disconnects mid-stream frees its slot", "[server][serve]") {
+  testing::RandomModelSpec spec = testing::SlowModelSpec();
+  EngineOptions eo;
+  eo.model_path = testing::WriteRandomLlamaModel(spec, "serve-slow.gguf");
+  eo.n_threads = 1;
+  auto engine = Engine::Open(eo);
+  REQUIRE(engine.ok());
+  ServeOptions o;
+  o.scheduler.max_sequences = 2;
+  o.scheduler.max_queue = 0;
+  o.scheduler.n_ctx = 1024;
+  auto server = StartServer(*engine, o);
+  const int port = server->port();
+
+  const int fd = Connect(port);
+  SendAll(fd, RequestText("POST", "/v1/completions",
+                          json{{"prompt", "the"}, {"max_tokens", 1000}, {"ignore_eos", true}, {"stream", true}}.dump(),
+                          {}));
+  // Wait for the first content chunk.
+  std::string got;
+  char buf[4096];
+  while (got.find("data: {") == std::string::npos) {
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    REQUIRE(n > 0);
+    got.append(buf, static_cast<size_t>(n));
+  }
+  CHECK(server->scheduler().stats().running == 1);
+  ::close(fd);
+  const auto t0 = std::chrono::steady_clock::now();
+  while (server->scheduler().stats().running + server->scheduler().stats().queued > 0) {
+    REQUIRE(std::chrono::steady_clock::now() - t0 < std::chrono::duration<double>(5.0 * testing::TimeScale()));
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const double freed_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  WARN("slot freed " << freed_ms << " ms after the disconnect");
+  // Still serving.
+  CHECK(Post(port, "/v1/completions", kNormalCompletion).status == 200);
+}
+
+TEST_CASE("serve: a full scheduler answers 429 with Retry-After", "[server][serve]") {
+  testing::RandomModelSpec spec = testing::SlowModelSpec();
+  EngineOptions eo;
+  eo.model_path = testing::WriteRandomLlamaModel(spec, "serve-busy.gguf");
+  eo.n_threads = 1;
+  auto engine = Engine::Open(eo);
+  REQUIRE(engine.ok());
+  ServeOptions o;
+  o.scheduler.max_sequences = 1;
+  o.scheduler.max_queue = 0;
+  o.scheduler.n_ctx = 512;
+  auto server = StartServer(*engine, o);
+  const int port = server->port();
+  const int fd = Connect(port);
+  SendAll(fd, RequestText("POST", "/v1/completions",
+                          json{{"prompt", "the"}, {"max_tokens", 400}, {"ignore_eos", true}, {"stream", true}}.dump(),
+                          {}));
+  std::string got;
+  char buf[4096];
+  while (got.find("data: {") == std::string::npos) {
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    REQUIRE(n > 0);
+    got.append(buf, static_cast<size_t>(n));
+  }
+  const Response busy = Post(port, "/v1/completions", kNormalCompletion);
+  CheckError(busy, 429, "rate_limit_error");
+  CHECK(busy.headers.count("retry-after") == 1);
+  ::close(fd);
+  // Once the first is cancelled, requests are served again.
+  const auto t0 = std::chrono::steady_clock::now();
+  while (server->scheduler().stats().running > 0) {
+    REQUIRE(std::chrono::steady_clock::now() - t0 < std::chrono::duration<double>(5.0 * testing::TimeScale()));
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  CHECK(Post(port, "/v1/completions", kNormalCompletion).status == 200);
+}
+
+}  // namespace
+}  // namespace yuan::server
