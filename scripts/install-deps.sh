@@ -8,6 +8,7 @@ packages=(
   libabsl-dev        # absl::Status / StatusOr, strings, containers
   catch2             # Catch2 v2 test framework
   nlohmann-json3-dev # JSON
+  libcurl4-openssl-dev  # remote runtime (OpenAI-compatible HTTP client)
   libutf8proc-dev    # Unicode categories for the BPE pre-tokenizers
   python3-jinja2     # reference renderer for the chat-template conformance tests
   python3-torch python3-numpy  # PyTorch reference for the architecture tests

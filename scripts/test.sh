@@ -17,6 +17,12 @@ if command -v npm >/dev/null; then
   (cd tests/tokenizer/reference && { npm ci --no-audit --no-fund --loglevel=error ||
     npm install --no-audit --no-fund --loglevel=error; }) ||
     echo "warning: npm install failed; the tokenizer reference test will be skipped"
+  # The official OpenAI Node client for tests/server/serve_node_test.cpp
+  # (skipped the same way when missing).
+  echo "== npm packages for the OpenAI client test of yuan serve"
+  (cd tests/server/node && { npm ci --no-audit --no-fund --loglevel=error ||
+    npm install --no-audit --no-fund --loglevel=error; }) ||
+    echo "warning: npm install failed; the OpenAI Node client test will be skipped"
 fi
 
 echo "== release build + full test suite"
@@ -36,7 +42,7 @@ fuzz_seconds="${YUAN_FUZZ_SECONDS:-30}"
 if [ "$fuzz_seconds" != "0" ] && command -v clang++ >/dev/null; then
   echo "== libFuzzer smoke run (${fuzz_seconds}s per target)"
   cmake --preset fuzz >/dev/null
-  targets=(gguf_fuzz safetensors_fuzz tokenizer_json_fuzz)
+  targets=(gguf_fuzz safetensors_fuzz tokenizer_json_fuzz http_request_fuzz openai_request_fuzz sse_fuzz)
   cmake --build --preset fuzz --target "${targets[@]}"
   for t in "${targets[@]}"; do
     name=${t%_fuzz}

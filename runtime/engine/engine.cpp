@@ -227,6 +227,7 @@ absl::Status Session::Generate(const GenerateRequest& req, GenerateResult* resul
     running_ = true;
     cancel_.store(false);
   }
+  if (req.cancel != nullptr && req.cancel->load()) cancel_.store(true);
   struct Done {  // clears running_ on every return path
     Session* s;
     ~Done() {

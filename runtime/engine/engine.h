@@ -84,6 +84,10 @@ struct GenerateRequest {
   // Called after each generated token with the text now safe to show (may
   // be empty). Return false to stop.
   std::function<bool(std::string_view text, int32_t token, int32_t index)> on_token;
+  // Optional: when it is already true as generation starts, the call ends at
+  // once as cancelled (closes the gap between a caller's cancel flag and
+  // Session::Cancel, which only stops a call that is running).
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct GenerateResult {

@@ -1,6 +1,7 @@
 #include "sdk/src/backend.h"
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "yuan/yuan.h"
 
 namespace yuan::api {
@@ -17,8 +18,12 @@ absl::StatusOr<std::unique_ptr<Backend>> OpenBackend(const BackendOptions& optio
     case YUAN_BACKEND_CUDA:
       return absl::UnimplementedError("the CUDA backend is not in this build yet");
     case YUAN_BACKEND_REMOTE:
-      return absl::UnimplementedError(
-          "the remote (OpenAI-compatible HTTP) backend is not in this build yet");
+      if (!is_url) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "the remote backend needs a server URL (http(s)://host:port/v1), not '",
+            options.model, "'"));
+      }
+      return OpenRemoteBackend(options);
     default:
       return absl::InvalidArgumentError(absl::StrCat("unknown backend ", backend));
   }

@@ -1,7 +1,7 @@
 // The seam between the C ABI and whatever runs the model. The ABI layer
-// only talks to Backend / BackendSession; LocalBackend (this build) runs the
-// in-process runtime, and the remote (OpenAI-compatible HTTP) and CUDA
-// backends plug in here, chosen by OpenBackend from the model string.
+// only talks to Backend / BackendSession; LocalBackend runs the in-process
+// runtime, RemoteBackend an OpenAI-compatible HTTP server, and the CUDA
+// backend will plug in here too, chosen by OpenBackend from the model string.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +21,13 @@ struct BackendOptions {
   int n_threads = 0;
   int n_ctx = 0;
   bool kv_f32 = false;
+  // Remote backend only (yuan_engine_options' remote fields).
+  bool api_key_set = false;  // false: from $YUAN_API_KEY, else $OPENAI_API_KEY
+  std::string api_key;
+  std::string remote_model;     // "": the first id of GET /v1/models
+  int connect_timeout_ms = 0;   // 0: the default (10 s)
+  int read_timeout_ms = 0;      // 0: the default (120 s); -1: none
+  int max_retries = 2;
 };
 
 struct ModelFacts {
@@ -67,5 +74,9 @@ absl::StatusOr<std::unique_ptr<Backend>> OpenBackend(const BackendOptions& optio
 
 // The in-process CPU runtime.
 absl::StatusOr<std::unique_ptr<Backend>> OpenLocalBackend(const BackendOptions& options);
+
+// An OpenAI-compatible server at options.model ("http(s)://host:port/v1"),
+// through runtime/remote's client (sdk/src/remote_backend.cpp).
+absl::StatusOr<std::unique_ptr<Backend>> OpenRemoteBackend(const BackendOptions& options);
 
 }  // namespace yuan::api

@@ -45,6 +45,9 @@ yuan_status yuan_session_submit(yuan_session* session, const char* prompt,
     req->unread.append(text);
     return !req->cancel.load() && !req->session->closed.load();
   };
+  // A cancel that lands between the worker's check below and the start of
+  // Generate is seen through this flag (Cancel only stops a running call).
+  gen.cancel = &req->cancel;
   guard.Release();  // the worker releases the session when it finishes
   req->worker = std::thread([req, gen = std::move(gen)]() {
     yuan::GenerateResult result;

@@ -117,7 +117,11 @@ yuan_status ExportResult(const GenerateResult& r, yuan_generate_result* out) {
 // struct's last v1 field and its size. A change here breaks old binaries.
 #define YUAN_PIN(type, last_field, offset, size) \
   static_assert(offsetof(type, last_field) == (offset) && sizeof(type) == (size), #type)
-YUAN_PIN(yuan_engine_options, kv_type, 28, 32);
+// yuan_engine_options: v1 ended at kv_type (32 bytes); the remote fields
+// followed.
+constexpr size_t kEngineOptionsV1Size = 32;
+static_assert(offsetof(yuan_engine_options, kv_type) == 28, "yuan_engine_options v1");
+YUAN_PIN(yuan_engine_options, max_retries, 56, 64);
 YUAN_PIN(yuan_model_info, n_ctx, 84, 88);
 YUAN_PIN(yuan_sampling_params, seed, 40, 48);
 YUAN_PIN(yuan_session_options, n_ctx, 4, 8);
@@ -184,11 +188,22 @@ void yuan_set_log_level(yuan_log_level min_level) {
 
 // ---- engine
 
-void yuan_engine_options_init(yuan_engine_options* o) {
-  if (o == nullptr) return;
-  std::memset(o, 0, sizeof *o);
-  o->struct_size = sizeof *o;
-  o->backend = YUAN_BACKEND_AUTO;
+void yuan_engine_options_init_sized(yuan_engine_options* o, size_t size) {
+  if (o == nullptr || size < kEngineOptionsV1Size) return;
+  yuan_engine_options v;
+  std::memset(&v, 0, sizeof v);
+  v.backend = YUAN_BACKEND_AUTO;
+  v.max_retries = 2;
+  // Only as many bytes as the caller's struct has.
+  const size_t n = size < sizeof v ? size : sizeof v;
+  v.struct_size = static_cast<uint32_t>(n);
+  std::memcpy(static_cast<void*>(o), &v, n);
+}
+
+// The v1 entry point: programs built against the v1 header have a 32-byte
+// struct, so only that much is written.
+void(yuan_engine_options_init)(yuan_engine_options* o) {
+  yuan_engine_options_init_sized(o, kEngineOptionsV1Size);
 }
 
 yuan_status yuan_engine_open(const yuan_engine_options* options, yuan_engine** out_engine) {
@@ -196,7 +211,7 @@ yuan_status yuan_engine_open(const yuan_engine_options* options, yuan_engine** o
   if (out_engine == nullptr) return Fail(YUAN_ERR_INVALID_ARGUMENT, "out_engine is NULL");
   yuan_engine_options o;
   yuan_engine_options_init(&o);
-  if (yuan_status st = yuan::api::ReadStruct(options, sizeof(yuan_engine_options),
+  if (yuan_status st = yuan::api::ReadStruct(options, kEngineOptionsV1Size,
                                              "yuan_engine_options", &o);
       st != YUAN_OK) {
     return st;
@@ -210,12 +225,23 @@ yuan_status yuan_engine_open(const yuan_engine_options* options, yuan_engine** o
   if (o.kv_type != YUAN_KV_F16 && o.kv_type != YUAN_KV_F32) {
     return Fail(YUAN_ERR_INVALID_ARGUMENT, "kv_type must be YUAN_KV_F16 or YUAN_KV_F32");
   }
+  if (o.connect_timeout_ms < 0 || o.read_timeout_ms < -1 || o.max_retries < 0) {
+    return Fail(YUAN_ERR_INVALID_ARGUMENT,
+                "connect_timeout_ms and max_retries must not be negative, read_timeout_ms not "
+                "below -1");
+  }
   yuan::api::BackendOptions bo;
   bo.model = o.model;
   bo.backend = o.backend;
   bo.n_threads = o.n_threads;
   bo.n_ctx = o.n_ctx;
   bo.kv_f32 = o.kv_type == YUAN_KV_F32;
+  bo.api_key_set = o.api_key != nullptr;
+  if (o.api_key != nullptr) bo.api_key = o.api_key;
+  if (o.remote_model != nullptr) bo.remote_model = o.remote_model;
+  bo.connect_timeout_ms = o.connect_timeout_ms;
+  bo.read_timeout_ms = o.read_timeout_ms;
+  bo.max_retries = o.max_retries;
   auto backend = yuan::api::OpenBackend(bo);
   if (!backend.ok()) return Fail(backend.status());
   auto* engine = new yuan_engine{std::move(*backend)};

@@ -135,13 +135,17 @@ typedef enum yuan_backend {
   YUAN_BACKEND_AUTO = 0,  /* from the model string: a path is local, http(s):// remote */
   YUAN_BACKEND_CPU = 1,
   YUAN_BACKEND_CUDA = 2,  /* not in this build yet: YUAN_ERR_UNIMPLEMENTED */
-  YUAN_BACKEND_REMOTE = 3 /* not in this build yet: YUAN_ERR_UNIMPLEMENTED */
+  /* An OpenAI-compatible server (yuan serve, vLLM, llama.cpp's server,
+   * OpenAI): model is its URL, "http(s)://host:port/v1". Generation and chat
+   * run on the server; see "Remote engines" below for what differs. */
+  YUAN_BACKEND_REMOTE = 3
 } yuan_backend;
 
 typedef struct yuan_engine_options {
   uint32_t struct_size;
-  /* Model to load: a GGUF file path. (Later: a Hugging Face folder, an hf:
-   * reference, or an http(s)://host:port/v1 server URL.) Borrowed for the
+  /* Model to load: a GGUF file path, or the URL of an OpenAI-compatible
+   * server, "http(s)://host:port/v1" (a URL without a path gets "/v1").
+   * (Later: a Hugging Face folder, an hf: reference.) Borrowed for the
    * duration of yuan_engine_open. Required. */
   const char* model;
   yuan_backend backend;
@@ -155,12 +159,48 @@ typedef struct yuan_engine_options {
    * numerics) or YUAN_KV_F32 (exact attention). */
   int32_t kv_type;
   /* ---- end of ABI v1 fields; append only below this line ---- */
+
+  /* Remote engines only (model is an http(s):// URL); local backends ignore
+   * these. See docs/remote.md. */
+  /* API key sent as "Authorization: Bearer <key>". NULL (default): the
+   * environment's YUAN_API_KEY, else OPENAI_API_KEY, else none; "": none.
+   * Copied by yuan_engine_open. */
+  const char* api_key;
+  /* The model name sent in requests. NULL or "" (default): the first id the
+   * server lists at GET /v1/models. Copied by yuan_engine_open. */
+  const char* remote_model;
+  /* Limit for establishing a connection (TCP + TLS), per attempt, in ms;
+   * 0 (default): 10000. Then YUAN_ERR_DEADLINE_EXCEEDED. */
+  int32_t connect_timeout_ms;
+  /* Longest silence while waiting for the server's response or between two
+   * pieces of a streamed reply, in ms; 0 (default): 120000; -1: wait
+   * forever. Then YUAN_ERR_DEADLINE_EXCEEDED. Long prompts on a slow server
+   * can take a while before the first token arrives. */
+  int32_t read_timeout_ms;
+  /* Extra attempts (exponential backoff with jitter, or the server's
+   * Retry-After when at most 10 s) after a connection error, HTTP 429 or
+   * 5xx, only while no text has reached the caller: once a token was
+   * delivered a failure is returned, never retried. Default 2; 0: none. */
+  int32_t max_retries;
+  /* ---- end of the fields added after v1 (remote); append only below ---- */
 } yuan_engine_options;
 
 enum { YUAN_KV_F16 = 0, YUAN_KV_F32 = 1 };
 
-/* Fills defaults and sets struct_size. NULL is ignored. Thread-safe. */
-YUAN_API void yuan_engine_options_init(yuan_engine_options* options);
+/* Fills defaults and sets struct_size to `size`, writing only the first
+ * `size` bytes (the caller's sizeof, never more): call it through the
+ * yuan_engine_options_init() macro below. size < the v1 size (32) is
+ * ignored, like NULL. Thread-safe. */
+YUAN_API void yuan_engine_options_init_sized(yuan_engine_options* options, size_t size);
+
+/* Fills defaults and sets struct_size. NULL is ignored. Thread-safe.
+ * Source code calls the macro, which passes this header's sizeof; the
+ * exported function (for programs built against the v1 header, and for
+ * bindings that call it by name) fills only the v1 fields, so it never
+ * writes past an older, smaller struct. */
+YUAN_API void (yuan_engine_options_init)(yuan_engine_options* options);
+#define yuan_engine_options_init(options) \
+  yuan_engine_options_init_sized((options), sizeof(yuan_engine_options))
 
 /* Loads the model. On success *out_engine owns it; free it with
  * yuan_engine_free. Errors: INVALID_ARGUMENT (NULL, bad struct_size, bad
@@ -169,6 +209,38 @@ YUAN_API void yuan_engine_options_init(yuan_engine_options* options);
  * this build lacks), RESOURCE_EXHAUSTED. Thread-safe. */
 YUAN_API yuan_status yuan_engine_open(const yuan_engine_options* options,
                                       yuan_engine** out_engine);
+
+/* Remote engines (model "http(s)://host:port/v1"). yuan_engine_open asks
+ * the server for GET /v1/models (the model name, context size) and fails
+ * with UNAVAILABLE when it cannot be reached, UNAUTHENTICATED /
+ * PERMISSION_DENIED for a refused key. Then:
+ *  - yuan_session_generate / _submit send the prompt to /v1/completions and
+ *    yuan_session_chat the messages to /v1/chat/completions, streamed; the
+ *    server renders the chat template (yuan_chat_options.chat_template is
+ *    UNIMPLEMENTED; enable_thinking is passed as chat_template_kwargs). Each
+ *    call is independent: the server's prompt cache, not the session, reuses
+ *    earlier turns (cached_tokens is what the server reports).
+ *    on_token events carry the token id when the server returns ids (yuan
+ *    serve, vLLM), else -1; prompt_ms is the time to the first token as the
+ *    client sees it.
+ *  - Errors: the server's HTTP status maps to 400 INVALID_ARGUMENT (a
+ *    context-length error: OUT_OF_RANGE), 401 UNAUTHENTICATED, 403
+ *    PERMISSION_DENIED, 404 NOT_FOUND, 413 OUT_OF_RANGE, 429
+ *    RESOURCE_EXHAUSTED, 5xx UNAVAILABLE, with the server's message in
+ *    yuan_last_error(); a lost connection is UNAVAILABLE, a timeout
+ *    DEADLINE_EXCEEDED, a malformed response DATA_LOSS.
+ *  - yuan_session_cancel / yuan_request_cancel abort the HTTP request within
+ *    about 50 ms, even while the server sends nothing.
+ *  - No model runs in this process, so these return YUAN_ERR_UNIMPLEMENTED:
+ *    yuan_tokenize, yuan_detokenize, yuan_chat_apply_template,
+ *    yuan_session_decode, yuan_session_save/_load(_file). yuan_session_logits
+ *    returns FAILED_PRECONDITION (nothing is evaluated locally);
+ *    yuan_session_n_past is 0. yuan_engine_metadata knows "general.name",
+ *    "remote.url" and "remote.server".
+ *  - Proxies come from the environment (http_proxy, https_proxy, no_proxy,
+ *    all_proxy, read by libcurl); TLS certificates are always verified.
+ * Threading is as for local engines: sessions of one remote engine may run
+ * requests concurrently, each on its own connection. */
 
 /* Releases the engine. Sessions still open keep the model alive until they
  * are freed; the engine handle itself becomes invalid at once. NULL is a
