@@ -768,3 +768,55 @@ TEST_CASE("serve: a full scheduler answers 429 with Retry-After", "[server][serv
 
 }  // namespace
 }  // namespace yuan::server
+
+namespace yuan::server {
+namespace {
+
+// Byte-fallback tokens that end inside a character (the failure seen in a
+// peer server, ../shared/golden/llama-server-bench.md): logit biases and a
+// frequency penalty make greedy decoding cycle through the three bytes of
+// "你" (E4 BD A0) as separate tokens. No chunk may carry part of the
+// character; the stream reassembles to exactly the non-streamed text.
+TEST_CASE("serve: a character split across byte tokens is never streamed in pieces",
+          "[server][serve]") {
+  auto engine = SmallEngine();
+  auto server = StartServer(engine);
+  auto byte_token = [](int b) { return std::to_string(3 + b); };  // <0xXX> ids
+  const json bias = {{byte_token(0xE4), 100}, {byte_token(0xBD), 99.5}, {byte_token(0xA0), 99}};
+  for (int max_tokens : {30, 31}) {  // 31: ends after a lone E4 byte
+    INFO("max_tokens " << max_tokens);
+    json req = {{"prompt", "x"}, {"max_tokens", max_tokens}, {"temperature", 0},
+                {"ignore_eos", true}, {"logit_bias", bias}, {"frequency_penalty", 2.0},
+                {"return_token_ids", true}};
+    const Response whole = Post(server->port(), "/v1/completions", req);
+    REQUIRE(whole.status == 200);
+    const std::string text = whole.Json()["choices"][0]["text"];
+    std::string want;
+    for (int i = 0; i < 10; ++i) want += "你";
+    if (max_tokens == 31) want += "\xEF\xBF\xBD";  // the unfinished character, replaced
+    CHECK(text == want);
+
+    req["stream"] = true;
+    const Response streamed = Post(server->port(), "/v1/completions", req);
+    REQUIRE(streamed.status == 200);
+    bool done = false;
+    const std::vector<json> events = SseEvents(streamed.body, &done);
+    CHECK(done);
+    std::string joined;
+    int pieces_with_text = 0;
+    for (const json& e : events) {
+      if (e["choices"].empty()) continue;
+      const std::string piece = e["choices"][0].value("text", "");
+      // a piece is whole characters: never a replacement character for a
+      // character that completes later
+      if (!piece.empty()) ++pieces_with_text;
+      if (max_tokens == 30) CHECK(piece.find("\xEF\xBF\xBD") == std::string::npos);
+      joined += piece;
+    }
+    CHECK(joined == text);
+    CHECK(pieces_with_text >= 10);
+  }
+}
+
+}  // namespace
+}  // namespace yuan::server
