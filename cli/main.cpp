@@ -13,6 +13,7 @@ int TokenizeCommand(int argc, char** argv);
 int ChatCommand(int argc, char** argv);
 int BenchCommand(int argc, char** argv);
 int ServeCommand(int argc, char** argv);
+int AdapterCommand(int argc, char** argv);
 }  // namespace yuan::cli
 
 namespace {
@@ -28,6 +29,7 @@ void PrintUsage() {
       "  inspect   print a GGUF file's metadata and tensors: yuan inspect FILE\n"
       "  bench     measure prompt and generation speed:  yuan bench -m MODEL [-t N] [-p 512] [-n 128]\n"
       "  serve     OpenAI-compatible HTTP API:   yuan serve -m MODEL [--host H] [--port 8080]\n"
+      "  adapter   inspect or convert LoRA adapters: yuan adapter inspect FILE | convert IN OUT\n"
       "  version   print the library version\n\n"
       "'yuan <command> --help' describes a command's options.\n",
       yuan_version());
@@ -60,6 +62,7 @@ int main(int argc, char** argv) {
   if (cmd == "tokenize") return yuan::cli::TokenizeCommand(argc, argv);
   if (cmd == "bench") return yuan::cli::BenchCommand(argc, argv);
   if (cmd == "serve") return yuan::cli::ServeCommand(argc, argv);
+  if (cmd == "adapter") return yuan::cli::AdapterCommand(argc, argv);
   std::fprintf(stderr, "yuan: unknown command '%s' (see 'yuan --help')\n", cmd.c_str());
   return yuan::cli::kExitUsage;
 }

@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config binutils
   libabsl-dev        # absl::Status / StatusOr, strings, containers
+  flatbuffers-compiler libflatbuffers-dev  # the adapter file format (runtime/adapter/adapter.fbs)
   catch2             # Catch2 v2 test framework
   nlohmann-json3-dev # JSON
   libcurl4-openssl-dev  # remote runtime (OpenAI-compatible HTTP client)
