@@ -152,6 +152,7 @@ void Session::Cancel() {
 
 void Session::Reset() {
   history_.clear();
+  history_loras_.clear();
   history_text_.clear();
   logits_.clear();
 }
@@ -163,6 +164,14 @@ absl::Status Session::Eval(const int32_t* tokens, int64_t n) {
     args.n_tokens = std::min(kPromptChunk, n - i);
     args.pos0 = static_cast<int64_t>(history_.size());
     args.cancel = &cancel_;
+    SeqSlice slice;
+    if (!history_loras_.empty()) {  // one slice carrying the adapters
+      slice.n_tokens = args.n_tokens;
+      slice.pos0 = args.pos0;
+      slice.loras = &history_loras_;
+      args.seqs = &slice;
+      args.n_seqs = 1;
+    }
     absl::Status st = Forward(engine_->model(), args, &cache_, &scratch_, engine_->pool(), &logits_);
     if (!st.ok()) return st;
     history_.insert(history_.end(), args.tokens, args.tokens + args.n_tokens);
@@ -193,6 +202,14 @@ absl::Status Session::Decode(const std::vector<int32_t>& tokens) {
 absl::Status Session::Generate(const GenerateRequest& req, GenerateResult* result) {
   *result = GenerateResult{};
   if (req.max_tokens < 0) return absl::InvalidArgumentError("max_tokens must not be negative");
+  YUAN_RETURN_IF_ERROR(CheckLoraSet(req.loras, engine_->model()));
+  if (req.loras != history_loras_) {
+    // The cached K/V were computed under other adapters: nothing is reusable.
+    history_.clear();
+    history_text_.clear();
+    logits_.clear();
+    history_loras_ = req.loras;
+  }
   const Tokenizer& tok = engine_->tokenizer();
   EncodeOptions enc;
   enc.add_bos = req.add_bos;

@@ -88,6 +88,10 @@ struct GenerateRequest {
   // once as cancelled (closes the gap between a caller's cancel flag and
   // Session::Cancel, which only stops a call that is running).
   const std::atomic<bool>* cancel = nullptr;
+  // LoRA adapters (lora.h) applied to this request; empty: the base model.
+  // The session's context is reused only when it was built with the same
+  // set (the same bindings and scales).
+  std::vector<LoraChoice> loras;
 };
 
 struct GenerateResult {
@@ -106,8 +110,9 @@ class Session {
   static absl::StatusOr<std::unique_ptr<Session>> Create(std::shared_ptr<const Engine> engine,
                                                           int n_ctx);
 
-  // Appends tokens to the context and evaluates them (logits of the last).
-  // On error the context is unchanged.
+  // Appends tokens to the context and evaluates them (logits of the last),
+  // with the adapters the context was built with (those of the last
+  // Generate; none after Reset). On error the context is unchanged.
   absl::Status Decode(const std::vector<int32_t>& tokens);
   // Next-token logits after the last Decode/Generate step; empty before.
   const std::vector<float>& logits() const { return logits_; }
@@ -135,7 +140,8 @@ class Session {
 
  private:
   Session(std::shared_ptr<const Engine> engine, KvCache cache);
-  // Evaluates tokens at the end of the context in chunks, checking cancel.
+  // Evaluates tokens at the end of the context in chunks, checking cancel,
+  // with the adapters in history_loras_.
   absl::Status Eval(const int32_t* tokens, int64_t n);
 
   std::shared_ptr<const Engine> engine_;
@@ -147,6 +153,9 @@ class Session {
   // continuation and reuses the generated tokens exactly; empty otherwise.
   std::string history_text_;
   bool history_parse_special_ = false;
+  // The adapters the cached context was computed with (Decode continues
+  // with them): a context is only reused under the same set.
+  std::vector<LoraChoice> history_loras_;
   std::vector<float> logits_;
   std::atomic<bool> cancel_{false};
   std::mutex run_mu_;      // guards running_ for Cancel

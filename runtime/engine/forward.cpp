@@ -97,6 +97,13 @@ absl::Status Forward(const Model& model, const ForwardArgs& a, KvCache* cache,
     t_end += q.n_tokens;
   }
   if (t_end != T) return absl::InvalidArgumentError("the batch's sequences do not cover its tokens");
+  bool any_lora = false;
+  for (int64_t i = 0; i < n_seqs; ++i) {
+    if (seqs[i].loras == nullptr || seqs[i].loras->empty()) continue;
+    absl::Status st = CheckLoraSet(*seqs[i].loras, model);
+    if (!st.ok()) return st;
+    any_lora = true;
+  }
   // (page, row) of position `pos` of slice `i`
   auto page_of = [&](int64_t i, int64_t pos) -> int32_t {
     return seqs[i].pages != nullptr ? seqs[i].pages[pos / P] : static_cast<int32_t>(pos / P);
@@ -164,11 +171,32 @@ absl::Status Forward(const Model& model, const ForwardArgs& a, KvCache* cache,
       return absl::CancelledError("cancelled");
     }
     const LayerWeights& L = W.layers[layer];
+    // y += the LoRA deltas of projection p, for the tokens of each slice
+    // that chose adapters (x: the projection's input rows, y: its output)
+    auto lora = [&](LoraProj p, const float* x, float* y) {
+      if (!any_lora) return;
+      int64_t t0 = 0;
+      for (int64_t i = 0; i < n_seqs; ++i) {
+        const SeqSlice& q = seqs[i];
+        if (q.loras != nullptr) {
+          for (const LoraChoice& ch : *q.loras) {
+            const LoraPair* pr = ch.lora->pair(layer, p);
+            if (pr == nullptr) continue;
+            LoraApply(*pr, ch.lora->rank(), ch.scale * ch.lora->scaling(), x + t0 * pr->in,
+                      q.n_tokens, y + t0 * pr->out, &s->lora_tmp, pool);
+          }
+        }
+        t0 += q.n_tokens;
+      }
+    };
 
     // ---- attention: q,k,v = xn W^T
     Project(L.wq, L.bq, s->xn.data(), T, s->q.data(), pool);
     Project(L.wk, L.bk, s->xn.data(), T, s->k.data(), pool);
     Project(L.wv, L.bv, s->xn.data(), T, s->v.data(), pool);
+    lora(LoraProj::kQ, s->xn.data(), s->q.data());
+    lora(LoraProj::kK, s->xn.data(), s->k.data());
+    lora(LoraProj::kV, s->xn.data(), s->v.data());
 
     // RoPE at each token's position, with the optional per-head q/k RMSNorm
     // before it (qwen3) or after it (hunyuan-dense); K and V rows into the cache
@@ -245,6 +273,7 @@ absl::Status Forward(const Model& model, const ForwardArgs& a, KvCache* cache,
       }
     });
     Project(L.wo, Weight{}, s->att_out.data(), T, s->att.data(), pool);
+    lora(LoraProj::kO, s->att_out.data(), s->att.data());
 
     // x += attention; xn = rmsnorm(x) * ffn_norm
     ForTokens(pool, T, E, [&](int64_t t) {
@@ -255,10 +284,13 @@ absl::Status Forward(const Model& model, const ForwardArgs& a, KvCache* cache,
     // ---- feed-forward (SwiGLU): x += W_down (silu(xn W_gate^T) * (xn W_up^T))
     Project(L.w_gate, Weight{}, s->xn.data(), T, s->gate.data(), pool);
     Project(L.w_up, Weight{}, s->xn.data(), T, s->up.data(), pool);
+    lora(LoraProj::kGate, s->xn.data(), s->gate.data());
+    lora(LoraProj::kUp, s->xn.data(), s->up.data());
     ForTokens(pool, T, c.n_ff, [&](int64_t t) {
       SiluMul(&s->gate[t * c.n_ff], &s->up[t * c.n_ff], c.n_ff);
     });
     Project(L.w_down, Weight{}, s->gate.data(), T, s->att.data(), pool);
+    lora(LoraProj::kDown, s->gate.data(), s->att.data());
     // x += feed-forward; xn = rmsnorm(x) * attn_norm of the next layer
     const LayerWeights* next = layer + 1 < c.n_layer ? &W.layers[layer + 1] : nullptr;
     ForTokens(pool, T, E, [&](int64_t t) {

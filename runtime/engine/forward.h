@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "runtime/core/thread_pool.h"
 #include "runtime/engine/kv_cache.h"
+#include "runtime/engine/lora.h"
 #include "runtime/model/model.h"
 
 namespace yuan {
@@ -23,6 +24,7 @@ struct ForwardScratch {
   std::vector<int32_t> seq;   // [n_tokens]: each token's slice
   std::vector<int64_t> out_rows;  // tokens whose logits are wanted
   std::vector<const void*> kv_pages;  // per layer: [slice][K/V][kv head][page]
+  std::vector<float> lora_tmp;  // [tokens of a slice][rank]: x A^T
 };
 
 // One sequence's part of a batch: n_tokens consecutive tokens of the batch,
@@ -35,6 +37,9 @@ struct SeqSlice {
   // nullptr: pages 0, 1, 2, ... (a session's own cache).
   const int32_t* pages = nullptr;
   bool logits = true;  // wants the logits after its last token
+  // Its LoRA adapters (lora.h), applied after each projection of its tokens;
+  // nullptr or empty: the base model. Owned by the caller.
+  const std::vector<LoraChoice>* loras = nullptr;
 };
 
 struct ForwardArgs {

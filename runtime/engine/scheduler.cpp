@@ -131,6 +131,7 @@ absl::StatusOr<uint64_t> Scheduler::Submit(BatchRequest request) {
         n_prompt, m.options.n_ctx));
   }
   if (request.n_logprobs > 20) return absl::InvalidArgumentError("at most 20 top logprobs");
+  YUAN_RETURN_IF_ERROR(CheckLoraSet(request.loras, m.engine->model()));
   auto seq = std::make_unique<Seq>();
   seq->n_prompt = n_prompt;
   const int64_t want = request.max_tokens < 0 ? m.options.n_ctx
@@ -285,6 +286,7 @@ void Scheduler::Impl::Step() {
       q.pos0 = s->n_eval;
       q.pages = s->pages.data();
       q.logits = n == todo;  // the last token of what it has: sample after it
+      if (!s->req.loras.empty()) q.loras = &s->req.loras;
       tokens.insert(tokens.end(), s->tokens.begin() + s->n_eval, s->tokens.begin() + s->n_eval + n);
       slices.push_back(q);
       members.push_back(s);

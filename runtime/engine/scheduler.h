@@ -56,6 +56,9 @@ struct BatchRequest {
   SamplingParams sampling;
   std::vector<std::string> stop;
   int32_t n_logprobs = -1;       // -1: no logprobs; 0..20: sampled + that many top
+  // LoRA adapters (lora.h) for this request; empty: the base model. Requests
+  // with different adapters share a batch (nothing is merged into the base).
+  std::vector<LoraChoice> loras;
   // Both run on the scheduler thread and must be quick (queue the text for a
   // socket; do not block). on_delta returning false cancels the request.
   std::function<bool(const StreamDelta&)> on_delta;

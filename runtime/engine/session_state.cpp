@@ -138,6 +138,9 @@ absl::Status Session::LoadState(std::string_view data) {
   }
   history_ = std::move(tokens);
   logits_ = std::move(logits);
+  // A saved state records no adapters: the loaded context counts as the
+  // base model's, so a request with adapters recomputes it.
+  history_loras_.clear();
   return absl::OkStatus();
 }
 

@@ -23,10 +23,15 @@ things follow llama.cpp's storage, which yuan reproduces (docs/engine.md):
 
 Usage: reference_model.py MODEL.gguf --tokens 1,2,3 [--n-predict 16]
        [--llama3 FACTOR,LOW_FREQ_FACTOR,HIGH_FREQ_FACTOR,ORIGINAL_CTX]
-       [--exact-attention] [--float32] [--mutate WHAT]
+       [--exact-attention] [--float32] [--mutate WHAT] [--peft ADAPTER_DIR]
 --llama3 takes HF's rope_scaling values (the GGUF holds only llama.cpp's
 precomputed rope_freqs.weight, which this reference ignores on purpose).
 --mutate introduces one deliberate bug (negative controls for the test).
+--peft merges a PEFT LoRA adapter folder (adapter_config.json +
+adapter_model.safetensors, read here independently) into the base weights,
+W + scaling * B @ A in HF's row order (after the llama q/k un-permutation),
+scaling = lora_alpha / r (or / sqrt(r) with use_rslora), as PEFT's
+merge_and_unload does.
 Needs torch and numpy (Debian: python3-torch, python3-numpy).
 """
 import argparse
@@ -108,6 +113,60 @@ def read_gguf(path):
     return meta, tensors
 
 
+# ---- PEFT LoRA adapters: safetensors reader and merged deltas ------------------
+
+_PEFT_MODULES = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
+                 "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
+                 "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    n = struct.unpack_from("<Q", data, 0)[0]
+    header = json.loads(data[8:8 + n])
+    base = 8 + n
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = info["data_offsets"]
+        raw = data[base + start:base + end]
+        dt = info["dtype"]
+        if dt == "F32":
+            arr = np.frombuffer(raw, dtype=np.float32)
+        elif dt == "F16":
+            arr = np.frombuffer(raw, dtype=np.float16).astype(np.float32)
+        elif dt == "BF16":
+            arr = (np.frombuffer(raw, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
+        else:
+            raise ValueError(f"tensor {name}: dtype {dt} is not supported")
+        out[name] = torch.from_numpy(arr.astype(np.float64).reshape(info["shape"])).to(DTYPE)
+    return out
+
+
+def peft_deltas(folder):
+    """{GGUF weight name: scaling * B @ A} in HF's row order."""
+    import os
+    import re
+    with open(os.path.join(folder, "adapter_config.json")) as f:
+        cfg = json.load(f)
+    r, alpha = cfg["r"], cfg["lora_alpha"]
+    scaling = alpha / math.sqrt(r) if cfg.get("use_rslora", False) else alpha / r
+    t = read_safetensors(os.path.join(folder, "adapter_model.safetensors"))
+    deltas = {}
+    for name, a in t.items():
+        if not name.endswith(".lora_A.weight"):
+            continue
+        module = name[:-len(".lora_A.weight")]
+        m = re.match(r"^(?:base_model\.model\.)?model\.layers\.(\d+)\.(.+)$", module)
+        if m is None or m.group(2) not in _PEFT_MODULES:
+            raise ValueError(f"unsupported PEFT module {module}")
+        b = t[module + ".lora_B.weight"]
+        deltas[f"blk.{m.group(1)}.{_PEFT_MODULES[m.group(2)]}.weight"] = scaling * (b @ a)
+    return deltas
+
+
 # ---- the model ---------------------------------------------------------------
 
 
@@ -122,8 +181,9 @@ def rotate_half(x):
 
 
 class Reference:
-    def __init__(self, path, llama3=None, ggml_f16=True, mutate=None):
+    def __init__(self, path, llama3=None, ggml_f16=True, mutate=None, peft=None):
         self.mutate = mutate  # a deliberate bug, to show the comparison would catch it
+        self.deltas = peft_deltas(peft) if peft else {}  # merged LoRA, HF row order
         self.meta, self.t = read_gguf(path)
         self.arch = a = self.meta["general.architecture"]
         if a not in ("llama", "qwen2", "qwen3", "hunyuan-dense"):
@@ -154,6 +214,11 @@ class Reference:
     def weight(self, name):
         return self.t[name]
 
+    def merged(self, name, w):
+        # w (in HF's row order) plus the adapter's delta for that weight
+        d = self.deltas.get(name)
+        return w if d is None else w + d
+
     def unpermute(self, w, n_head):
         # Inverse of llama.cpp convert_hf_to_gguf.py's LlamaModel.permute:
         # GGUF row (h, i, s) holds HF row (h, s, i).
@@ -168,6 +233,8 @@ class Reference:
         wq, wk, wv = (self.weight(p + n) for n in ("attn_q.weight", "attn_k.weight", "attn_v.weight"))
         if self.arch == "llama" and self.mutate != "no-unpermute":
             wq, wk = self.unpermute(wq, nh), self.unpermute(wk, nkv)
+        wq, wk, wv = (self.merged(p + n, w) for n, w in
+                      (("attn_q.weight", wq), ("attn_k.weight", wk), ("attn_v.weight", wv)))
         q, k, v = x @ wq.T, x @ wk.T, x @ wv.T
         if self.arch == "qwen2" and self.mutate != "no-bias":  # q/k/v_proj have bias=True
             q = q + self.weight(p + "attn_q.bias")
@@ -205,13 +272,15 @@ class Reference:
             scores = scores.masked_fill(mask, float("-inf"))
             out = torch.softmax(scores, dim=-1) @ v  # (heads, T, hd)
         out = out.transpose(0, 1).reshape(T, nh * hd)
-        return out @ self.weight(p + "attn_output.weight").T
+        return out @ self.merged(p + "attn_output.weight", self.weight(p + "attn_output.weight")).T
 
     def mlp(self, l, x):
         p = f"blk.{l}."
-        g = x @ self.weight(p + "ffn_gate.weight").T
-        u = x @ self.weight(p + "ffn_up.weight").T
-        return (torch.nn.functional.silu(g) * u) @ self.weight(p + "ffn_down.weight").T
+        w = {n: self.merged(p + n, self.weight(p + n))
+             for n in ("ffn_gate.weight", "ffn_up.weight", "ffn_down.weight")}
+        g = x @ w["ffn_gate.weight"].T
+        u = x @ w["ffn_up.weight"].T
+        return (torch.nn.functional.silu(g) * u) @ w["ffn_down.weight"].T
 
     def logits(self, ids):
         x = self.embd[torch.tensor(ids, dtype=torch.long)]
@@ -275,6 +344,7 @@ def main():
     ap.add_argument("--float32", action="store_true", help="compute in float32, not float64")
     ap.add_argument("--exact-attention", action="store_true",
                     help="float64 softmax attention, no f16 rounding of q/k/v")
+    ap.add_argument("--peft", help="a PEFT LoRA adapter folder to merge into the base weights")
     args = ap.parse_args()
     global DTYPE
     if args.float32:
@@ -284,7 +354,7 @@ def main():
         f, lo, hi, ctx = args.llama3.split(",")
         llama3 = (float(f), float(lo), float(hi), float(ctx))
     ref = Reference(args.model, llama3=llama3, ggml_f16=not args.exact_attention,
-                    mutate=args.mutate)
+                    mutate=args.mutate, peft=args.peft)
     ids = [int(t) for t in args.tokens.split(",")]
     with torch.no_grad():
         prompt_logits = ref.logits(ids)

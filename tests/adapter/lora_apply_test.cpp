@@ -1,0 +1,439 @@
+// LoRA adapters applied at run time (runtime/engine/lora.h): the output with
+// an adapter equals an independent PyTorch reference whose base weights have
+// the adapter MERGED (W + scaling * B @ A, read from the PEFT files we
+// export), a continuous batch mixing adapters gives each request exactly
+// what a session with the same adapters gives alone, and adapters that do
+// not fit the model are refused naming the tensor.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "runtime/adapter/adapter.h"
+#include "runtime/core/thread_pool.h"
+#include "runtime/engine/engine.h"
+#include "runtime/engine/forward.h"
+#include "runtime/engine/kv_cache.h"
+#include "runtime/engine/lora.h"
+#include "runtime/engine/scheduler.h"
+#include "runtime/model/model.h"
+#include "tests/common/test_support.h"
+
+namespace yuan {
+namespace {
+
+std::string Python() {
+  const char* env = std::getenv("YUAN_REFERENCE_PYTHON");
+  return env != nullptr && *env != '\0' ? env : "/usr/bin/python3";
+}
+
+bool HaveTorch() {
+  static const bool have = [] {
+    const std::string cmd = Python() + " -c 'import torch, numpy' > /dev/null 2>&1";
+    return std::system(cmd.c_str()) == 0;
+  }();
+  return have;
+}
+
+std::string RunCommand(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[1 << 16];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  pclose(p);
+  return out;
+}
+
+const char* const kModules[] = {"q", "k", "v", "o", "gate", "up", "down"};
+const char* const kSuffix[] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+
+// A random LoRA on `modules` (indices into kModules) of every layer, in the
+// model's GGUF row order, with N(0, stddev) A and B.
+std::shared_ptr<LoraAdapter> RandomAdapter(const Model& model, int32_t rank, float alpha,
+                                           uint64_t seed, float stddev,
+                                           std::vector<int> modules = {0, 1, 2, 3, 4, 5, 6}) {
+  const ModelConfig& c = model.config();
+  auto a = std::make_shared<LoraAdapter>();
+  a->rank = rank;
+  a->alpha = alpha;
+  for (int m : modules) a->target_modules.push_back(kModules[m]);
+  a->base.architecture = c.arch;
+  a->base.n_head = c.n_head;
+  a->base.n_head_kv = c.n_head_kv;
+  a->base.qk_permuted = c.arch == "llama";
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.0f, stddev);
+  for (int layer = 0; layer < c.n_layer; ++layer) {
+    const LayerWeights& L = model.weights().layers[layer];
+    const Weight* w[] = {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down};
+    for (int m : modules) {
+      LoraTensor t;
+      t.target = "blk." + std::to_string(layer) + "." + kSuffix[m] + ".weight";
+      t.in = w[m]->cols;
+      t.out = w[m]->rows;
+      t.a.resize(static_cast<size_t>(rank * t.in));
+      t.b.resize(static_cast<size_t>(t.out * rank));
+      for (float& x : t.a) x = normal(rng);
+      for (float& x : t.b) x = normal(rng);
+      a->tensors.push_back(std::move(t));
+    }
+  }
+  std::sort(a->tensors.begin(), a->tensors.end(),
+            [](const LoraTensor& x, const LoraTensor& y) { return x.target < y.target; });
+  return a;
+}
+
+std::shared_ptr<const LoraBinding> Bind(std::shared_ptr<const LoraAdapter> a, const Model& model) {
+  auto b = LoraBinding::Create(std::move(a), model);
+  INFO(b.status().ToString());
+  REQUIRE(b.ok());
+  return *b;
+}
+
+double MaxScaledError(const float* ours, const std::vector<double>& ref, size_t n) {
+  double e = 0;
+  for (size_t i = 0; i < n; ++i) e = std::max(e, std::fabs(ours[i] - ref[i]) / std::max(1.0, std::fabs(ref[i])));
+  return e;
+}
+
+// The tolerance of tests/model/arch_reference_test.cpp (f32 KV cache,
+// exact attention in the reference).
+constexpr double kTolerance = 1e-4;
+const std::vector<int32_t> kPrompt = {1, 17, 260, 45, 299, 3, 101, 102, 7, 250, 33, 64, 128, 200, 5, 42};
+
+TEST_CASE("LoRA output matches the PyTorch reference with merged weights", "[adapter][lora][reference]") {
+  if (!HaveTorch()) {
+    WARN("skipped: " << Python() << " cannot import torch and numpy");
+    return;
+  }
+  for (const std::string arch : {"llama", "qwen2"}) {
+    INFO(arch);
+    testing::RandomModelSpec spec;
+    spec.stddev = 0.2f;
+    spec.seed = 7;
+    spec.arch = arch;
+    if (arch == "qwen2") {
+      spec.tied_output = true;
+      spec.rms_eps = 1e-6f;
+      spec.rope_base = 1000000.0f;
+    }
+    const std::string path = testing::WriteRandomLlamaModel(spec, "lora-ref-" + arch + ".gguf");
+    auto model = Model::Open(path);
+    REQUIRE(model.ok());
+    const ModelConfig& config = (*model)->config();
+    std::shared_ptr<LoraAdapter> adapter = RandomAdapter(**model, 4, 8.0f, 11, 0.1f);
+    REQUIRE(ValidateAdapter(*adapter, "random").ok());
+    const std::string peft = testing::TempDir() + "/lora-ref-peft-" + arch;
+    REQUIRE(ExportPeft(*adapter, peft).ok());
+    const float user_scale = 0.75f;  // the request's strength: lora_alpha scaled to match
+    LoraAdapter for_reference = *adapter;
+    for_reference.alpha = adapter->alpha * user_scale;
+    const std::string peft_scaled = peft + "-scaled";
+    REQUIRE(ExportPeft(for_reference, peft_scaled).ok());
+
+    // The reference: every prompt position's logits, with and without the merge.
+    auto run_reference = [&](const std::string& extra, std::vector<double>* logits) {
+      std::string ids;
+      for (int32_t t : kPrompt) ids += (ids.empty() ? "" : ",") + std::to_string(t);
+      const std::string out = RunCommand(Python() + " " + YUAN_SOURCE_DIR +
+                                         "/tests/reference/reference_model.py " + path +
+                                         " --tokens " + ids + " --n-predict 0 --exact-attention " + extra);
+      const nlohmann::json j = nlohmann::json::parse(out, nullptr, false);
+      if (!j.is_object() || !j.contains("logits")) return false;
+      for (const auto& row : j["logits"]) {
+        for (const auto& x : row) logits->push_back(x.get<double>());
+      }
+      return true;
+    };
+    std::vector<double> ref, ref_scaled, ref_base;
+    REQUIRE(run_reference("--peft " + peft, &ref));
+    REQUIRE(run_reference("--peft " + peft_scaled, &ref_scaled));
+    REQUIRE(run_reference("", &ref_base));
+    const int64_t V = config.n_vocab, T = static_cast<int64_t>(kPrompt.size());
+    REQUIRE(ref.size() == static_cast<size_t>(T * V));
+
+    auto binding = Bind(adapter, **model);
+    ThreadPool pool(2);
+    // Ours: the first 8 tokens as one batch, then one token at a time, so
+    // the logits of positions 7..15 are compared.
+    auto run_ours = [&](const std::vector<LoraChoice>& loras) {
+      auto cache = KvCache::Create(config, 64, DType::kF32);
+      REQUIRE(cache.ok());
+      ForwardScratch scratch;
+      std::vector<float> all((T - 7) * V), logits;
+      constexpr int64_t kFirst = 8;
+      for (int64_t pos = 0; pos < T;) {
+        const int64_t n = pos == 0 ? kFirst : 1;
+        SeqSlice slice;
+        slice.n_tokens = n;
+        slice.pos0 = pos;
+        slice.loras = &loras;
+        ForwardArgs args;
+        args.tokens = kPrompt.data() + pos;
+        args.n_tokens = n;
+        args.seqs = &slice;
+        args.n_seqs = 1;
+        REQUIRE(Forward(**model, args, &*cache, &scratch, &pool, &logits).ok());
+        REQUIRE(logits.size() == static_cast<size_t>(V));
+        pos += n;
+        std::copy(logits.begin(), logits.end(), all.begin() + (pos - kFirst) * V);
+      }
+      return all;
+    };
+    const size_t offset = static_cast<size_t>((kPrompt.size() - 9) * V);
+    auto tail = [&](const std::vector<double>& r) {
+      return std::vector<double>(r.begin() + static_cast<std::ptrdiff_t>(offset), r.end());
+    };
+    const std::vector<float> ours = run_ours({{binding, 1.0f}});
+    const double err = MaxScaledError(ours.data(), tail(ref), ours.size());
+    INFO("max scaled error with the adapter " << err);
+    CHECK(err <= kTolerance);
+    // A user scale multiplies the delta (the reference: alpha scaled).
+    const std::vector<float> ours_scaled = run_ours({{binding, user_scale}});
+    CHECK(MaxScaledError(ours_scaled.data(), tail(ref_scaled), ours.size()) <= kTolerance);
+    // Negative controls: the adapter changes the output far beyond the
+    // tolerance, and the base alone still matches the unmerged reference.
+    const std::vector<float> base = run_ours({});
+    CHECK(MaxScaledError(base.data(), tail(ref_base), base.size()) <= kTolerance);
+    CHECK(MaxScaledError(base.data(), tail(ref), base.size()) > 10 * kTolerance);
+    // The same adapter imported back from PEFT (HF q/k row order) binds to
+    // the same result.
+    auto imported = LoadPeftAdapter(peft);
+    REQUIRE(imported.ok());
+    auto rebound = Bind(std::make_shared<LoraAdapter>(std::move(*imported)), **model);
+    const std::vector<float> again = run_ours({{rebound, 1.0f}});
+    CHECK(MaxScaledError(again.data(), tail(ref), again.size()) <= kTolerance);
+  }
+}
+
+// Collects one batch request's result.
+struct Collector {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  StreamDone result;
+  void Attach(BatchRequest* r) {
+    r->on_done = [this](const StreamDone& d) {
+      std::lock_guard<std::mutex> lock(mu);
+      result = d;
+      done = true;
+      cv.notify_all();
+    };
+  }
+  bool Wait() {
+    std::unique_lock<std::mutex> lock(mu);
+    return cv.wait_for(lock, std::chrono::duration<double>(120 * testing::TimeScale()),
+                       [&] { return done; });
+  }
+};
+
+TEST_CASE("a batch mixing adapters gives each request what it gets alone", "[adapter][lora][scheduler]") {
+  testing::RandomModelSpec spec;
+  spec.weight_type = DType::kQ8_0;  // repacked and quantized base: deltas stay separate
+  spec.stddev = 0.2f;
+  spec.seed = 3;
+  const std::string path = testing::WriteRandomLlamaModel(spec, "lora-batch.gguf");
+  EngineOptions eo;
+  eo.model_path = path;
+  eo.n_threads = 2;
+  auto engine_or = Engine::Open(eo);
+  REQUIRE(engine_or.ok());
+  std::shared_ptr<Engine> engine = *engine_or;
+  const Model& model = engine->model();
+  auto a1 = Bind(RandomAdapter(model, 4, 8.0f, 21, 0.3f), model);
+  auto a2 = Bind(RandomAdapter(model, 8, 8.0f, 22, 0.3f, {0, 2, 3}), model);
+  auto a3 = Bind(RandomAdapter(model, 16, 16.0f, 23, 0.2f, {4, 5, 6}), model);
+  const std::vector<std::vector<LoraChoice>> sets = {
+      {{a1, 1.0f}}, {{a2, 1.0f}}, {{a3, 0.5f}}, {}, {{a1, 0.5f}, {a3, 1.0f}}};
+  const std::vector<std::string> prompts = {"hello world", "the cat sat", "a b c d e f", "hello world",
+                                            "one two"};
+  constexpr int kTokens = 12;
+  SamplingParams greedy;
+  greedy.temperature = 0;
+
+  // Alone: one session each.
+  std::vector<std::vector<int32_t>> alone;
+  auto session_or = Session::Create(engine, 256);
+  REQUIRE(session_or.ok());
+  Session& session = **session_or;
+  for (size_t i = 0; i < sets.size(); ++i) {
+    GenerateRequest req;
+    req.prompt = prompts[i];
+    req.max_tokens = kTokens;
+    req.ignore_eos = true;
+    req.sampling = greedy;
+    req.loras = sets[i];
+    GenerateResult res;
+    REQUIRE(session.Generate(req, &res).ok());
+    REQUIRE(res.tokens.size() == static_cast<size_t>(kTokens));
+    alone.push_back(res.tokens);
+  }
+  // Same prompt (0 and 3), different adapters: different continuations.
+  CHECK(alone[0] != alone[3]);
+
+  // The session reuses no context built under other adapters, and reuses it
+  // under the same ones.
+  {
+    GenerateRequest req;
+    req.prompt = prompts[0];
+    req.max_tokens = kTokens;
+    req.ignore_eos = true;
+    req.sampling = greedy;
+    req.loras = sets[0];
+    GenerateResult res;
+    REQUIRE(session.Generate(req, &res).ok());  // history was built with sets[4]
+    CHECK(res.cached_tokens == 0);
+    CHECK(res.tokens == alone[0]);
+    REQUIRE(session.Generate(req, &res).ok());
+    CHECK(res.cached_tokens > 0);
+    CHECK(res.tokens == alone[0]);
+    req.loras = {};
+    REQUIRE(session.Generate(req, &res).ok());
+    CHECK(res.cached_tokens == 0);
+    CHECK(res.tokens == alone[3]);
+  }
+
+  // Together: all in one scheduler, submitted at once, with small prompt
+  // chunks so prompts and decoding steps of different requests share batches.
+  for (int64_t batch_tokens : {512, 5}) {
+    INFO("max_batch_tokens " << batch_tokens);
+    Scheduler::Options opt;
+    opt.max_sequences = 8;
+    opt.n_ctx = 128;
+    opt.max_batch_tokens = batch_tokens;
+    auto sched = Scheduler::Start(engine, opt);
+    REQUIRE(sched.ok());
+    std::vector<std::unique_ptr<Collector>> collectors;
+    for (size_t i = 0; i < sets.size(); ++i) {
+      BatchRequest r;
+      EncodeOptions enc;
+      r.prompt = engine->tokenizer().Encode(prompts[i], enc);
+      r.max_tokens = kTokens;
+      r.ignore_eos = true;
+      r.sampling = greedy;
+      r.loras = sets[i];
+      collectors.push_back(std::make_unique<Collector>());
+      collectors.back()->Attach(&r);
+      REQUIRE((*sched)->Submit(std::move(r)).ok());
+    }
+    for (size_t i = 0; i < sets.size(); ++i) {
+      INFO("request " << i);
+      REQUIRE(collectors[i]->Wait());
+      CHECK(collectors[i]->result.status.ok());
+      CHECK(collectors[i]->result.tokens == alone[i]);
+    }
+    CHECK((*sched)->stats().steps < static_cast<uint64_t>(sets.size() * (kTokens + 8)));
+  }
+}
+
+TEST_CASE("LoraApply: a prompt on the pool equals token-by-token, and the math", "[adapter][lora]") {
+  const int32_t R = 16;
+  const int64_t in = 256, out = 384, T = 40;  // T*(in+out)*R well above the pool threshold
+  std::mt19937_64 rng(5);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> a(R * in), b(out * R), x(T * in), y0(T * out);
+  for (auto* v : {&a, &b, &x, &y0}) {
+    for (float& f : *v) f = normal(rng);
+  }
+  const LoraPair p{a.data(), b.data(), in, out};
+  ThreadPool pool(2);
+  std::vector<float> tmp, pooled = y0, single = y0;
+  LoraApply(p, R, 0.5f, x.data(), T, pooled.data(), &tmp, &pool);
+  for (int64_t t = 0; t < T; ++t) {
+    LoraApply(p, R, 0.5f, x.data() + t * in, 1, single.data() + t * out, &tmp, &pool);
+  }
+  CHECK(pooled == single);  // bit for bit: a sequence alone or in a batch
+  double max_err = 0;
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t o = 0; o < out; ++o) {
+      double d = 0;
+      for (int r = 0; r < R; ++r) {
+        double u = 0;
+        for (int64_t i = 0; i < in; ++i) u += double{a[r * in + i]} * x[t * in + i];
+        d += double{b[o * R + r]} * u;
+      }
+      const double want = y0[t * out + o] + 0.5 * d;
+      max_err = std::max(max_err, std::fabs(pooled[t * out + o] - want) / std::max(1.0, std::fabs(want)));
+    }
+  }
+  CHECK(max_err < 1e-4);
+}
+
+TEST_CASE("adapters that do not fit the model are refused", "[adapter][lora]") {
+  testing::RandomModelSpec spec;
+  const std::string path = testing::WriteRandomLlamaModel(spec, "lora-refuse.gguf");
+  auto model = Model::Open(path);
+  REQUIRE(model.ok());
+  auto message = [&](const LoraAdapter& a) {
+    auto b = LoraBinding::Create(std::make_shared<LoraAdapter>(a), **model);
+    REQUIRE_FALSE(b.ok());
+    return std::string(b.status().message());
+  };
+  const auto good = RandomAdapter(**model, 4, 8.0f, 1, 0.1f);
+  REQUIRE(LoraBinding::Create(good, **model).ok());
+
+  SECTION("a projection of another width") {
+    LoraAdapter a = *good;
+    for (LoraTensor& t : a.tensors) {
+      if (t.target != "blk.1.ffn_up.weight") continue;
+      t.in = 32;
+      t.a.resize(static_cast<size_t>(a.rank * t.in));
+    }
+    const std::string m = message(a);
+    CHECK(m.find("blk.1.ffn_up.weight") != std::string::npos);
+    CHECK(m.find("96x64 in the model, 96x32 in the adapter") != std::string::npos);
+  }
+  SECTION("a layer the model does not have") {
+    LoraAdapter a = *good;
+    a.tensors[0].target = "blk.7.attn_v.weight";
+    CHECK(message(a).find("blk.7.attn_v.weight") != std::string::npos);
+  }
+  SECTION("a tensor that is no projection") {
+    LoraAdapter a = *good;
+    a.tensors[0].target = "blk.0.attn_norm.weight";
+    CHECK(message(a).find("blk.0.attn_norm.weight") != std::string::npos);
+  }
+  SECTION("another architecture") {
+    LoraAdapter a = *good;
+    a.base.architecture = "qwen2";
+    CHECK(message(a).find("qwen2") != std::string::npos);
+  }
+  SECTION("a binding for another model is refused by the forward pass") {
+    const std::string other_path = testing::WriteRandomLlamaModel(spec, "lora-refuse-2.gguf");
+    auto other = Model::Open(other_path);
+    REQUIRE(other.ok());
+    auto binding = Bind(good, **other);
+    const std::vector<LoraChoice> loras = {{binding, 1.0f}};
+    auto cache = KvCache::Create((*model)->config(), 16, DType::kF32);
+    REQUIRE(cache.ok());
+    ThreadPool pool(1);
+    ForwardScratch scratch;
+    std::vector<float> logits;
+    SeqSlice slice;
+    slice.n_tokens = 2;
+    slice.loras = &loras;
+    ForwardArgs args;
+    args.tokens = kPrompt.data();
+    args.n_tokens = 2;
+    args.seqs = &slice;
+    args.n_seqs = 1;
+    const absl::Status st = Forward(**model, args, &*cache, &scratch, &pool, &logits);
+    CHECK(absl::IsInvalidArgument(st));
+    CHECK(std::string(st.message()).find("another model") != std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace yuan
