@@ -309,6 +309,15 @@ absl::Status SaveAdapter(const LoraAdapter& adapter, const std::string& path) {
   return WriteBytes(path, bytes.data(), bytes.size());
 }
 
+// Element i of a [long] vector. FlatBuffers 2.0.8's verifier checks the
+// alignment of a vector's length, not of 8-byte elements, so a corrupt file
+// can place them at a 4-byte boundary: read through memcpy, never in place.
+int64_t LoadI64(const flatbuffers::Vector<int64_t>* v, flatbuffers::uoffset_t i) {
+  int64_t x;
+  std::memcpy(&x, v->Data() + size_t{i} * sizeof(int64_t), sizeof x);
+  return flatbuffers::EndianScalar(x);
+}
+
 absl::StatusOr<LoraAdapter> ParseYadp(const void* data, size_t size, std::string_view name) {
   const auto* buf = static_cast<const uint8_t*>(data);
   if (size < 8 || !flatbuffers::BufferHasIdentifier(buf, fb::AdapterIdentifier()))
@@ -345,8 +354,8 @@ absl::StatusOr<LoraAdapter> ParseYadp(const void* data, size_t size, std::string
       return Err(name, absl::StrCat(what, " has unknown dtype ", static_cast<int>(m->dtype())));
     if (m->shape()->size() != 2)
       return Err(name, absl::StrCat(what, " is not 2-D (", m->shape()->size(), " dims)"));
-    *rows = m->shape()->Get(0);
-    *cols = m->shape()->Get(1);
+    *rows = LoadI64(m->shape(), 0);
+    *cols = LoadI64(m->shape(), 1);
     if (*rows <= 0 || *cols <= 0 || *rows > kMaxDim || *cols > kMaxDim)
       return Err(name, absl::StrCat(what, " has a bad shape [", *rows, ", ", *cols, "]"));
     const size_t elem = m->dtype() == fb::TensorDType_F32 ? 4 : 2;
@@ -389,7 +398,9 @@ absl::StatusOr<LoraAdapter> ParseYadp(const void* data, size_t size, std::string
       for (const auto* bt : *b->tensors()) {
         if (!bt || !bt->name() || !bt->ne() || bt->ne()->size() < 1 || bt->ne()->size() > 4)
           return Err(name, "a base fingerprint tensor has no name or a bad shape");
-        a.base.tensors.push_back({bt->name()->str(), std::vector<int64_t>(bt->ne()->begin(), bt->ne()->end())});
+        std::vector<int64_t> ne(bt->ne()->size());
+        for (flatbuffers::uoffset_t d = 0; d < bt->ne()->size(); ++d) ne[d] = LoadI64(bt->ne(), d);
+        a.base.tensors.push_back({bt->name()->str(), std::move(ne)});
       }
   }
   if (const fb::Provenance* p = root->provenance()) {

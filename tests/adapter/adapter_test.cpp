@@ -286,7 +286,8 @@ TEST_CASE("GGUF LoRA in llama.cpp's layout reads back") {
   SECTION("a model, a lone lora_a and a rank mismatch are refused") {
     GgufWriter m;
     m.AddString("general.architecture", "qwen2");
-    m.AddTensorF32("blk.0.attn_v.weight", DType::kF32, {in, out}, bv.data());
+    const std::vector<float> w(static_cast<size_t>(in * out), 0.5f);  // a base weight [out x in]
+    m.AddTensorF32("blk.0.attn_v.weight", DType::kF32, {in, out}, w.data());
     REQUIRE(m.WriteFile(Tmp("model.gguf")).ok());
     auto e = LoadAdapter(Tmp("model.gguf"));
     REQUIRE(!e.ok());
