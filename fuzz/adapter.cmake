@@ -2,6 +2,10 @@
 # parser (generated Verifier + our checks) and the GGUF LoRA reader,
 # instrumented like the parsers above.
 #   ./build/fuzz/fuzz/adapter_fuzz -max_total_time=60 fuzz/corpus/adapter
+# Seeds (fuzz/corpus/adapter, all made by this project's code): small
+# rank-4 adapters written by tests/adapter/write_peft_adapter.py (random
+# values, llama and qwen2 shapes) and converted with `yuan adapter convert`
+# to .yadp and GGUF LoRA.
 find_package(FlatBuffers REQUIRED)
 add_library(yuan_fuzz_adapter OBJECT
   ${PROJECT_SOURCE_DIR}/runtime/adapter/adapter.cpp
