@@ -10,7 +10,12 @@
 //         q8_0: every matrix Q8_0
 //         q4_0: every matrix Q4_0 except output.weight Q6_K (llama-quantize's
 //               default Q4_0 mix)
-// Norm weights are 1.0 in F32. The values are the same for all three types
+// Norm weights are 1.0 in F32.
+//
+// yuan_make_bench_model lora BASE.gguf RANK OUT.yadp: a random rank-RANK
+// LoRA adapter on all seven projections of every layer of BASE (the LoRA
+// cost benchmark, bench/lora-cost.sh).
+// The values are the same for all three types
 // (rounded to f16 first, as llama-quantize would read them from the F16
 // file), so the files differ only in how they are quantized.
 #include <algorithm>
@@ -18,6 +23,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <thread>
@@ -30,6 +36,9 @@
 
 #include "runtime/core/dtype.h"
 #include "runtime/model/gguf_writer.h"
+#include "runtime/adapter/adapter.h"
+#include "runtime/model/model.h"
+#include "tests/common/random_adapter.h"
 #include "tests/common/test_support.h"
 
 namespace yuan {
@@ -234,11 +243,43 @@ std::vector<uint8_t> RandomMatrix(const Ziggurat& zig, int tensor_index, DType t
 int Usage() {
   std::fprintf(stderr,
                "usage: yuan_make_bench_model SIZE TYPE OUT.gguf\n"
-               "  SIZE: 0.3b | 1b    TYPE: f16 | q8_0 | q4_0\n");
+               "  SIZE: 0.3b | 1b    TYPE: f16 | q8_0 | q4_0\n"
+               "       yuan_make_bench_model lora BASE.gguf RANK OUT.yadp\n");
   return 2;
 }
 
+// A random adapter for `base_path`'s shapes, fingerprinted for that file.
+int MakeLora(const std::string& base_path, const std::string& rank_text, const std::string& out) {
+  const int rank = std::atoi(rank_text.c_str());
+  if (rank < 1 || rank > 1024) return Usage();
+  absl::StatusOr<std::unique_ptr<Model>> model = Model::Open(base_path);
+  if (!model.ok()) {
+    std::fprintf(stderr, "yuan_make_bench_model: %s\n", std::string(model.status().message()).c_str());
+    return 1;
+  }
+  const ModelConfig& c = (*model)->config();
+  testing::RandomModelSpec spec;
+  spec.arch = c.arch;
+  spec.n_embd = c.n_embd;
+  spec.n_layer = c.n_layer;
+  spec.n_head = c.n_head;
+  spec.n_head_kv = c.n_head_kv;
+  spec.n_ff = c.n_ff;
+  spec.head_dim = c.head_dim;
+  LoraAdapter a = testing::RandomLoraAdapter(spec, rank, kSeed, testing::kAllLoraModules, 0.02f);
+  absl::Status st = FillFingerprint(**model, &a);
+  if (st.ok()) st = SaveAdapter(a, out);
+  if (!st.ok()) {
+    std::fprintf(stderr, "yuan_make_bench_model: %s\n", std::string(st.message()).c_str());
+    return 1;
+  }
+  std::printf("%s: rank %d on %zu projections, %.1f MiB\n", out.c_str(), rank, a.tensors.size(),
+              std::filesystem::file_size(out) / 1048576.0);
+  return 0;
+}
+
 int Main(int argc, char** argv) {
+  if (argc == 5 && std::string(argv[1]) == "lora") return MakeLora(argv[2], argv[3], argv[4]);
   if (argc != 4) return Usage();
   const std::string size = argv[1], type_name = argv[2], out = argv[3];
   const BenchShape* shape = nullptr;

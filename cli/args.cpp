@@ -3,6 +3,7 @@
 #include "yuan/yuan.h"
 
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 
@@ -122,6 +123,23 @@ void SamplingFlags::Fill(yuan_sampling_params* sp) const {
   sp->presence_penalty = static_cast<float>(presence);
   sp->frequency_penalty = static_cast<float>(frequency);
   if (seed >= 0) sp->seed = static_cast<uint64_t>(seed);
+}
+
+bool ParseAdapterSpec(const std::string& spec, std::string* path, float* scale) {
+  *path = spec;
+  *scale = 1.0f;
+  const size_t colon = spec.rfind(':');
+  if (colon != std::string::npos) {
+    const std::string tail = spec.substr(colon + 1);
+    char* end = nullptr;
+    const double v = std::strtod(tail.c_str(), &end);
+    if (!tail.empty() && end == tail.c_str() + tail.size()) {
+      if (!std::isfinite(v)) return false;
+      *path = spec.substr(0, colon);
+      *scale = static_cast<float>(v);
+    }
+  }
+  return !path->empty();
 }
 
 }  // namespace yuan::cli

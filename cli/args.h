@@ -45,6 +45,11 @@ class ArgParser {
   std::vector<std::string> positional_;
 };
 
+// "FILE" or "FILE:SCALE" (--adapter, --lora): a suffix after the last ':'
+// that reads as a number is the scale (default 1). False for a non-finite
+// scale or an empty file name.
+bool ParseAdapterSpec(const std::string& spec, std::string* path, float* scale);
+
 // The sampling flags shared by `run` and `chat` (llama.cpp's names).
 struct SamplingFlags {
   int64_t top_k = 40, repeat_last_n = 64, seed = -1;

@@ -11,6 +11,11 @@
 // by the bytes read per token). A memory line checks that resident memory
 // stays within file size + KV cache + 64 MiB (issue 4, item 5).
 //
+// --lora FILE[:SCALE] adds, for every test, a row with that adapter applied
+// at run time (runtime/engine/lora.h); its repetitions alternate with the
+// base row's, so both see the same machine noise and "lora/base" (printed
+// below the table) is the adapter's cost (issue 6, item 5).
+//
 // Uses the runtime's Engine/Session directly (not the C ABI): the benchmark
 // needs raw token batches, which the public API does not take.
 #include <malloc.h>
@@ -27,9 +32,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_format.h"
 #include "cli/args.h"
 #include "runtime/cpu/bandwidth.h"
 #include "runtime/engine/engine.h"
+#include "runtime/engine/lora.h"
 
 namespace yuan::cli {
 namespace {
@@ -222,23 +229,25 @@ double Seconds(std::chrono::steady_clock::time_point t0) {
 }
 
 // One pp run: `n` tokens, BOS first, in an empty context.
-absl::Status RunPrompt(Session* s, int64_t n, int32_t n_vocab, std::mt19937* rng) {
+absl::Status RunPrompt(Session* s, int64_t n, int32_t n_vocab, std::mt19937* rng,
+                       const LoraSet* loras) {
   s->Reset();
   std::uniform_int_distribution<int32_t> tok(0, n_vocab - 1);
   std::vector<int32_t> tokens(n);
   for (auto& t : tokens) t = tok(*rng);
   if (s->engine().tokenizer().bos() >= 0) tokens[0] = s->engine().tokenizer().bos();
-  return s->Decode(tokens);
+  return s->Decode(tokens, loras);
 }
 
 // One tg run: `n` single-token steps from an empty context.
-absl::Status RunGenerate(Session* s, int64_t n, int32_t n_vocab, std::mt19937* rng) {
+absl::Status RunGenerate(Session* s, int64_t n, int32_t n_vocab, std::mt19937* rng,
+                         const LoraSet* loras) {
   s->Reset();
   std::uniform_int_distribution<int32_t> tok(0, n_vocab - 1);
   const int32_t bos = s->engine().tokenizer().bos();
   int32_t next = bos >= 0 ? bos : tok(*rng);
   for (int64_t i = 0; i < n; ++i) {
-    if (absl::Status st = s->Decode({next}); !st.ok()) return st;
+    if (absl::Status st = s->Decode({next}, loras); !st.ok()) return st;
     next = tok(*rng);
   }
   return absl::OkStatus();
@@ -359,8 +368,11 @@ void PrintJson(const std::vector<Row>& rows) {
 int BenchCommand(int argc, char** argv) {
   std::vector<std::string> models, threads_flags, prompt_flags, gen_flags;
   int64_t reps = 5, bw_mib = 512;
-  std::string output = "md";
-  ArgParser p("bench", "-m MODEL [-m MODEL ...] [-t N[,N...]] [-p N[,N...]] [-n N[,N...]] [-r N]");
+  std::string output = "md", lora_flag, lora_path, lora_desc;
+  float lora_scale = 1.0f;
+  ArgParser p("bench",
+              "-m MODEL [-m MODEL ...] [-t N[,N...]] [-p N[,N...]] [-n N[,N...]] [-r N] "
+              "[--lora FILE[:SCALE]]");
   p.Add({"-m", "--model"}, "model file (GGUF); repeatable", &models);
   p.Add({"-t", "--threads"}, "thread counts, comma-separated (default: physical cores)", &threads_flags);
   p.Add({"-p", "--n-prompt"}, "prompt lengths for ppN tests, comma-separated (default 512; 0: none)",
@@ -371,7 +383,14 @@ int BenchCommand(int argc, char** argv) {
   p.Add({"-o", "--output"}, "output format: md, csv or json (default md)", &output);
   p.Add({"--bw-mib"}, "bandwidth probe buffer in MiB (default 512; keep it far above the L3 cache)",
         &bw_mib);
+  p.Add({"--lora"},
+        "also run every test with this LoRA adapter (.yadp, PEFT folder or GGUF LoRA) at "
+        "SCALE (default 1), alternating with the base",
+        &lora_flag);
   if (int rc = p.Parse(argc, argv, 2); rc >= 0) return rc;
+  if (!lora_flag.empty() && !ParseAdapterSpec(lora_flag, &lora_path, &lora_scale)) {
+    return p.UsageError("--lora needs FILE or FILE:SCALE, got '" + lora_flag + "'");
+  }
   if (!p.positional().empty()) return p.UsageError("unexpected argument '" + p.positional()[0] + "'");
   if (models.empty()) return p.UsageError("no model given (-m MODEL)");
   std::vector<int64_t> threads, prompts, gens;
@@ -456,37 +475,76 @@ int BenchCommand(int argc, char** argv) {
       max_kv = std::max(max_kv, KvBytesPerPosition(e) * static_cast<uint64_t>(n_ctx));
       std::mt19937 rng(42);
 
+      // The adapter, bound to this engine's model (its load time is shown).
+      LoraSet lora_set;
+      if (!lora_path.empty()) {
+        const auto l0 = std::chrono::steady_clock::now();
+        absl::StatusOr<std::shared_ptr<const LoraBinding>> binding = LoadLora(lora_path, m);
+        if (!binding.ok()) {
+          std::fprintf(stderr, "yuan bench: %s\n", std::string(binding.status().message()).c_str());
+          return kExitFailure;
+        }
+        lora_set.push_back({*binding, static_cast<float>(lora_scale)});
+        lora_desc = absl::StrFormat(" + LoRA r%d", (*binding)->rank());
+        notes.push_back(absl::StrFormat("adapter %s: rank %d, %zu projections, loaded and bound in %.1f ms",
+                                        lora_path, (*binding)->rank(),
+                                        (*binding)->adapter().tensors.size(), 1e3 * Seconds(l0)));
+      }
+
+      // One test: the base row and, with --lora, the adapter's row, their
+      // timed repetitions alternating.
       auto run_test = [&](int64_t n_prompt, int64_t n_gen) -> bool {
-        Row r;
-        r.model_path = path;
-        r.desc = desc;
-        r.file_bytes = file_bytes;
-        r.n_params = m.n_params();
-        r.threads = n_threads;
-        r.n_prompt = n_prompt;
-        r.n_gen = n_gen;
-        // Warm-up as llama-bench: the prompt once, or one generated token.
-        absl::Status st = n_prompt > 0 ? RunPrompt(s, n_prompt, n_vocab, &rng)
-                                       : RunGenerate(s, 1, n_vocab, &rng);
+        std::vector<const LoraSet*> variants = {nullptr};
+        if (!lora_set.empty()) variants.push_back(&lora_set);
+        std::vector<Row> out(variants.size());
+        auto run_once = [&](const LoraSet* loras) {
+          return n_prompt > 0 ? RunPrompt(s, n_prompt, n_vocab, &rng, loras)
+                              : RunGenerate(s, n_gen, n_vocab, &rng, loras);
+        };
+        absl::Status st = absl::OkStatus();
+        for (size_t v = 0; v < variants.size(); ++v) {
+          Row& r = out[v];
+          r.model_path = path;
+          r.desc = desc + (variants[v] != nullptr ? lora_desc : "");
+          r.file_bytes = file_bytes;
+          r.n_params = m.n_params();
+          r.threads = n_threads;
+          r.n_prompt = n_prompt;
+          r.n_gen = n_gen;
+          // Warm-up as llama-bench: the prompt once, or one generated token.
+          if (st.ok()) {
+            st = n_prompt > 0 ? RunPrompt(s, n_prompt, n_vocab, &rng, variants[v])
+                              : RunGenerate(s, 1, n_vocab, &rng, variants[v]);
+          }
+        }
         for (int64_t i = 0; st.ok() && i < reps; ++i) {
-          const auto t0 = std::chrono::steady_clock::now();
-          st = n_prompt > 0 ? RunPrompt(s, n_prompt, n_vocab, &rng)
-                            : RunGenerate(s, n_gen, n_vocab, &rng);
-          r.samples.push_back((n_prompt > 0 ? n_prompt : n_gen) / Seconds(t0));
+          for (size_t v = 0; st.ok() && v < variants.size(); ++v) {
+            const auto t0 = std::chrono::steady_clock::now();
+            st = run_once(variants[v]);
+            out[v].samples.push_back((n_prompt > 0 ? n_prompt : n_gen) / Seconds(t0));
+          }
         }
         if (!st.ok()) {
-          std::fprintf(stderr, "yuan bench: %s %s: %s\n", path.c_str(), r.test().c_str(),
+          std::fprintf(stderr, "yuan bench: %s %s: %s\n", path.c_str(), out[0].test().c_str(),
                        std::string(st.message()).c_str());
           return false;
         }
-        r.stats = Summarize(r.samples);
-        if (n_gen > 0) {
-          // Step i attends to i + 1 positions: (n + 1) / 2 on average.
-          r.bytes_per_token = WeightBytesPerToken(m) + KvBytesPerPosition(e) * (n_gen + 1) / 2;
-          r.bandwidth = bw;
-          r.bound = bw * 1e9 / static_cast<double>(r.bytes_per_token);
+        for (Row& r : out) {
+          r.stats = Summarize(r.samples);
+          if (n_gen > 0) {
+            // Step i attends to i + 1 positions: (n + 1) / 2 on average.
+            r.bytes_per_token = WeightBytesPerToken(m) + KvBytesPerPosition(e) * (n_gen + 1) / 2;
+            r.bandwidth = bw;
+            r.bound = bw * 1e9 / static_cast<double>(r.bytes_per_token);
+          }
         }
-        rows.push_back(std::move(r));
+        if (out.size() == 2) {
+          notes.push_back(absl::StrFormat(
+              "%s %s t=%d: base %.2f t/s, with the adapter %.2f t/s (medians): %+.1f %% time per token",
+              desc, out[0].test(), n_threads, out[0].stats.median, out[1].stats.median,
+              100.0 * (out[0].stats.median / out[1].stats.median - 1.0)));
+        }
+        for (Row& r : out) rows.push_back(std::move(r));
         return true;
       };
       for (int64_t n : prompts) {

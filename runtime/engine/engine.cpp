@@ -179,8 +179,17 @@ absl::Status Session::Eval(const int32_t* tokens, int64_t n) {
   return absl::OkStatus();
 }
 
-absl::Status Session::Decode(const std::vector<int32_t>& tokens) {
+absl::Status Session::Decode(const std::vector<int32_t>& tokens, const LoraSet* loras) {
   if (tokens.empty()) return absl::InvalidArgumentError("no tokens to decode");
+  if (loras != nullptr && *loras != history_loras_) {
+    YUAN_RETURN_IF_ERROR(CheckLoraSet(*loras, engine_->model()));
+    if (!history_.empty()) {
+      return absl::FailedPreconditionError(
+          "the context was computed with other adapters; reset the session before decoding with "
+          "these");
+    }
+    history_loras_ = *loras;
+  }
   {
     std::lock_guard<std::mutex> lock(run_mu_);
     running_ = true;

@@ -110,10 +110,14 @@ class Session {
   static absl::StatusOr<std::unique_ptr<Session>> Create(std::shared_ptr<const Engine> engine,
                                                           int n_ctx);
 
-  // Appends tokens to the context and evaluates them (logits of the last),
-  // with the adapters the context was built with (those of the last
-  // Generate; none after Reset). On error the context is unchanged.
-  absl::Status Decode(const std::vector<int32_t>& tokens);
+  // Appends tokens to the context and evaluates them (logits of the last).
+  // `loras` (may be null: keep going with the adapters the context was built
+  // with, those of the last Generate or Decode; none after Reset) names the
+  // adapters to evaluate with: on an empty context they become the
+  // context's; on a non-empty one built with another set the call fails with
+  // FailedPrecondition rather than mix adapters in one context. On error the
+  // context is unchanged.
+  absl::Status Decode(const std::vector<int32_t>& tokens, const LoraSet* loras = nullptr);
   // Next-token logits after the last Decode/Generate step; empty before.
   const std::vector<float>& logits() const { return logits_; }
 

@@ -171,32 +171,44 @@ absl::Status Forward(const Model& model, const ForwardArgs& a, KvCache* cache,
       return absl::CancelledError("cancelled");
     }
     const LayerWeights& L = W.layers[layer];
-    // y += the LoRA deltas of projection p, for the tokens of each slice
-    // that chose adapters (x: the projection's input rows, y: its output)
-    auto lora = [&](LoraProj p, const float* x, float* y) {
+    // y += the LoRA deltas of the projections `ps` (outputs `ys`), which
+    // all read the rows of `x`, for the tokens of each slice that chose
+    // adapters; consecutive slices with the same adapters go as one run of
+    // tokens, and all of it as one LoraApply (one hand-off to the pool).
+    auto lora = [&](std::initializer_list<std::pair<LoraProj, float*>> ps, const float* x) {
       if (!any_lora) return;
+      s->lora_tasks.clear();
       int64_t t0 = 0;
-      for (int64_t i = 0; i < n_seqs; ++i) {
-        const SeqSlice& q = seqs[i];
-        if (q.loras != nullptr) {
-          for (const LoraChoice& ch : *q.loras) {
+      for (int64_t i = 0; i < n_seqs;) {
+        const LoraSet* set = seqs[i].loras;
+        int64_t n = 0, j = i;
+        for (; j < n_seqs && (seqs[j].loras == set ||
+                              (set != nullptr && seqs[j].loras != nullptr && *seqs[j].loras == *set));
+             ++j) {
+          n += seqs[j].n_tokens;
+        }
+        static const LoraSet kNone;
+        for (const LoraChoice& ch : set != nullptr ? *set : kNone) {
+          for (const auto& [p, y] : ps) {
             const LoraPair* pr = ch.lora->pair(layer, p);
             if (pr == nullptr) continue;
-            LoraApply(*pr, ch.lora->rank(), ch.scale * ch.lora->scaling(), x + t0 * pr->in,
-                      q.n_tokens, y + t0 * pr->out, &s->lora_tmp, pool);
+            s->lora_tasks.push_back(LoraTask{pr, ch.lora->rank(), ch.scale * ch.lora->scaling(),
+                                             x + t0 * pr->in, n, y + t0 * pr->out});
           }
         }
-        t0 += q.n_tokens;
+        t0 += n;
+        i = j;
       }
+      LoraApply(s->lora_tasks.data(), static_cast<int64_t>(s->lora_tasks.size()), &s->lora_scratch,
+                pool);
     };
 
     // ---- attention: q,k,v = xn W^T
     Project(L.wq, L.bq, s->xn.data(), T, s->q.data(), pool);
     Project(L.wk, L.bk, s->xn.data(), T, s->k.data(), pool);
     Project(L.wv, L.bv, s->xn.data(), T, s->v.data(), pool);
-    lora(LoraProj::kQ, s->xn.data(), s->q.data());
-    lora(LoraProj::kK, s->xn.data(), s->k.data());
-    lora(LoraProj::kV, s->xn.data(), s->v.data());
+    lora({{LoraProj::kQ, s->q.data()}, {LoraProj::kK, s->k.data()}, {LoraProj::kV, s->v.data()}},
+         s->xn.data());
 
     // RoPE at each token's position, with the optional per-head q/k RMSNorm
     // before it (qwen3) or after it (hunyuan-dense); K and V rows into the cache
@@ -273,7 +285,7 @@ absl::Status Forward(const Model& model, const ForwardArgs& a, KvCache* cache,
       }
     });
     Project(L.wo, Weight{}, s->att_out.data(), T, s->att.data(), pool);
-    lora(LoraProj::kO, s->att_out.data(), s->att.data());
+    lora({{LoraProj::kO, s->att.data()}}, s->att_out.data());
 
     // x += attention; xn = rmsnorm(x) * ffn_norm
     ForTokens(pool, T, E, [&](int64_t t) {
@@ -284,13 +296,12 @@ absl::Status Forward(const Model& model, const ForwardArgs& a, KvCache* cache,
     // ---- feed-forward (SwiGLU): x += W_down (silu(xn W_gate^T) * (xn W_up^T))
     Project(L.w_gate, Weight{}, s->xn.data(), T, s->gate.data(), pool);
     Project(L.w_up, Weight{}, s->xn.data(), T, s->up.data(), pool);
-    lora(LoraProj::kGate, s->xn.data(), s->gate.data());
-    lora(LoraProj::kUp, s->xn.data(), s->up.data());
+    lora({{LoraProj::kGate, s->gate.data()}, {LoraProj::kUp, s->up.data()}}, s->xn.data());
     ForTokens(pool, T, c.n_ff, [&](int64_t t) {
       SiluMul(&s->gate[t * c.n_ff], &s->up[t * c.n_ff], c.n_ff);
     });
     Project(L.w_down, Weight{}, s->gate.data(), T, s->att.data(), pool);
-    lora(LoraProj::kDown, s->gate.data(), s->att.data());
+    lora({{LoraProj::kDown, s->att.data()}}, s->gate.data());
     // x += feed-forward; xn = rmsnorm(x) * attn_norm of the next layer
     const LayerWeights* next = layer + 1 < c.n_layer ? &W.layers[layer + 1] : nullptr;
     ForTokens(pool, T, E, [&](int64_t t) {

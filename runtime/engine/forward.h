@@ -24,7 +24,8 @@ struct ForwardScratch {
   std::vector<int32_t> seq;   // [n_tokens]: each token's slice
   std::vector<int64_t> out_rows;  // tokens whose logits are wanted
   std::vector<const void*> kv_pages;  // per layer: [slice][K/V][kv head][page]
-  std::vector<float> lora_tmp;  // [tokens of a slice][rank]: x A^T
+  std::vector<LoraTask> lora_tasks;  // one projection group's LoRA deltas
+  LoraScratch lora_scratch;
 };
 
 // One sequence's part of a batch: n_tokens consecutive tokens of the batch,

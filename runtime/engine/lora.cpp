@@ -1,11 +1,16 @@
 #include "runtime/engine/lora.h"
 
+#include <algorithm>
+#include <atomic>
 #include <charconv>
+#include <thread>
 #include <cmath>
 #include <string>
 #include <string_view>
 
+#include "runtime/core/dtype.h"
 #include "runtime/core/status.h"
+#include "runtime/cpu/kernels.h"
 
 namespace yuan {
 namespace {
@@ -51,24 +56,14 @@ const Weight& BaseWeight(const LayerWeights& L, LoraProj p) {
   return L.wq;
 }
 
-// A dot product with a fixed order of operations (8 partial sums, then the
-// tail), which the compiler may vectorize; the same for every caller.
-inline float Dot(const float* a, const float* b, int64_t n) {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
-  }
-  float sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-  for (; i < n; ++i) sum += a[i] * b[i];
-  return sum;
-}
-
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<const LoraBinding>> LoraBinding::Create(
-    std::shared_ptr<const LoraAdapter> adapter, const Model& model) {
+    std::shared_ptr<const LoraAdapter> adapter, const Model& model, DType storage) {
   if (adapter == nullptr) return absl::InvalidArgumentError("no adapter");
+  if (storage != DType::kF16 && storage != DType::kF32) {
+    return absl::InvalidArgumentError("adapters are kept in F16 or F32");
+  }
   const ModelConfig& c = model.config();
   if (!adapter->base.architecture.empty() && adapter->base.architecture != c.arch) {
     return absl::FailedPreconditionError(absl::StrCat("the adapter was made for architecture '",
@@ -103,6 +98,7 @@ absl::StatusOr<std::shared_ptr<const LoraBinding>> LoraBinding::Create(
   b->model_ = &model;
   b->rank_ = adapter->rank;
   b->scaling_ = scaling;
+  b->storage_ = storage;
   b->pairs_.resize(static_cast<size_t>(c.n_layer));
   const int64_t rank = adapter->rank;
   for (const LoraTensor& t : adapter->tensors) {
@@ -131,12 +127,24 @@ absl::StatusOr<std::shared_ptr<const LoraBinding>> LoraBinding::Create(
           rank * t.in, " and ", t.out * rank, " for rank ", rank));
     }
     LoraPair& slot = b->pairs_[static_cast<size_t>(layer)][static_cast<size_t>(p)];
-    if (slot.a != nullptr) {
+    if (slot.a.data != nullptr) {
       return absl::FailedPreconditionError(absl::StrCat("the adapter targets '", t.target, "' twice"));
     }
-    slot = LoraPair{t.a.data(), t.b.data(), t.in, t.out};
+    slot.a = b->Matrix(t.a, rank, t.in);
+    slot.b = b->Matrix(t.b, t.out, rank);
+    slot.in = t.in;
+    slot.out = t.out;
   }
   return std::shared_ptr<const LoraBinding>(std::move(b));
+}
+
+absl::StatusOr<std::shared_ptr<const LoraBinding>> LoadLora(const std::string& path,
+                                                            const Model& model) {
+  AdapterLoadOptions options;
+  options.base = &model;
+  YUAN_ASSIGN_OR_RETURN(LoraAdapter adapter, LoadAdapter(path, options));
+  YUAN_RETURN_IF_ERROR(CheckAdapterMatchesBase(adapter, model));
+  return LoraBinding::Create(std::make_shared<const LoraAdapter>(std::move(adapter)), model);
 }
 
 absl::Status CheckLoraSet(const LoraSet& set, const Model& model) {
@@ -152,42 +160,158 @@ absl::Status CheckLoraSet(const LoraSet& set, const Model& model) {
 
 namespace {
 
-// The two halves of LoraApply over a range of their work items. Out of line
-// so that the inline and the pooled paths run the very same code (no
-// per-call-site contraction or vectorization differences).
-// u[i] = A[i % R] . x[i / R] for i in [i0, i1)
-[[gnu::noinline]] void LoraDown(const LoraPair& p, int64_t R, const float* x, float* u, int64_t i0,
-                                int64_t i1) {
-  for (int64_t i = i0; i < i1; ++i) u[i] = Dot(p.a + (i % R) * p.in, x + (i / R) * p.in, p.in);
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#else
+  std::this_thread::yield();
+#endif
 }
-// y[t][o] += s * (B[o] . u[t]) for o in [o0, o1), t < T
-[[gnu::noinline]] void LoraUp(const LoraPair& p, int64_t R, float s, const float* u, int64_t T,
-                              float* y, int64_t o0, int64_t o1) {
-  for (int64_t t = 0; t < T; ++t) {
-    float* yt = y + t * p.out;
-    const float* ut = u + t * R;
-    for (int64_t o = o0; o < o1; ++o) yt[o] += s * Dot(p.b + o * R, ut, R);
+
+// Work items of one phase, weighted by cost: the items of family i are
+// rows[i] rows of cost[i] each (down: the rows of a task's A; up: the output
+// rows of the tasks that add to one y). `ItemAtCost` cuts the items into
+// runs of about equal cost, one per worker.
+struct Items {
+  std::vector<int64_t> first;  // first global item of each family (+ the total at the end)
+  std::vector<int64_t> cost;   // cost of one item of each family
+  std::vector<int64_t> cum;    // cost of all items of families before i
+  void Add(int64_t rows, int64_t item_cost) {
+    if (first.empty()) {
+      first.push_back(0);
+      cum.push_back(0);
+    }
+    first.push_back(first.back() + rows);
+    cost.push_back(item_cost);
+    cum.push_back(cum.back() + rows * item_cost);
+  }
+  int64_t total_items() const { return first.empty() ? 0 : first.back(); }
+  int64_t total_cost() const { return cum.empty() ? 0 : cum.back(); }
+};
+
+// The first item whose cost starts at or after `target`.
+int64_t ItemAtCost(const Items& it, int64_t target) {
+  const int64_t n = static_cast<int64_t>(it.cost.size());
+  for (int64_t i = 0; i < n; ++i) {
+    if (it.cum[i + 1] > target) {
+      const int64_t k = (target - it.cum[i] + it.cost[i] - 1) / it.cost[i];
+      return it.first[i] + k;
+    }
+  }
+  return it.total_items();
+}
+
+// Calls fn(task, row0, row1) for the rows of global items [g0, g1).
+template <class Fn>
+void ForItems(const Items& it, int64_t g0, int64_t g1, Fn fn) {
+  const int64_t n = static_cast<int64_t>(it.cost.size());
+  for (int64_t i = 0; i < n && g0 < g1; ++i) {
+    const int64_t b = std::max(g0, it.first[i]), e = std::min(g1, it.first[i + 1]);
+    if (b < e) fn(i, b - it.first[i], e - it.first[i]);
   }
 }
 
 }  // namespace
 
-void LoraApply(const LoraPair& p, int32_t rank, float s, const float* x, int64_t n_tokens,
-               float* y, std::vector<float>* tmp, ThreadPool* pool) {
-  const int64_t R = rank, T = n_tokens;
-  tmp->resize(static_cast<size_t>(T * R));
-  float* u = tmp->data();
-  // Decoding steps (a few thousand multiply-adds) stay on this thread: a
-  // pool hand-off costs microseconds and runs 7 x n_layer times per token.
-  const bool parallel =
-      pool != nullptr && pool->size() > 1 && T * (p.in + p.out) * R > (int64_t{1} << 16);
-  if (!parallel) {
-    LoraDown(p, R, x, u, 0, T * R);
-    LoraUp(p, R, s, u, T, y, 0, p.out);
+void LoraApply(const LoraTask* tasks, int64_t n_tasks, LoraScratch* scratch, ThreadPool* pool) {
+  if (n_tasks <= 0) return;
+  const kernels::KernelSet& ks = kernels::ActiveKernels();
+  std::vector<int64_t> u_off(static_cast<size_t>(n_tasks) + 1, 0);
+  for (int64_t i = 0; i < n_tasks; ++i) u_off[i + 1] = u_off[i] + tasks[i].n_tokens * tasks[i].rank;
+  scratch->u.resize(static_cast<size_t>(u_off[n_tasks]));
+  float* u = scratch->u.data();
+  // Tasks that add to the same output (several adapters on one projection)
+  // form one up family, whose rows take the tasks in order: every element
+  // sees the same additions in the same order, whoever computes it.
+  std::vector<std::vector<int64_t>> groups;
+  Items down, up;
+  for (int64_t i = 0; i < n_tasks; ++i) {
+    const LoraTask& t = tasks[i];
+    down.Add(t.rank, t.n_tokens * t.pair->in + 1);
+    size_t g = 0;
+    while (g < groups.size() && tasks[groups[g][0]].y != t.y) ++g;
+    if (g == groups.size()) groups.emplace_back();
+    groups[g].push_back(i);
+  }
+  for (const std::vector<int64_t>& g : groups) {
+    int64_t c = 1;
+    for (int64_t i : g) c += tasks[i].n_tokens * tasks[i].rank;
+    up.Add(tasks[g[0]].pair->out, c);
+  }
+
+  // u[t][r] = A[r] . x[t] for rows [r0, r1) of task i.
+  auto down_rows = [&](int64_t i, int64_t r0, int64_t r1) {
+    const LoraTask& t = tasks[i];
+    kernels::Acts xa;
+    xa.n_tokens = t.n_tokens;
+    xa.cols = t.pair->in;
+    xa.f32 = t.x;
+    ks.matmul_rows(t.pair->a, xa, r0, r1, u + u_off[i], t.rank);
+  };
+  // y[t][o] += scale * (B[o] . u[t]) for rows [o0, o1), for each task of
+  // group g in order.
+  thread_local std::vector<float> tls_d;
+  auto up_rows = [&](int64_t g, int64_t o0, int64_t o1) {
+    for (int64_t i : groups[static_cast<size_t>(g)]) {
+      const LoraTask& t = tasks[i];
+      const int64_t out = t.pair->out, n = o1 - o0;
+      std::vector<float>& d = tls_d;  // the running thread's own
+      d.resize(static_cast<size_t>(t.n_tokens * n));
+      kernels::Acts ua;
+      ua.n_tokens = t.n_tokens;
+      ua.cols = t.rank;
+      ua.f32 = u + u_off[i];
+      // B's rows [o0, o1) as a matrix of their own: d[tok][o - o0].
+      MatRef b = t.pair->b;
+      b.data = static_cast<const uint8_t*>(b.data) + o0 * b.row_bytes;
+      b.rows = n;
+      ks.matmul_rows(b, ua, 0, n, d.data(), n);
+      for (int64_t tok = 0; tok < t.n_tokens; ++tok) {
+        float* yt = t.y + tok * out + o0;
+        const float* dt = d.data() + tok * n;
+        for (int64_t o = 0; o < n; ++o) yt[o] += t.scale * dt[o];
+      }
+    }
+  };
+
+  const int workers = pool != nullptr ? pool->size() : 1;
+  if (workers <= 1 || down.total_cost() + up.total_cost() < 4096) {
+    ForItems(down, 0, down.total_items(), down_rows);
+    ForItems(up, 0, up.total_items(), up_rows);
     return;
   }
-  pool->ParallelFor(T * R, 1, [&](int64_t i0, int64_t i1) { LoraDown(p, R, x, u, i0, i1); });
-  pool->ParallelFor(p.out, 16, [&](int64_t o0, int64_t o1) { LoraUp(p, R, s, u, T, y, o0, o1); });
+  // ParallelFor(n = workers, grain 1) runs chunk w on pool thread w, all at
+  // once, so the workers can meet at a barrier between the two phases.
+  std::atomic<int> arrived{0};
+  pool->ParallelFor(workers, 1, [&](int64_t w0, int64_t w1) {
+    for (int64_t w = w0; w < w1; ++w) {
+      const int64_t total = down.total_cost();
+      ForItems(down, ItemAtCost(down, total * w / workers), ItemAtCost(down, total * (w + 1) / workers),
+               down_rows);
+    }
+    arrived.fetch_add(static_cast<int>(w1 - w0), std::memory_order_acq_rel);
+    while (arrived.load(std::memory_order_acquire) < workers) CpuRelax();
+    for (int64_t w = w0; w < w1; ++w) {
+      const int64_t total = up.total_cost();
+      ForItems(up, ItemAtCost(up, total * w / workers), ItemAtCost(up, total * (w + 1) / workers),
+               up_rows);
+    }
+  });
+}
+
+void LoraApply(const LoraPair& p, int32_t rank, float s, const float* x, int64_t n_tokens,
+               float* y, LoraScratch* scratch, ThreadPool* pool) {
+  const LoraTask task{&p, rank, s, x, n_tokens, y};
+  LoraApply(&task, 1, scratch, pool);
+}
+
+MatRef LoraBinding::Matrix(const std::vector<float>& values, int64_t rows, int64_t cols) {
+  if (storage_ == DType::kF32) {
+    return MatRef{DType::kF32, rows, cols, values.data(), static_cast<uint64_t>(cols) * 4};
+  }
+  std::vector<uint16_t>& h = f16_.emplace_back(values.size());
+  for (size_t i = 0; i < values.size(); ++i) h[i] = F32ToF16(values[i]);
+  return MatRef{DType::kF16, rows, cols, h.data(), static_cast<uint64_t>(cols) * 2};
 }
 
 }  // namespace yuan

@@ -7,7 +7,10 @@
 //
 // A LoraBinding is made once per (adapter, model): it finds, for each layer
 // and projection, the adapter's A/B (or none), after checking every target
-// against the model's tensor names and shapes.
+// against the model's tensor names and shapes, and keeps them as F16
+// matrices for the matmul kernels (runtime/cpu/matmul.h): decoding reads
+// every A and B once per token, so half the bytes is most of the speed (the
+// rounding is 2^-11 relative, far below what an adapter's training moves).
 #pragma once
 
 #include <array>
@@ -18,6 +21,7 @@
 #include "absl/status/statusor.h"
 #include "runtime/adapter/adapter.h"
 #include "runtime/core/thread_pool.h"
+#include "runtime/cpu/matmul.h"
 #include "runtime/model/model.h"
 
 namespace yuan {
@@ -26,10 +30,11 @@ namespace yuan {
 enum class LoraProj : int { kQ = 0, kK, kV, kO, kGate, kUp, kDown };
 inline constexpr int kLoraProjCount = 7;
 
-// One A/B pair: A is [rank x in], B is [out x rank], row-major float32.
+// One A/B pair as weight matrices: A is [rank x in], B is [out x rank]
+// (F16 in a binding; any MatMul dtype works).
 struct LoraPair {
-  const float* a = nullptr;
-  const float* b = nullptr;
+  MatRef a;
+  MatRef b;
   int64_t in = 0;
   int64_t out = 0;
 };
@@ -42,13 +47,16 @@ class LoraBinding {
   // llama q/k rows are in HF's order (a PEFT import) is brought to the
   // model's order on a private copy. The binding keeps the adapter alive; it
   // refers to the model, which must outlive it.
+  // `storage` is the dtype A and B are kept in for the kernels: kF16 (the
+  // default: half the bytes to read per token) or kF32 (exact).
   static absl::StatusOr<std::shared_ptr<const LoraBinding>> Create(
-      std::shared_ptr<const LoraAdapter> adapter, const Model& model);
+      std::shared_ptr<const LoraAdapter> adapter, const Model& model,
+      DType storage = DType::kF16);
 
   // The pair for `layer`'s projection, or nullptr when the adapter leaves it alone.
   const LoraPair* pair(int layer, LoraProj p) const {
     const LoraPair& q = pairs_[static_cast<size_t>(layer)][static_cast<size_t>(p)];
-    return q.a != nullptr ? &q : nullptr;
+    return q.a.data != nullptr ? &q : nullptr;
   }
   int32_t rank() const { return rank_; }
   float scaling() const { return scaling_; }
@@ -57,12 +65,25 @@ class LoraBinding {
 
  private:
   LoraBinding() = default;
+  // `values` (rows x cols, row-major) as a matrix of storage_: F32 refers to
+  // the adapter's own data, F16 to a rounded copy owned here.
+  MatRef Matrix(const std::vector<float>& values, int64_t rows, int64_t cols);
   std::shared_ptr<const LoraAdapter> adapter_;
   const Model* model_ = nullptr;
   int32_t rank_ = 0;
   float scaling_ = 0;
   std::vector<std::array<LoraPair, kLoraProjCount>> pairs_;  // [layer][proj]
+  DType storage_ = DType::kF16;
+  std::vector<std::vector<uint16_t>> f16_;  // the F16 storage behind pairs_
 };
+
+// Loads an adapter file of any format (.yadp, PEFT folder, GGUF LoRA) for
+// `model`: LoadAdapter (the model fills a PEFT import's missing
+// fingerprint), CheckAdapterMatchesBase (FailedPrecondition naming the
+// mismatch), then Create. What `yuan serve --adapter`, yuan_adapter_load
+// and `yuan bench --lora` do.
+absl::StatusOr<std::shared_ptr<const LoraBinding>> LoadLora(const std::string& path,
+                                                            const Model& model);
 
 // One adapter chosen for a sequence, with its strength (1: as trained).
 struct LoraChoice {
@@ -77,12 +98,33 @@ using LoraSet = std::vector<LoraChoice>;
 // finite scale.
 absl::Status CheckLoraSet(const LoraSet& set, const Model& model);
 
-// y[t][p.out] += s * B (A x[t]) for t < n_tokens, with x rows of p.in floats.
-// `tmp` is scratch (resized to n_tokens * rank). Each output element is
-// computed the same way whatever n_tokens and the pool, so a sequence gets
-// bit-identical results alone or in a batch. Uses the pool only when the
-// work is large enough to pay for the hand-off.
+// One LoRA delta to add: y[t][pair.out] += scale * B (A x[t]) for
+// t < n_tokens, with x rows of pair.in floats.
+struct LoraTask {
+  const LoraPair* pair = nullptr;
+  int32_t rank = 0;
+  float scale = 0;  // the request's scale times the adapter's scaling()
+  const float* x = nullptr;
+  int64_t n_tokens = 0;
+  float* y = nullptr;
+};
+
+// Scratch reused by LoraApply across calls.
+struct LoraScratch {
+  std::vector<float> u;  // every task's x A^T, [tokens][rank]
+};
+
+// Adds every task's delta with one hand-off to the pool (tasks may share an
+// output, e.g. two adapters on one projection: they are added in task
+// order; outputs must otherwise not overlap): the workers split the down-projections (u = x A^T),
+// meet at a barrier, then split the up-projections' output rows. Each
+// output element is one kernel dot product with a fixed order, whoever
+// computes it and however many tokens or tasks come along, so a sequence
+// gets bit-identical results alone or in a batch.
+void LoraApply(const LoraTask* tasks, int64_t n_tasks, LoraScratch* scratch, ThreadPool* pool);
+
+// One task on its own (tests, tools).
 void LoraApply(const LoraPair& p, int32_t rank, float s, const float* x, int64_t n_tokens,
-               float* y, std::vector<float>* tmp, ThreadPool* pool);
+               float* y, LoraScratch* scratch, ThreadPool* pool);
 
 }  // namespace yuan

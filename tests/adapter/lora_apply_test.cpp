@@ -95,8 +95,9 @@ std::shared_ptr<LoraAdapter> RandomAdapter(const Model& model, int32_t rank, flo
   return a;
 }
 
-std::shared_ptr<const LoraBinding> Bind(std::shared_ptr<const LoraAdapter> a, const Model& model) {
-  auto b = LoraBinding::Create(std::move(a), model);
+std::shared_ptr<const LoraBinding> Bind(std::shared_ptr<const LoraAdapter> a, const Model& model,
+                                        DType storage = DType::kF16) {
+  auto b = LoraBinding::Create(std::move(a), model, storage);
   INFO(b.status().ToString());
   REQUIRE(b.ok());
   return *b;
@@ -111,6 +112,7 @@ double MaxScaledError(const float* ours, const std::vector<double>& ref, size_t 
 // The tolerance of tests/model/arch_reference_test.cpp (f32 KV cache,
 // exact attention in the reference).
 constexpr double kTolerance = 1e-4;
+constexpr double kF16Tolerance = 5e-3;
 const std::vector<int32_t> kPrompt = {1, 17, 260, 45, 299, 3, 101, 102, 7, 250, 33, 64, 128, 200, 5, 42};
 
 TEST_CASE("LoRA output matches the PyTorch reference with merged weights", "[adapter][lora][reference]") {
@@ -164,57 +166,64 @@ TEST_CASE("LoRA output matches the PyTorch reference with merged weights", "[ada
     const int64_t V = config.n_vocab, T = static_cast<int64_t>(kPrompt.size());
     REQUIRE(ref.size() == static_cast<size_t>(T * V));
 
-    auto binding = Bind(adapter, **model);
-    ThreadPool pool(2);
-    // Ours: the first 8 tokens as one batch, then one token at a time, so
-    // the logits of positions 7..15 are compared.
-    auto run_ours = [&](const std::vector<LoraChoice>& loras) {
-      auto cache = KvCache::Create(config, 64, DType::kF32);
-      REQUIRE(cache.ok());
-      ForwardScratch scratch;
-      std::vector<float> all((T - 7) * V), logits;
-      constexpr int64_t kFirst = 8;
-      for (int64_t pos = 0; pos < T;) {
-        const int64_t n = pos == 0 ? kFirst : 1;
-        SeqSlice slice;
-        slice.n_tokens = n;
-        slice.pos0 = pos;
-        slice.loras = &loras;
-        ForwardArgs args;
-        args.tokens = kPrompt.data() + pos;
-        args.n_tokens = n;
-        args.seqs = &slice;
-        args.n_seqs = 1;
-        REQUIRE(Forward(**model, args, &*cache, &scratch, &pool, &logits).ok());
-        REQUIRE(logits.size() == static_cast<size_t>(V));
-        pos += n;
-        std::copy(logits.begin(), logits.end(), all.begin() + (pos - kFirst) * V);
-      }
-      return all;
-    };
-    const size_t offset = static_cast<size_t>((kPrompt.size() - 9) * V);
-    auto tail = [&](const std::vector<double>& r) {
-      return std::vector<double>(r.begin() + static_cast<std::ptrdiff_t>(offset), r.end());
-    };
-    const std::vector<float> ours = run_ours({{binding, 1.0f}});
-    const double err = MaxScaledError(ours.data(), tail(ref), ours.size());
-    INFO("max scaled error with the adapter " << err);
-    CHECK(err <= kTolerance);
-    // A user scale multiplies the delta (the reference: alpha scaled).
-    const std::vector<float> ours_scaled = run_ours({{binding, user_scale}});
-    CHECK(MaxScaledError(ours_scaled.data(), tail(ref_scaled), ours.size()) <= kTolerance);
-    // Negative controls: the adapter changes the output far beyond the
-    // tolerance, and the base alone still matches the unmerged reference.
-    const std::vector<float> base = run_ours({});
-    CHECK(MaxScaledError(base.data(), tail(ref_base), base.size()) <= kTolerance);
-    CHECK(MaxScaledError(base.data(), tail(ref), base.size()) > 10 * kTolerance);
-    // The same adapter imported back from PEFT (HF q/k row order) binds to
-    // the same result.
-    auto imported = LoadPeftAdapter(peft);
-    REQUIRE(imported.ok());
-    auto rebound = Bind(std::make_shared<LoraAdapter>(std::move(*imported)), **model);
-    const std::vector<float> again = run_ours({{rebound, 1.0f}});
-    CHECK(MaxScaledError(again.data(), tail(ref), again.size()) <= kTolerance);
+    // F32 storage is exact; F16 storage (the default, for speed) rounds A
+    // and B to 11 significant bits, which moves these logits by ~2e-3 of
+    // their range: still 20x less than the adapter's own effect.
+    for (const DType storage : {DType::kF32, DType::kF16}) {
+      INFO(DTypeName(storage));
+      const double tol = storage == DType::kF32 ? kTolerance : kF16Tolerance;
+      auto binding = Bind(adapter, **model, storage);
+      ThreadPool pool(2);
+      // Ours: the first 8 tokens as one batch, then one token at a time, so
+      // the logits of positions 7..15 are compared.
+      auto run_ours = [&](const std::vector<LoraChoice>& loras) {
+        auto cache = KvCache::Create(config, 64, DType::kF32);
+        REQUIRE(cache.ok());
+        ForwardScratch scratch;
+        std::vector<float> all((T - 7) * V), logits;
+        constexpr int64_t kFirst = 8;
+        for (int64_t pos = 0; pos < T;) {
+          const int64_t n = pos == 0 ? kFirst : 1;
+          SeqSlice slice;
+          slice.n_tokens = n;
+          slice.pos0 = pos;
+          slice.loras = &loras;
+          ForwardArgs args;
+          args.tokens = kPrompt.data() + pos;
+          args.n_tokens = n;
+          args.seqs = &slice;
+          args.n_seqs = 1;
+          REQUIRE(Forward(**model, args, &*cache, &scratch, &pool, &logits).ok());
+          REQUIRE(logits.size() == static_cast<size_t>(V));
+          pos += n;
+          std::copy(logits.begin(), logits.end(), all.begin() + (pos - kFirst) * V);
+        }
+        return all;
+      };
+      const size_t offset = static_cast<size_t>((kPrompt.size() - 9) * V);
+      auto tail = [&](const std::vector<double>& r) {
+        return std::vector<double>(r.begin() + static_cast<std::ptrdiff_t>(offset), r.end());
+      };
+      const std::vector<float> ours = run_ours({{binding, 1.0f}});
+      const double err = MaxScaledError(ours.data(), tail(ref), ours.size());
+      INFO("max scaled error with the adapter " << err);
+      CHECK(err <= tol);
+      // A user scale multiplies the delta (the reference: alpha scaled).
+      const std::vector<float> ours_scaled = run_ours({{binding, user_scale}});
+      CHECK(MaxScaledError(ours_scaled.data(), tail(ref_scaled), ours.size()) <= tol);
+      // Negative controls: the adapter changes the output far beyond the
+      // tolerance, and the base alone still matches the unmerged reference.
+      const std::vector<float> base = run_ours({});
+      CHECK(MaxScaledError(base.data(), tail(ref_base), base.size()) <= kTolerance);
+      CHECK(MaxScaledError(base.data(), tail(ref), base.size()) > 10 * tol);
+      // The same adapter imported back from PEFT (HF q/k row order) binds to
+      // the same result.
+      auto imported = LoadPeftAdapter(peft);
+      REQUIRE(imported.ok());
+      auto rebound = Bind(std::make_shared<LoraAdapter>(*imported), **model, storage);
+      const std::vector<float> again = run_ours({{rebound, 1.0f}});
+      CHECK(MaxScaledError(again.data(), tail(ref), again.size()) <= tol);
+    }
   }
 }
 
@@ -340,35 +349,73 @@ TEST_CASE("a batch mixing adapters gives each request what it gets alone", "[ada
 
 TEST_CASE("LoraApply: a prompt on the pool equals token-by-token, and the math", "[adapter][lora]") {
   const int32_t R = 16;
-  const int64_t in = 256, out = 384, T = 40;  // T*(in+out)*R well above the pool threshold
+  const int64_t in = 256, out = 384, T = 40;
   std::mt19937_64 rng(5);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::vector<float> a(R * in), b(out * R), x(T * in), y0(T * out);
   for (auto* v : {&a, &b, &x, &y0}) {
     for (float& f : *v) f = normal(rng);
   }
-  const LoraPair p{a.data(), b.data(), in, out};
-  ThreadPool pool(2);
-  std::vector<float> tmp, pooled = y0, single = y0;
-  LoraApply(p, R, 0.5f, x.data(), T, pooled.data(), &tmp, &pool);
-  for (int64_t t = 0; t < T; ++t) {
-    LoraApply(p, R, 0.5f, x.data() + t * in, 1, single.data() + t * out, &tmp, &pool);
-  }
-  CHECK(pooled == single);  // bit for bit: a sequence alone or in a batch
-  double max_err = 0;
-  for (int64_t t = 0; t < T; ++t) {
-    for (int64_t o = 0; o < out; ++o) {
-      double d = 0;
-      for (int r = 0; r < R; ++r) {
-        double u = 0;
-        for (int64_t i = 0; i < in; ++i) u += double{a[r * in + i]} * x[t * in + i];
-        d += double{b[o * R + r]} * u;
-      }
-      const double want = y0[t * out + o] + 0.5 * d;
-      max_err = std::max(max_err, std::fabs(pooled[t * out + o] - want) / std::max(1.0, std::fabs(want)));
+  // A and B as F32 and as F16 (what a binding stores); the math below uses
+  // the values the matrices really hold.
+  std::vector<uint16_t> a16(a.size()), b16(b.size());
+  for (size_t i = 0; i < a.size(); ++i) a16[i] = F32ToF16(a[i]);
+  for (size_t i = 0; i < b.size(); ++i) b16[i] = F32ToF16(b[i]);
+  for (const DType type : {DType::kF32, DType::kF16}) {
+    INFO(DTypeName(type));
+    const bool f16 = type == DType::kF16;
+    const uint64_t es = f16 ? 2 : 4;
+    LoraPair p;
+    p.a = MatRef{type, R, in, f16 ? static_cast<const void*>(a16.data()) : a.data(), in * es};
+    p.b = MatRef{type, out, R, f16 ? static_cast<const void*>(b16.data()) : b.data(), R * es};
+    p.in = in;
+    p.out = out;
+    ThreadPool pool(2);
+    LoraScratch tmp;
+    std::vector<float> pooled = y0, single = y0, triples = y0, serial = y0;
+    LoraApply(p, R, 0.5f, x.data(), T, pooled.data(), &tmp, &pool);
+    LoraApply(p, R, 0.5f, x.data(), T, serial.data(), &tmp, nullptr);
+    for (int64_t t = 0; t < T; ++t) {
+      LoraApply(p, R, 0.5f, x.data() + t * in, 1, single.data() + t * out, &tmp, &pool);
     }
+    for (int64_t t = 0; t < T; t += 3) {  // the small-batch (decoding) path
+      LoraApply(p, R, 0.5f, x.data() + t * in, std::min<int64_t>(3, T - t), triples.data() + t * out,
+                &tmp, &pool);
+    }
+    // bit for bit: a sequence alone or in a batch, on the pool or not
+    CHECK(pooled == single);
+    CHECK(pooled == triples);
+    CHECK(pooled == serial);
+    // Two adapters on one output: added in task order, on the pool or not.
+    {
+      const LoraTask two[] = {{&p, R, 0.5f, x.data(), T, nullptr}, {&p, R, -0.25f, x.data(), T, nullptr}};
+      std::vector<float> on_pool = y0, alone = y0;
+      LoraTask a = two[0], b = two[1];
+      a.y = b.y = on_pool.data();
+      const LoraTask pooled_tasks[] = {a, b};
+      LoraApply(pooled_tasks, 2, &tmp, &pool);
+      a.y = b.y = alone.data();
+      const LoraTask serial_tasks[] = {a, b};
+      LoraApply(serial_tasks, 2, &tmp, nullptr);
+      CHECK(on_pool == alone);
+    }
+    auto av = [&](int64_t i) { return f16 ? double{F16ToF32(a16[i])} : double{a[i]}; };
+    auto bv = [&](int64_t i) { return f16 ? double{F16ToF32(b16[i])} : double{b[i]}; };
+    double max_err = 0;
+    for (int64_t t = 0; t < T; ++t) {
+      for (int64_t o = 0; o < out; ++o) {
+        double d = 0;
+        for (int r = 0; r < R; ++r) {
+          double u = 0;
+          for (int64_t i = 0; i < in; ++i) u += av(r * in + i) * x[t * in + i];
+          d += bv(o * R + r) * u;
+        }
+        const double want = y0[t * out + o] + 0.5 * d;
+        max_err = std::max(max_err, std::fabs(pooled[t * out + o] - want) / std::max(1.0, std::fabs(want)));
+      }
+    }
+    CHECK(max_err < 1e-4);
   }
-  CHECK(max_err < 1e-4);
 }
 
 TEST_CASE("adapters that do not fit the model are refused", "[adapter][lora]") {
