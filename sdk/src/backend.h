@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "runtime/engine/chat.h"
 #include "runtime/engine/engine.h"
+#include "runtime/engine/lora.h"
 
 namespace yuan::api {
 
@@ -37,9 +38,30 @@ struct ModelFacts {
   int32_t bos = -1, eos = -1, n_threads = 0, n_ctx = 0;
 };
 
+// A LoRA adapter loaded for one backend (yuan_adapter_load). Local: bound
+// to the model; remote: the name the server serves it under.
+struct BackendAdapter {
+  const void* owner = nullptr;  // the Backend that loaded it
+  std::string name;             // the path or remote model name it was loaded as
+  std::shared_ptr<const LoraBinding> lora;  // local backends
+  std::shared_ptr<const void> keep_alive;   // what `lora` refers to (the engine)
+  std::string remote_model;                 // remote backends
+};
+
+// One adapter chosen for the calls of a session, with its strength.
+struct AdapterUse {
+  std::shared_ptr<const BackendAdapter> adapter;
+  float scale = 1.0f;
+};
+
 class BackendSession {
  public:
   virtual ~BackendSession() = default;
+  // The adapters the following Generate / Chat / Decode calls use (the C
+  // ABI sets them before each call: the session's or the call's own).
+  // InvalidArgument for an adapter of another engine; Unimplemented for a
+  // set the backend cannot apply.
+  virtual absl::Status SetAdapters(const std::vector<AdapterUse>& adapters) = 0;
   virtual absl::Status Generate(const GenerateRequest& request, GenerateResult* result) = 0;
   virtual absl::Status Decode(const std::vector<int32_t>& tokens) = 0;
   virtual const std::vector<float>& Logits() const = 0;
@@ -64,6 +86,10 @@ class Backend {
   virtual absl::StatusOr<std::string> Detokenize(const std::vector<int32_t>& tokens,
                                                  bool render_special) const = 0;
   virtual absl::StatusOr<std::shared_ptr<BackendSession>> OpenSession(int n_ctx) = 0;
+  // Loads an adapter (a file for a local model; a served model name for a
+  // remote one) for this backend's sessions.
+  virtual absl::StatusOr<std::shared_ptr<const BackendAdapter>> LoadAdapter(
+      const std::string& path) = 0;
   virtual absl::StatusOr<std::string> RenderChat(const std::vector<ChatMessage>& messages,
                                                  const ChatOptions& options,
                                                  bool add_generation_prompt) const = 0;

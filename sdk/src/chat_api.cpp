@@ -86,6 +86,7 @@ yuan_status yuan_session_chat(yuan_session* session, const yuan_chat_message* me
   yuan::api::AttachCallback(o, &req);
   BusyGuard guard(session->state.get());
   if (!guard.acquired()) return Fail(YUAN_ERR_FAILED_PRECONDITION, yuan::api::kSessionBusy);
+  if (yuan_status s1 = yuan::api::UseAdapters(&o, session->state.get()); s1 != YUAN_OK) return s1;
   yuan::GenerateResult r;
   absl::Status st = session->state->impl->Chat(conversation, chat, std::move(req), &r);
   if (!st.ok()) return Fail(st);

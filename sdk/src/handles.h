@@ -2,6 +2,8 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
+#include <vector>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -20,9 +22,15 @@ struct yuan_engine {
 // stays valid whichever of the two is freed first.
 struct SessionState {
   std::shared_ptr<yuan::api::BackendSession> impl;
+  // yuan_session_set_adapters: what calls without their own adapters use.
+  std::vector<yuan::api::AdapterUse> adapters;
   std::atomic<bool> busy{false};    // one call (or request) at a time
   std::atomic<bool> closed{false};  // yuan_session_free was called: requests stop
   int32_t n_vocab = 0;
+};
+
+struct yuan_adapter {
+  std::shared_ptr<const yuan::api::BackendAdapter> impl;
 };
 
 struct yuan_session {
@@ -47,6 +55,18 @@ namespace yuan::api {
 HandleRegistry<yuan_engine>& Engines();
 HandleRegistry<yuan_session>& Sessions();
 HandleRegistry<yuan_request>& Requests();
+HandleRegistry<yuan_adapter>& Adapters();
+
+// The first yuan_generate_options field after v1.
+constexpr size_t kGenerateOptionsV1Size = offsetof(yuan_generate_options, adapters);
+
+// Checks a caller's adapter choices (live handles, finite scales).
+yuan_status ReadAdapterChoices(const yuan_adapter_choice* choices, size_t n,
+                               std::vector<AdapterUse>* out);
+// Tells the session's backend which adapters the coming call uses: those of
+// `options` (already read by BuildRequest; may be NULL) when it names any,
+// else the session's. The session must be claimed (BusyGuard).
+yuan_status UseAdapters(const yuan_generate_options* options, SessionState* session);
 
 // Claims the session for one call; releases on destruction.
 class BusyGuard {
@@ -74,6 +94,11 @@ yuan_status BuildRequest(const char* prompt, const yuan_generate_options* caller
 void AttachCallback(const yuan_generate_options& options, GenerateRequest* request);
 // Converts a result for the caller (allocates text with malloc).
 yuan_status ExportResult(const GenerateResult& r, yuan_generate_result* out);
+
+#define YUAN_CHECK_ENGINE(e)                                                             \
+  if (!yuan::api::Engines().Contains(e)) {                                               \
+    return Fail(YUAN_ERR_INVALID_ARGUMENT, "engine is NULL or not a live engine handle"); \
+  }
 
 #define YUAN_CHECK_SESSION(s)                                                               \
   if (!::yuan::api::Sessions().Contains(s)) {                                               \

@@ -33,11 +33,24 @@ std::string ValueText(const GgufValue& v) {
 
 class LocalSession : public BackendSession {
  public:
-  explicit LocalSession(std::unique_ptr<Session> s) : s_(std::move(s)) {}
-  absl::Status Generate(const GenerateRequest& r, GenerateResult* out) override {
-    return s_->Generate(r, out);
+  LocalSession(std::unique_ptr<Session> s, const void* owner) : s_(std::move(s)), owner_(owner) {}
+  absl::Status SetAdapters(const std::vector<AdapterUse>& adapters) override {
+    LoraSet set;
+    for (const AdapterUse& a : adapters) {
+      if (a.adapter == nullptr || a.adapter->owner != owner_ || a.adapter->lora == nullptr) {
+        return absl::InvalidArgumentError("an adapter was loaded for another engine");
+      }
+      set.push_back({a.adapter->lora, a.scale});
+    }
+    loras_ = std::move(set);
+    return absl::OkStatus();
   }
-  absl::Status Decode(const std::vector<int32_t>& t) override { return s_->Decode(t); }
+  absl::Status Generate(const GenerateRequest& r, GenerateResult* out) override {
+    GenerateRequest with = r;
+    with.loras = loras_;
+    return s_->Generate(with, out);
+  }
+  absl::Status Decode(const std::vector<int32_t>& t) override { return s_->Decode(t, &loras_); }
   const std::vector<float>& Logits() const override { return s_->logits(); }
   void Cancel() override { s_->Cancel(); }
   void Reset() override { s_->Reset(); }
@@ -45,6 +58,7 @@ class LocalSession : public BackendSession {
   absl::Status Chat(const std::vector<ChatMessage>& messages, const ChatOptions& options,
                     GenerateRequest request, GenerateResult* result) override {
     YUAN_RETURN_IF_ERROR(PrepareChatRequest(s_->engine(), messages, options, &request));
+    request.loras = loras_;
     return s_->Generate(request, result);
   }
   absl::StatusOr<std::string> SaveState() const override { return s_->SaveState(); }
@@ -52,6 +66,8 @@ class LocalSession : public BackendSession {
 
  private:
   std::unique_ptr<Session> s_;
+  const void* owner_;  // the LocalBackend
+  LoraSet loras_;
 };
 
 class LocalBackend : public Backend {
@@ -110,7 +126,19 @@ class LocalBackend : public Backend {
 
   absl::StatusOr<std::shared_ptr<BackendSession>> OpenSession(int n_ctx) override {
     YUAN_ASSIGN_OR_RETURN(std::unique_ptr<Session> s, Session::Create(engine_, n_ctx));
-    return std::shared_ptr<BackendSession>(std::make_shared<LocalSession>(std::move(s)));
+    return std::shared_ptr<BackendSession>(std::make_shared<LocalSession>(std::move(s), this));
+  }
+
+  absl::StatusOr<std::shared_ptr<const BackendAdapter>> LoadAdapter(
+      const std::string& path) override {
+    YUAN_ASSIGN_OR_RETURN(std::shared_ptr<const LoraBinding> binding,
+                          LoadLora(path, engine_->model()));
+    auto a = std::make_shared<BackendAdapter>();
+    a->owner = this;
+    a->name = path;
+    a->lora = std::move(binding);
+    a->keep_alive = engine_;
+    return std::shared_ptr<const BackendAdapter>(std::move(a));
   }
 
  private:

@@ -32,11 +32,32 @@ struct RemoteModelRef {
 
 class RemoteSession : public BackendSession {
  public:
-  explicit RemoteSession(std::shared_ptr<const RemoteModelRef> ref) : ref_(std::move(ref)) {}
+  explicit RemoteSession(std::shared_ptr<const RemoteModelRef> ref)
+      : ref_(std::move(ref)), model_(ref_->model) {}
+
+  // A server applies adapters by model name (vLLM's LoRA modules, yuan
+  // serve --adapter): one adapter, at the strength it was served with.
+  absl::Status SetAdapters(const std::vector<AdapterUse>& adapters) override {
+    if (adapters.empty()) {
+      model_ = ref_->model;
+      return absl::OkStatus();
+    }
+    for (const AdapterUse& a : adapters) {
+      if (a.adapter == nullptr || a.adapter->owner != ref_.get()) {
+        return absl::InvalidArgumentError("an adapter was loaded for another engine");
+      }
+    }
+    if (adapters.size() > 1 || adapters[0].scale != 1.0f) {
+      return absl::UnimplementedError(
+          "a remote server applies one adapter per request, at scale 1 (it picks it by model name)");
+    }
+    model_ = adapters[0].adapter->remote_model;
+    return absl::OkStatus();
+  }
 
   absl::Status Generate(const GenerateRequest& request, GenerateResult* result) override {
     remote::CompletionCall call;
-    call.model = ref_->model;
+    call.model = model_;
     call.request = request;
     return Run(call, result);
   }
@@ -49,7 +70,7 @@ class RemoteSession : public BackendSession {
           "yuan_chat_options.chat_template cannot be chosen remotely");
     }
     remote::CompletionCall call;
-    call.model = ref_->model;
+    call.model = model_;
     call.chat = true;
     call.messages = messages;
     call.enable_thinking = options.enable_thinking;
@@ -91,6 +112,7 @@ class RemoteSession : public BackendSession {
   }
 
   std::shared_ptr<const RemoteModelRef> ref_;
+  std::string model_;  // the model name requests go to: the engine's or an adapter's
   const std::vector<float> no_logits_;
   std::atomic<bool> cancel_{false};
   std::mutex mu_;
@@ -140,6 +162,27 @@ class RemoteBackend : public Backend {
   absl::StatusOr<std::shared_ptr<BackendSession>> OpenSession(int) override {
     // The server owns the context; there is nothing to reserve here.
     return std::shared_ptr<BackendSession>(std::make_shared<RemoteSession>(ref_));
+  }
+
+  // An adapter on a server is a model name it lists (GET /v1/models).
+  absl::StatusOr<std::shared_ptr<const BackendAdapter>> LoadAdapter(
+      const std::string& name) override {
+    YUAN_ASSIGN_OR_RETURN(std::vector<remote::RemoteModel> models, ref_->client.ListModels());
+    std::string listed;
+    bool found = false;
+    for (const remote::RemoteModel& m : models) {
+      found = found || m.id == name;
+      if (listed.size() < 200) absl::StrAppend(&listed, listed.empty() ? "" : ", ", m.id);
+    }
+    if (!found) {
+      return absl::NotFoundError(absl::StrCat("the server does not serve a model or adapter named '",
+                                              name, "' (it lists: ", listed, ")"));
+    }
+    auto a = std::make_shared<BackendAdapter>();
+    a->owner = ref_.get();
+    a->name = name;
+    a->remote_model = name;
+    return std::shared_ptr<const BackendAdapter>(std::move(a));
   }
 
  private:

@@ -39,6 +39,11 @@ yuan_status yuan_session_submit(yuan_session* session, const char* prompt,
     delete req;
     return Fail(YUAN_ERR_FAILED_PRECONDITION, yuan::api::kSessionBusy);
   }
+  // Read now: the caller's adapter array need not outlive this call.
+  if (yuan_status st = yuan::api::UseAdapters(&o, session->state.get()); st != YUAN_OK) {
+    delete req;
+    return st;
+  }
   req->session = session->state;
   gen.on_token = [req](std::string_view text, int32_t, int32_t) {
     std::lock_guard<std::mutex> lock(req->mu);

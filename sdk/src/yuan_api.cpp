@@ -1,5 +1,6 @@
 // The extern "C" functions of yuan.h. Each one: check handles and structs,
 // call the backend, convert the status. No model logic here.
+#include <cmath>
 #include <cstddef>
 #include <cstdlib>
 #include <new>
@@ -26,12 +27,49 @@ HandleRegistry<yuan_request>& Requests() {
   static auto* r = new HandleRegistry<yuan_request>();
   return *r;
 }
+HandleRegistry<yuan_adapter>& Adapters() {
+  static auto* r = new HandleRegistry<yuan_adapter>();
+  return *r;
+}
+
+yuan_status ReadAdapterChoices(const yuan_adapter_choice* choices, size_t n,
+                               std::vector<AdapterUse>* out) {
+  if (n > 0 && choices == nullptr) return Fail(YUAN_ERR_INVALID_ARGUMENT, "n_adapters > 0 but adapters is NULL");
+  if (n > 1024) return Fail(YUAN_ERR_INVALID_ARGUMENT, "more than 1024 adapters");
+  std::vector<AdapterUse> uses;
+  for (size_t i = 0; i < n; ++i) {
+    if (!Adapters().Contains(choices[i].adapter)) {
+      return Fail(YUAN_ERR_INVALID_ARGUMENT,
+                  "adapters[" + std::to_string(i) + "] is NULL or not a live adapter handle");
+    }
+    if (!std::isfinite(choices[i].scale)) {
+      return Fail(YUAN_ERR_INVALID_ARGUMENT, "adapters[" + std::to_string(i) + "].scale is not finite");
+    }
+    uses.push_back({choices[i].adapter->impl, choices[i].scale});
+  }
+  *out = std::move(uses);
+  return YUAN_OK;
+}
+
+yuan_status UseAdapters(const yuan_generate_options* options, SessionState* session) {
+  std::vector<AdapterUse> call;
+  if (options != nullptr && options->adapters != nullptr) {
+    if (yuan_status st = ReadAdapterChoices(options->adapters, options->n_adapters, &call);
+        st != YUAN_OK) {
+      return st;
+    }
+  } else {
+    call = session->adapters;
+  }
+  if (absl::Status st = session->impl->SetAdapters(call); !st.ok()) return Fail(st);
+  return YUAN_OK;
+}
 
 yuan_status BuildRequest(const char* prompt, const yuan_generate_options* caller_options,
                          yuan_generate_options* options, GenerateRequest* r) {
   yuan_generate_options_init(options);
   if (caller_options != nullptr) {
-    if (yuan_status st = ReadStruct(caller_options, sizeof(yuan_generate_options),
+    if (yuan_status st = ReadStruct(caller_options, kGenerateOptionsV1Size,
                                     "yuan_generate_options", options);
         st != YUAN_OK) {
       return st;
@@ -125,7 +163,13 @@ YUAN_PIN(yuan_engine_options, max_retries, 56, 64);
 YUAN_PIN(yuan_model_info, n_ctx, 84, 88);
 YUAN_PIN(yuan_sampling_params, seed, 40, 48);
 YUAN_PIN(yuan_session_options, n_ctx, 4, 8);
-YUAN_PIN(yuan_generate_options, user_data, 48, 56);
+// yuan_generate_options: v1 ended at user_data (56 bytes); the adapters
+// followed.
+static_assert(offsetof(yuan_generate_options, user_data) == 48 &&
+                  yuan::api::kGenerateOptionsV1Size == 56,
+              "yuan_generate_options v1");
+YUAN_PIN(yuan_generate_options, n_adapters, 64, 72);
+static_assert(sizeof(yuan_adapter_choice) == 16, "yuan_adapter_choice's layout is frozen");
 YUAN_PIN(yuan_generate_result, text_len, 48, 56);
 YUAN_PIN(yuan_token_event, index, 28, 32);
 YUAN_PIN(yuan_chat_options, enable_thinking, 16, 24);
@@ -266,10 +310,6 @@ void yuan_model_info_init(yuan_model_info* info) {
   info->struct_size = sizeof *info;
 }
 
-#define YUAN_CHECK_ENGINE(e)                                                             \
-  if (!yuan::api::Engines().Contains(e)) {                                               \
-    return Fail(YUAN_ERR_INVALID_ARGUMENT, "engine is NULL or not a live engine handle"); \
-  }
 
 yuan_status yuan_engine_model_info(const yuan_engine* engine, yuan_model_info* info) {
   YUAN_API_BEGIN
@@ -370,11 +410,19 @@ void yuan_session_options_init(yuan_session_options* o) {
   o->struct_size = sizeof *o;
 }
 
-void yuan_generate_options_init(yuan_generate_options* o) {
-  if (o == nullptr) return;
-  std::memset(o, 0, sizeof *o);
-  o->struct_size = sizeof *o;
-  o->max_tokens = 256;
+void yuan_generate_options_init_sized(yuan_generate_options* o, size_t size) {
+  if (o == nullptr || size < yuan::api::kGenerateOptionsV1Size) return;
+  yuan_generate_options v;
+  std::memset(&v, 0, sizeof v);
+  v.max_tokens = 256;
+  const size_t n = size < sizeof v ? size : sizeof v;
+  v.struct_size = static_cast<uint32_t>(n);
+  std::memcpy(static_cast<void*>(o), &v, n);
+}
+
+// The v1 entry point writes only the v1 fields (see yuan_engine_options_init).
+void(yuan_generate_options_init)(yuan_generate_options* o) {
+  yuan_generate_options_init_sized(o, yuan::api::kGenerateOptionsV1Size);
 }
 
 void yuan_generate_result_init(yuan_generate_result* r) {
@@ -454,6 +502,7 @@ yuan_status yuan_session_decode(yuan_session* session, const yuan_token* tokens,
   }
   BusyGuard guard(session->state.get());
   if (!guard.acquired()) return Fail(YUAN_ERR_FAILED_PRECONDITION, yuan::api::kSessionBusy);
+  if (yuan_status s1 = yuan::api::UseAdapters(nullptr, session->state.get()); s1 != YUAN_OK) return s1;
   absl::Status st = session->state->impl->Decode(std::vector<int32_t>(tokens, tokens + n_tokens));
   if (!st.ok()) return Fail(st);
   return Ok();
@@ -492,6 +541,7 @@ yuan_status yuan_session_generate(yuan_session* session, const char* prompt,
   yuan::api::AttachCallback(o, &req);
   BusyGuard guard(session->state.get());
   if (!guard.acquired()) return Fail(YUAN_ERR_FAILED_PRECONDITION, yuan::api::kSessionBusy);
+  if (yuan_status s1 = yuan::api::UseAdapters(&o, session->state.get()); s1 != YUAN_OK) return s1;
   yuan::GenerateResult r;
   absl::Status st = session->state->impl->Generate(req, &r);
   if (!st.ok()) return Fail(st);

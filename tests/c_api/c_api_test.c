@@ -1,6 +1,7 @@
 /* The public API from plain C11: every call a C host would make, including
  * misuse that must come back as an error. Usage: test_c_api MODEL.gguf.
  * Exits 0 on success, 1 on a failed check, 77 (skip) when MODEL is absent. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,6 +171,23 @@ static void test_engine(const char* model_path) {
     sp.struct_size = 1;
     CHECK(yuan_session_generate(session, prompt, &go, NULL) == YUAN_ERR_INVALID_ARGUMENT);
     sp.struct_size = sizeof sp;
+    /* a program built against the v1 header (no adapter fields) still works */
+    go.struct_size = (uint32_t)offsetof(yuan_generate_options, adapters);
+    go.on_token = NULL;
+    go.max_tokens = 2;
+    CHECK(yuan_session_generate(session, prompt, &go, NULL) == YUAN_OK);
+    go.struct_size = sizeof go;
+  }
+
+  /* adapters: the C declarations, and misuse */
+  {
+    yuan_adapter* adapter = NULL;
+    yuan_adapter_choice choice = {NULL, 1.0f};
+    CHECK(yuan_adapter_load(engine, "/nonexistent/adapter.yadp", &adapter) == YUAN_ERR_NOT_FOUND);
+    CHECK(adapter == NULL);
+    CHECK(yuan_session_set_adapters(session, &choice, 1) == YUAN_ERR_INVALID_ARGUMENT);
+    CHECK(yuan_session_set_adapters(session, NULL, 0) == YUAN_OK);
+    yuan_adapter_free(NULL);
   }
 
   /* non-blocking request: submit, poll until done, result */

@@ -335,6 +335,41 @@ typedef struct yuan_sampling_params {
 /* Fills defaults and sets struct_size. NULL is ignored. */
 YUAN_API void yuan_sampling_params_init(yuan_sampling_params* params);
 
+/* ---- adapters: LoRA on the shared base ------------------------------------ */
+
+/* A LoRA adapter loaded for one engine. Any number of adapters share the
+ * engine's one copy of the base weights: nothing is merged or reloaded, and
+ * sessions with different adapters (and none) run side by side. */
+typedef struct yuan_adapter yuan_adapter;
+
+/* Loads an adapter for the engine's model. `path` is a yuan adapter file
+ * (.yadp), a PEFT folder (adapter_config.json + adapter_model.safetensors)
+ * or a llama.cpp GGUF LoRA adapter; see docs/adapters.md. It takes
+ * milliseconds (the adapter's own size), not a model reload. Errors:
+ * NOT_FOUND, FORMAT (damaged file; the message names the problem),
+ * FAILED_PRECONDITION (made for another base model: the message names the
+ * mismatch). Remote engines: `path` is the name under which the server
+ * serves the adapter as a model (yuan serve --adapter NAME=FILE, vLLM
+ * --lora-modules), checked against GET /v1/models (NOT_FOUND when it is not
+ * listed); requests using it go to that model name. Thread-safe; may run
+ * while other threads generate. */
+YUAN_API yuan_status yuan_adapter_load(yuan_engine* engine, const char* path,
+                                       yuan_adapter** out_adapter);
+
+/* Releases the handle. Sessions and requests that chose the adapter keep it
+ * alive as long as they use it, so this is safe while they run. NULL is a
+ * no-op. Must not race with calls that pass this handle. */
+YUAN_API void yuan_adapter_free(yuan_adapter* adapter);
+
+/* One adapter chosen for generation, with its strength: scale 1 applies it
+ * as trained (the delta is scale * alpha / r * B A), 0 not at all, and the
+ * deltas of several chosen adapters add up. This struct's layout is
+ * frozen. */
+typedef struct yuan_adapter_choice {
+  yuan_adapter* adapter;
+  float scale;
+} yuan_adapter_choice;
+
 /* ---- sessions: one conversation's context (KV cache) ------------------------ */
 
 typedef struct yuan_session yuan_session;
@@ -361,6 +396,20 @@ YUAN_API yuan_status yuan_session_reset(yuan_session* session);
 
 /* Tokens currently in the session's context. */
 YUAN_API yuan_status yuan_session_n_past(const yuan_session* session, int32_t* n_past);
+
+/* Chooses the adapters of the session's following calls (generate, chat,
+ * submit, decode); n_adapters = 0: the base model alone (the default). The
+ * array is copied and the handles may be freed afterwards. A call's own
+ * yuan_generate_options.adapters replace these for that call. The context
+ * in the KV cache is reused only by calls with the same adapters and
+ * scales; yuan_session_decode on a context computed with other adapters
+ * fails with FAILED_PRECONDITION (yuan_session_reset first). Errors:
+ * INVALID_ARGUMENT (a NULL or freed handle, an adapter of another engine, a
+ * non-finite scale), UNIMPLEMENTED (remote engines apply one adapter at
+ * scale 1), FAILED_PRECONDITION (the session is busy). */
+YUAN_API yuan_status yuan_session_set_adapters(yuan_session* session,
+                                               const yuan_adapter_choice* adapters,
+                                               size_t n_adapters);
 
 /* Low-level: appends `tokens` to the context and evaluates them; afterwards
  * yuan_session_logits gives the next-token logits. Errors: INVALID_ARGUMENT
@@ -419,10 +468,28 @@ typedef struct yuan_generate_options {
   uint32_t flags;                       /* YUAN_GENERATE_* */
   yuan_token_fn on_token;               /* may be NULL */
   void* user_data;                      /* passed to on_token */
-  /* ---- end of ABI v1 fields ---- */
+  /* ---- end of ABI v1 fields; append only below this line ---- */
+
+  /* The adapters of this call: NULL (default) uses the session's
+   * (yuan_session_set_adapters); otherwise exactly these n_adapters, so a
+   * non-NULL pointer with n_adapters = 0 runs the base model alone. The
+   * array is read during the call (copied by yuan_session_submit). */
+  const yuan_adapter_choice* adapters;
+  size_t n_adapters;
+  /* ---- end of the fields added after v1 (adapters); append only below ---- */
 } yuan_generate_options;
 
-YUAN_API void yuan_generate_options_init(yuan_generate_options* options);
+/* Fills defaults and sets struct_size to `size`, writing only the first
+ * `size` bytes: call it through the yuan_generate_options_init() macro.
+ * size < the v1 size (56 on 64-bit targets) is ignored, like NULL. */
+YUAN_API void yuan_generate_options_init_sized(yuan_generate_options* options, size_t size);
+
+/* Fills defaults and sets struct_size. NULL is ignored. As with
+ * yuan_engine_options_init, source code calls the macro (this header's
+ * sizeof); the exported function fills only the v1 fields. */
+YUAN_API void (yuan_generate_options_init)(yuan_generate_options* options);
+#define yuan_generate_options_init(options) \
+  yuan_generate_options_init_sized((options), sizeof(yuan_generate_options))
 
 typedef struct yuan_generate_result {
   uint32_t struct_size;
