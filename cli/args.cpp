@@ -142,4 +142,33 @@ bool ParseAdapterSpec(const std::string& spec, std::string* path, float* scale) 
   return !path->empty();
 }
 
+bool UseAdapterFlags(const char* command, yuan_engine* engine, yuan_session* session,
+                     const std::vector<std::string>& specs) {
+  std::vector<yuan_adapter_choice> chosen;
+  bool ok = true;
+  for (const std::string& spec : specs) {
+    std::string path;
+    float scale = 1.0f;
+    if (!ParseAdapterSpec(spec, &path, &scale)) {
+      std::fprintf(stderr, "yuan %s: --adapter needs FILE or FILE:SCALE, got '%s'\n", command,
+                   spec.c_str());
+      ok = false;
+      break;
+    }
+    yuan_adapter* a = nullptr;
+    if (yuan_adapter_load(engine, path.c_str(), &a) != YUAN_OK) {
+      std::fprintf(stderr, "yuan %s: adapter %s: %s\n", command, path.c_str(), yuan_last_error());
+      ok = false;
+      break;
+    }
+    chosen.push_back({a, scale});
+  }
+  if (ok && yuan_session_set_adapters(session, chosen.data(), chosen.size()) != YUAN_OK) {
+    std::fprintf(stderr, "yuan %s: %s\n", command, yuan_last_error());
+    ok = false;
+  }
+  for (const yuan_adapter_choice& c : chosen) yuan_adapter_free(c.adapter);
+  return ok;
+}
+
 }  // namespace yuan::cli

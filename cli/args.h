@@ -50,6 +50,12 @@ class ArgParser {
 // scale or an empty file name.
 bool ParseAdapterSpec(const std::string& spec, std::string* path, float* scale);
 
+// Loads each "FILE[:SCALE]" of `specs` (--adapter) for the engine and makes
+// them the session's adapters (the handles are released again: the session
+// keeps what it uses). False after printing "yuan <command>: <why>".
+bool UseAdapterFlags(const char* command, yuan_engine* engine, yuan_session* session,
+                     const std::vector<std::string>& specs);
+
 // The sampling flags shared by `run` and `chat` (llama.cpp's names).
 struct SamplingFlags {
   int64_t top_k = 40, repeat_last_n = 64, seed = -1;

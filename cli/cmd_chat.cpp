@@ -145,6 +145,9 @@ int ChatCommand(int argc, char** argv) {
   p.Add({"-n", "--n-predict"}, "tokens per reply at most (default 512)", &n_predict);
   p.Add({"-t", "--threads"}, "compute threads (default: physical cores)", &threads);
   p.Add({"-c", "--ctx-size"}, "context size (default: the model's, at most 4096)", &ctx);
+  std::vector<std::string> adapters;
+  p.Add({"--adapter"}, "LoRA adapter FILE[:SCALE] (.yadp, PEFT folder or GGUF LoRA); repeatable",
+        &adapters);
   sampling.Register(&p);
   if (int rc = p.Parse(argc, argv, 2); rc >= 0) return rc;
   if (!p.positional().empty()) return p.UsageError("unexpected argument '" + p.positional()[0] + "'");
@@ -171,6 +174,11 @@ int ChatCommand(int argc, char** argv) {
   yuan_session* session = nullptr;
   if (yuan_session_open(engine, nullptr, &session) != YUAN_OK) {
     std::fprintf(stderr, "yuan chat: %s\n", yuan_last_error());
+    yuan_engine_free(engine);
+    return kExitFailure;
+  }
+  if (!UseAdapterFlags("chat", engine, session, adapters)) {
+    yuan_session_free(session);
     yuan_engine_free(engine);
     return kExitFailure;
   }

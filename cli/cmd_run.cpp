@@ -44,6 +44,9 @@ int RunCommand(int argc, char** argv) {
   p.Add({"-n", "--n-predict"}, "tokens to generate at most (default 128)", &n_predict);
   p.Add({"-t", "--threads"}, "compute threads (default: physical cores)", &threads);
   p.Add({"-c", "--ctx-size"}, "context size (default: the model's, at most 4096)", &ctx);
+  std::vector<std::string> adapters;
+  p.Add({"--adapter"}, "LoRA adapter FILE[:SCALE] (.yadp, PEFT folder or GGUF LoRA); repeatable",
+        &adapters);
   sampling.Register(&p);
   p.Add({"--stop"}, "stop string (repeatable)", &stops);
   p.Add({"--ignore-eos"}, "keep generating past end-of-text tokens", &ignore_eos);
@@ -72,6 +75,11 @@ int RunCommand(int argc, char** argv) {
   yuan_session* session = nullptr;
   if (yuan_session_open(engine, nullptr, &session) != YUAN_OK) {
     std::fprintf(stderr, "yuan run: %s\n", yuan_last_error());
+    yuan_engine_free(engine);
+    return kExitFailure;
+  }
+  if (!UseAdapterFlags("run", engine, session, adapters)) {
+    yuan_session_free(session);
     yuan_engine_free(engine);
     return kExitFailure;
   }

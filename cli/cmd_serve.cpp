@@ -36,6 +36,13 @@ int ServeCommand(int argc, char** argv) {
   p.Add({"--api-key"}, "accept this bearer token on /v1/* (repeatable; default: no authentication)", &api_keys);
   p.Add({"--alias"}, "model id shown to clients (default: the model file's name)", &alias);
   p.Add({"--chat-template"}, "built-in template name or Jinja file (default: the model's)", &chat_template);
+  std::vector<std::string> adapters;
+  bool allow_adapter_updates = false;
+  p.Add({"--adapter"}, "serve a LoRA adapter as model NAME: NAME=FILE (.yadp, PEFT folder or GGUF LoRA); repeatable",
+        &adapters);
+  p.Add({"--allow-adapter-updates"},
+        "enable POST /v1/load_lora_adapter and /v1/unload_lora_adapter (clients can make the server read files)",
+        &allow_adapter_updates);
   p.Add({"-v", "--verbose"}, "log loading details", &verbose);
   if (int rc = p.Parse(argc, argv, 2); rc >= 0) return rc;
   if (!p.positional().empty()) return p.UsageError("unexpected argument '" + p.positional()[0] + "'");
@@ -50,6 +57,14 @@ int ServeCommand(int argc, char** argv) {
     if (k.empty()) return p.UsageError("--api-key must not be empty");
   }
   if (host.empty()) return p.UsageError("--host must not be empty");
+  std::vector<std::pair<std::string, std::string>> named_adapters;
+  for (const std::string& a : adapters) {
+    const size_t eq = a.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == a.size()) {
+      return p.UsageError("--adapter needs NAME=FILE, got '" + a + "'");
+    }
+    named_adapters.emplace_back(a.substr(0, eq), a.substr(eq + 1));
+  }
   if (verbose) SetLogLevel(LogLevel::kInfo);
   if (!chat_template.empty()) {
     std::ifstream f(chat_template);
@@ -96,6 +111,9 @@ int ServeCommand(int argc, char** argv) {
                "yuan serve: model '%s' on http://%s:%d/v1 (%d sequences x %d context, KV cache %lld positions%s)\n",
                (*srv)->model_name().c_str(), host.c_str(), (*srv)->port(), sched.max_sequences, sched.n_ctx,
                static_cast<long long>(sched.kv_tokens), api_keys.empty() ? "" : ", API key required");
+  for (const auto& [name, path] : named_adapters) {
+    std::fprintf(stderr, "yuan serve: adapter '%s' from %s\n", name.c_str(), path.c_str());
+  }
   std::fflush(stderr);
 
   int sig = 0;

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -11,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "runtime/core/status.h"
+#include "runtime/engine/lora.h"
 #include "runtime/server/openai_api.h"
 
 namespace yuan::server {
@@ -289,10 +291,20 @@ struct Job {
   }
 };
 
+// An adapter served as a model.
+struct ServedAdapter {
+  std::string path;
+  std::shared_ptr<const LoraBinding> lora;
+  int64_t created = 0;
+};
+
 struct ApiServer::Impl {
   std::shared_ptr<const Engine> engine;
   ServeOptions options;
   std::string model_name;
+  // By name; requests copy the binding, so unloading never disturbs them.
+  std::mutex adapters_mu;
+  std::map<std::string, ServedAdapter> adapters;
   int32_t n_ctx = 0;
   int64_t created = 0;
   Metrics metrics;
@@ -350,6 +362,71 @@ struct ApiServer::Impl {
     return json{{"id", model_name}, {"object", "model"}, {"created", created}, {"owned_by", "yuan"},
                 {"root", model_name}, {"parent", nullptr}, {"max_model_len", n_ctx}};
   }
+  // An adapter as vLLM lists a LoRA module: its file as root, the base as parent.
+  json AdapterObject(const std::string& name, const ServedAdapter& a) const {
+    return json{{"id", name}, {"object", "model"}, {"created", a.created}, {"owned_by", "yuan"},
+                {"root", a.path}, {"parent", model_name}, {"max_model_len", n_ctx}};
+  }
+  // The model object for `id` (the base or an adapter); null when unknown.
+  json FindModelObject(const std::string& id) {
+    if (id == model_name) return ModelObject();
+    std::lock_guard<std::mutex> lock(adapters_mu);
+    auto it = adapters.find(id);
+    return it == adapters.end() ? json() : AdapterObject(id, it->second);
+  }
+  json ModelList() {
+    json data = json::array({ModelObject()});
+    std::lock_guard<std::mutex> lock(adapters_mu);
+    for (const auto& [name, a] : adapters) data.push_back(AdapterObject(name, a));
+    return json{{"object", "list"}, {"data", data}};
+  }
+  bool ServesAdapters() {
+    std::lock_guard<std::mutex> lock(adapters_mu);
+    return options.allow_adapter_updates || !adapters.empty();
+  }
+
+  // POST /v1/load_lora_adapter and /v1/unload_lora_adapter (preparation
+  // thread: loading reads a file). Plain-text success bodies, as vLLM's.
+  void UpdateAdapters(bool load, const std::shared_ptr<http::Responder>& r, const std::string& label,
+                      const std::string& body) {
+    const json j = json::parse(body, nullptr, false);
+    if (!j.is_object() || !j.contains("lora_name") || !j["lora_name"].is_string() ||
+        j["lora_name"].get<std::string>().empty()) {
+      return SendError(r, label, openai::BadRequest("the body must be a JSON object with a non-empty string 'lora_name'", "lora_name"));
+    }
+    const std::string name = j["lora_name"].get<std::string>();
+    if (!load) {
+      std::lock_guard<std::mutex> lock(adapters_mu);
+      if (adapters.erase(name) == 0) {
+        return SendError(r, label, MakeError(404, absl::StrCat("no adapter named '", name, "' is loaded"), "model_not_found"));
+      }
+    } else {
+      if (!j.contains("lora_path") || !j["lora_path"].is_string()) {
+        return SendError(r, label, openai::BadRequest("'lora_path' must be a string", "lora_path"));
+      }
+      const std::string path = j["lora_path"].get<std::string>();
+      if (name == model_name) {
+        return SendError(r, label, openai::BadRequest(absl::StrCat("'", name, "' is the base model's name"), "lora_name"));
+      }
+      {
+        std::lock_guard<std::mutex> lock(adapters_mu);
+        if (adapters.count(name) > 0) {
+          return SendError(r, label, openai::BadRequest(absl::StrCat("an adapter named '", name, "' is already loaded"), "lora_name"));
+        }
+      }
+      absl::StatusOr<std::shared_ptr<const LoraBinding>> lora = LoadLora(path, engine->model());
+      if (!lora.ok()) {
+        return SendError(r, label, openai::BadRequest(absl::StrCat("cannot load adapter '", name, "': ", lora.status().message()), "lora_path"));
+      }
+      std::lock_guard<std::mutex> lock(adapters_mu);
+      if (!adapters.emplace(name, ServedAdapter{path, *lora, UnixNow()}).second) {
+        return SendError(r, label, openai::BadRequest(absl::StrCat("an adapter named '", name, "' is already loaded"), "lora_name"));
+      }
+    }
+    metrics.CountRequest(label, 200);
+    r->Send(200, "text/plain; charset=utf-8",
+            absl::StrCat("Success: LoRA adapter '", name, load ? "' added successfully." : "' removed successfully."));
+  }
 
   // ---- I/O thread ----
   void Handle(http::Request req, std::shared_ptr<http::Responder> r) {
@@ -380,7 +457,14 @@ struct ApiServer::Impl {
     const bool completions = path == "/v1/completions";
     const bool models = path == "/v1/models";
     const bool model_by_id = absl::StartsWith(path, "/v1/models/");
-    if (!chat && !completions && !models && !model_by_id) {
+    const bool load_adapter = path == "/v1/load_lora_adapter";
+    const bool unload_adapter = path == "/v1/unload_lora_adapter";
+    if ((load_adapter || unload_adapter) && !options.allow_adapter_updates) {
+      return SendError(r, "other", MakeError(404, absl::StrCat("no route for ", req.method, " ", path,
+                                                               " (adapter updates are off: yuan serve --allow-adapter-updates)"),
+                                             "not_found"));
+    }
+    if (!chat && !completions && !models && !model_by_id && !load_adapter && !unload_adapter) {
       return SendError(r, "other", MakeError(404, absl::StrCat("no route for ", req.method, " ", path), "not_found"));
     }
     const std::string label = model_by_id ? "/v1/models" : path;
@@ -391,15 +475,27 @@ struct ApiServer::Impl {
     if (models || model_by_id) {
       if (!get) return wrong_method(label, "GET");
       if (model_by_id) {
-        if (path.substr(std::string_view("/v1/models/").size()) != model_name) {
+        json m = FindModelObject(path.substr(std::string_view("/v1/models/").size()));
+        if (m.is_null()) {
           return SendError(r, label, MakeError(404, absl::StrCat("the model '", path.substr(11), "' does not exist"),
                                                "model_not_found"));
         }
-        return SendJson(r, label, ModelObject());
+        return SendJson(r, label, m);
       }
-      return SendJson(r, label, json{{"object", "list"}, {"data", json::array({ModelObject()})}});
+      return SendJson(r, label, ModelList());
     }
     if (!post) return wrong_method(label, "POST");
+    if (load_adapter || unload_adapter) {
+      std::lock_guard<std::mutex> lock(prep_mu);
+      if (prep_queue.size() < kMaxPendingPreparations && !prep_stopping) {
+        prep_queue.push_back([this, r, label, load_adapter, body = std::move(req.body)] {
+          UpdateAdapters(load_adapter, r, label, body);
+        });
+        prep_cv.notify_one();
+        return;
+      }
+      return SendError(r, label, MakeError(503, "too many requests are being prepared; retry later"), {{"Retry-After", "1"}});
+    }
     const Endpoint endpoint = chat ? Endpoint::kChatCompletions : Endpoint::kCompletions;
     auto job = std::make_shared<Job>();
     job->endpoint = endpoint;
@@ -445,6 +541,20 @@ struct ApiServer::Impl {
     openai::ApiRequest req;
     ApiError err;
     if (!openai::ParseRequest(job->endpoint, body, limits, &req, &err)) return SendError(r, label, err);
+    // "model" picks an adapter (the base: its own name or none). Without
+    // served adapters any name means the one model, as llama.cpp's server.
+    LoraSet loras;
+    std::string answered_model = model_name;
+    if (!req.model.empty() && req.model != model_name && ServesAdapters()) {
+      std::lock_guard<std::mutex> lock(adapters_mu);
+      auto it = adapters.find(req.model);
+      if (it == adapters.end()) {
+        return SendError(r, label, MakeError(404, absl::StrCat("the model '", req.model, "' does not exist"),
+                                             "model_not_found"));
+      }
+      loras.push_back({it->second.lora, 1.0f});
+      answered_model = req.model;
+    }
 
     const Tokenizer& tok = engine->tokenizer();
     std::vector<int32_t> prompt;
@@ -495,7 +605,7 @@ struct ApiServer::Impl {
     job->logprobs = req.logprobs;
     job->meta.id = openai::NewId(job->endpoint == Endpoint::kChatCompletions ? "chatcmpl-" : "cmpl-");
     job->meta.created = UnixNow();
-    job->meta.model = model_name;
+    job->meta.model = answered_model;
     job->meta.system_fingerprint = "yuan";
     job->choices.resize(static_cast<size_t>(req.n));
     job->remaining = req.n;
@@ -515,6 +625,7 @@ struct ApiServer::Impl {
       br.sampling = openai::ToSamplingParams(req, seed + static_cast<uint64_t>(i));
       br.stop = req.stop;
       br.n_logprobs = req.logprobs;
+      br.loras = loras;
       std::shared_ptr<Job> j = job;
       br.on_delta = [j, i](const StreamDelta& d) { return j->OnDelta(i, d); };
       br.on_done = [j, i](const StreamDone& d) { j->OnDone(i, d); };
@@ -575,6 +686,18 @@ absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::Start(std::shared_ptr<cons
   if (impl->model_name.empty()) impl->model_name = "yuan";
   impl->created = UnixNow();
 
+  for (const auto& [name, path] : o.adapters) {
+    if (name.empty() || name == impl->model_name || impl->adapters.count(name) > 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "adapter name '", name, "' is empty, the model's own or given twice"));
+    }
+    absl::StatusOr<std::shared_ptr<const LoraBinding>> lora = LoadLora(path, engine->model());
+    if (!lora.ok()) {
+      return absl::Status(lora.status().code(),
+                          absl::StrCat("adapter '", name, "' (", path, "): ", lora.status().message()));
+    }
+    impl->adapters.emplace(name, ServedAdapter{path, *lora, impl->created});
+  }
   // A bad --chat-template is a start-up error, not one per request.
   YUAN_RETURN_IF_ERROR(SelectChatTemplate(*engine, o.chat).status());
   YUAN_ASSIGN_OR_RETURN(impl->scheduler, Scheduler::Start(engine, o.scheduler));

@@ -3,7 +3,10 @@
 //
 //   POST /v1/chat/completions   chat (the model's chat template), stream or not
 //   POST /v1/completions        raw prompt text or token ids, stream or not
-//   GET  /v1/models             the one served model
+//   GET  /v1/models             the served model and its adapters
+//   POST /v1/load_lora_adapter  {"lora_name", "lora_path"}  (vLLM's runtime
+//   POST /v1/unload_lora_adapter {"lora_name"}               adapter updates;
+//                               only with allow_adapter_updates)
 //   GET  /health                {"status":"ok"}
 //   GET  /metrics               Prometheus text format (metrics.h)
 //
@@ -43,6 +46,15 @@ struct ServeOptions {
   Scheduler::Options scheduler;
   http::ServerOptions http;  // host and port are taken from the fields above
   ChatOptions chat;          // chat template override (default: the model's)
+  // LoRA adapters served as models of their own (name, file), as vLLM's
+  // --lora-modules: a request whose "model" is the name gets the adapter
+  // applied at scale 1 (batched with everything else; nothing is merged).
+  // With adapters (or allow_adapter_updates) an unknown model name is a 404.
+  std::vector<std::pair<std::string, std::string>> adapters;
+  // Enables POST /v1/load_lora_adapter and /v1/unload_lora_adapter (vLLM's
+  // names and bodies). Off by default: it lets API clients make the server
+  // read files.
+  bool allow_adapter_updates = false;
 };
 
 class ApiServer {

@@ -8,7 +8,10 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/adapter/adapter.h"
+#include "runtime/model/model.h"
 #include "runtime/server/server.h"
+#include "tests/common/random_adapter.h"
 #include "tests/common/test_support.h"
 #include "yuan/yuan.h"
 
@@ -141,4 +144,81 @@ TEST_CASE("remote: the SDK against yuan serve gives the local runtime's greedy t
 }
 
 }  // namespace
+}  // namespace yuan
+
+namespace yuan {
+
+TEST_CASE("remote: an adapter served by yuan serve is chosen through the same C calls",
+          "[remote][serve][adapter]") {
+  testing::RandomModelSpec spec;
+  spec.stddev = 0.2f;
+  const std::string path = testing::WriteRandomLlamaModel(spec, "interop-lora.gguf");
+  auto model = Model::Open(path);
+  REQUIRE(model.ok());
+  LoraAdapter a = testing::RandomLoraAdapter(spec, 4, 21, testing::kAllLoraModules, 0.15f);
+  REQUIRE(FillFingerprint(**model, &a).ok());
+  const std::string adapter_path = testing::TempDir() + "/interop-lora.yadp";
+  REQUIRE(SaveAdapter(a, adapter_path).ok());
+
+  EngineOptions eo;
+  eo.model_path = path;
+  eo.n_threads = 1;
+  auto engine = Engine::Open(eo);
+  REQUIRE(engine.ok());
+  server::ServeOptions so;
+  so.port = 0;
+  so.model_path = path;
+  so.adapters = {{"brand", adapter_path}};
+  auto srv = server::ApiServer::Start(*engine, so);
+  REQUIRE(srv.ok());
+  const std::string url = "http://127.0.0.1:" + std::to_string((*srv)->port()) + "/v1";
+
+  // The application code: load "the adapter", choose it, generate; locally
+  // the adapter is the file, remotely the server's model name.
+  auto with_adapter = [](yuan_engine* e, const std::string& adapter) {
+    yuan_adapter* h = nullptr;
+    const yuan_status st = yuan_adapter_load(e, adapter.c_str(), &h);
+    INFO(yuan_last_error());
+    REQUIRE(st == YUAN_OK);
+    yuan_session* session = nullptr;
+    REQUIRE(yuan_session_open(e, nullptr, &session) == YUAN_OK);
+    const yuan_adapter_choice choice[] = {{h, 1.0f}};
+    REQUIRE(yuan_session_set_adapters(session, choice, 1) == YUAN_OK);
+    yuan_adapter_free(h);
+    yuan_sampling_params sp;
+    yuan_sampling_params_init(&sp);
+    sp.temperature = 0;
+    yuan_generate_options g;
+    yuan_generate_options_init(&g);
+    g.max_tokens = 24;
+    g.sampling = &sp;
+    g.flags = YUAN_GENERATE_IGNORE_EOS;
+    yuan_generate_result r;
+    yuan_generate_result_init(&r);
+    REQUIRE(yuan_session_generate(session, "Once upon a time", &g, &r) == YUAN_OK);
+    std::string text(r.text, r.text_len);
+    yuan_free(r.text);
+    yuan_session_free(session);
+    return text;
+  };
+  yuan_engine* local = OpenEngine(path);
+  yuan_engine* remote = OpenEngine(url);
+  const std::string want = with_adapter(local, adapter_path);
+  CHECK(with_adapter(remote, "brand") == want);
+  CHECK(Generate(local, "Once upon a time", 24).text != want);  // the adapter mattered
+
+  yuan_adapter* h = nullptr;
+  CHECK(yuan_adapter_load(remote, "no-such-adapter", &h) == YUAN_ERR_NOT_FOUND);
+  CHECK(std::string(yuan_last_error()).find("brand") != std::string::npos);  // lists what exists
+  REQUIRE(yuan_adapter_load(remote, "brand", &h) == YUAN_OK);
+  yuan_session* session = nullptr;
+  REQUIRE(yuan_session_open(remote, nullptr, &session) == YUAN_OK);
+  const yuan_adapter_choice half[] = {{h, 0.5f}};
+  CHECK(yuan_session_set_adapters(session, half, 1) == YUAN_ERR_UNIMPLEMENTED);
+  yuan_session_free(session);
+  yuan_adapter_free(h);
+  yuan_engine_free(local);
+  yuan_engine_free(remote);
+}
+
 }  // namespace yuan

@@ -19,8 +19,11 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/engine/chat.h"
+#include "runtime/adapter/adapter.h"
 #include "runtime/engine/engine.h"
+#include "runtime/engine/lora.h"
 #include "runtime/server/server.h"
+#include "tests/common/random_adapter.h"
 #include "tests/common/test_support.h"
 
 namespace yuan::server {
@@ -819,4 +822,115 @@ TEST_CASE("serve: a character split across byte tokens is never streamed in piec
 }
 
 }  // namespace
+}  // namespace yuan::server
+
+namespace yuan::server {
+namespace {
+
+// A random adapter for SmallEngine's model, saved as .yadp; returns the path.
+std::string SmallAdapter(uint64_t seed, const std::string& name) {
+  LoraAdapter a = testing::RandomLoraAdapter(testing::RandomModelSpec{}, 4, seed,
+                                             testing::kAllLoraModules, 0.3f);
+  REQUIRE(FillFingerprint(SmallEngine()->model(), &a).ok());
+  const std::string path = testing::TempDir() + "/" + name;
+  REQUIRE(SaveAdapter(a, path).ok());
+  return path;
+}
+
+std::vector<int32_t> GreedyWith(const std::string& adapter_path, int n) {
+  GenerateRequest req;
+  req.prompt = "Once upon a time";
+  if (!adapter_path.empty()) {
+    auto lora = LoadLora(adapter_path, SmallEngine()->model());
+    REQUIRE(lora.ok());
+    req.loras.push_back({*lora, 1.0f});
+  }
+  return LocalGreedy(SmallEngine(), req, n).tokens;
+}
+
+json GreedyBody(const std::string& model) {
+  return {{"model", model}, {"prompt", "Once upon a time"}, {"max_tokens", 16}, {"temperature", 0},
+          {"ignore_eos", true}, {"return_token_ids", true}};
+}
+
+}  // namespace
+
+TEST_CASE("serve: adapters are models that requests pick by name, batched together", "[server][serve][adapter]") {
+  auto engine = SmallEngine();
+  const std::string a_path = SmallAdapter(11, "serve-a.yadp"), b_path = SmallAdapter(12, "serve-b.yadp");
+  const std::vector<int32_t> base = GreedyWith("", 16), with_a = GreedyWith(a_path, 16),
+                             with_b = GreedyWith(b_path, 16);
+  REQUIRE(with_a != base);  // else the checks below could not fail
+  REQUIRE(with_b != base);
+  ServeOptions o;
+  o.model_name = "base";
+  o.adapters = {{"brand-a", a_path}};
+  o.allow_adapter_updates = true;
+  auto server = StartServer(engine, o);
+  const int port = server->port();
+
+  // Listed as vLLM lists LoRA modules.
+  json models = Http(port, "GET", "/v1/models").Json();
+  REQUIRE(models["data"].size() == 2);
+  CHECK(models["data"][0]["id"] == "base");
+  CHECK(models["data"][1]["id"] == "brand-a");
+  CHECK(models["data"][1]["parent"] == "base");
+  CHECK(models["data"][1]["root"] == a_path);
+  CHECK(Http(port, "GET", "/v1/models/brand-a").Json()["parent"] == "base");
+
+  const Response ra = Post(port, "/v1/completions", GreedyBody("brand-a"));
+  REQUIRE(ra.status == 200);
+  CHECK(ra.Json()["model"] == "brand-a");
+  CHECK(ra.Json()["choices"][0]["token_ids"].get<std::vector<int32_t>>() == with_a);
+  CHECK(Post(port, "/v1/completions", GreedyBody("base")).Json()["choices"][0]["token_ids"]
+            .get<std::vector<int32_t>>() == base);
+  CheckError(Post(port, "/v1/completions", GreedyBody("brand-x")), 404, "not_found_error");
+
+  // Loaded at run time, then three requests at once: each gets what it gets alone.
+  Response load = Post(port, "/v1/load_lora_adapter", {{"lora_name", "brand-b"}, {"lora_path", b_path}});
+  INFO(load.body);
+  REQUIRE(load.status == 200);
+  CHECK(load.body.find("Success") != std::string::npos);
+  CheckError(Post(port, "/v1/load_lora_adapter", {{"lora_name", "brand-b"}, {"lora_path", b_path}}), 400);
+  CheckError(Post(port, "/v1/load_lora_adapter", {{"lora_name", "brand-c"}, {"lora_path", "/no/such/file"}}), 400);
+  CheckError(Post(port, "/v1/load_lora_adapter", {{"lora_path", b_path}}), 400);
+  CHECK(Http(port, "GET", "/v1/models").Json()["data"].size() == 3);
+  std::vector<std::vector<int32_t>> got(3);
+  std::vector<std::thread> clients;
+  const char* names[] = {"base", "brand-a", "brand-b"};
+  for (int i = 0; i < 3; ++i) {
+    clients.emplace_back([&, i] {
+      got[i] = Post(port, "/v1/completions", GreedyBody(names[i])).Json()["choices"][0]["token_ids"]
+                   .get<std::vector<int32_t>>();
+    });
+  }
+  for (auto& t : clients) t.join();
+  CHECK(got[0] == base);
+  CHECK(got[1] == with_a);
+  CHECK(got[2] == with_b);
+
+  // Unloaded: gone from the list and from requests.
+  REQUIRE(Post(port, "/v1/unload_lora_adapter", {{"lora_name", "brand-b"}}).status == 200);
+  CheckError(Post(port, "/v1/unload_lora_adapter", {{"lora_name", "brand-b"}}), 404, "not_found_error");
+  CheckError(Post(port, "/v1/completions", GreedyBody("brand-b")), 404, "not_found_error");
+  CHECK(Http(port, "GET", "/v1/models").Json()["data"].size() == 2);
+}
+
+TEST_CASE("serve: adapter updates are off unless allowed; bad adapters stop start-up", "[server][serve][adapter]") {
+  auto engine = SmallEngine();
+  auto server = StartServer(engine);
+  const std::string a_path = SmallAdapter(13, "serve-c.yadp");
+  CheckError(Post(server->port(), "/v1/load_lora_adapter", {{"lora_name", "x"}, {"lora_path", a_path}}), 404,
+             "not_found_error");
+  // Without served adapters the model field is not checked (one model).
+  CHECK(Post(server->port(), "/v1/completions", GreedyBody("anything")).status == 200);
+
+  ServeOptions o;
+  o.port = 0;
+  o.adapters = {{"bad", "/no/such/adapter.yadp"}};
+  auto s = ApiServer::Start(engine, o);
+  REQUIRE_FALSE(s.ok());
+  CHECK(std::string(s.status().message()).find("bad") != std::string::npos);
+}
+
 }  // namespace yuan::server
