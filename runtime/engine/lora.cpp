@@ -250,12 +250,11 @@ void LoraApply(const LoraTask* tasks, int64_t n_tasks, LoraScratch* scratch, Thr
   };
   // y[t][o] += scale * (B[o] . u[t]) for rows [o0, o1), for each task of
   // group g in order.
-  thread_local std::vector<float> tls_d;
-  auto up_rows = [&](int64_t g, int64_t o0, int64_t o1) {
+  // `d` is the running worker's own scratch.
+  auto up_rows = [&](std::vector<float>& d, int64_t g, int64_t o0, int64_t o1) {
     for (int64_t i : groups[static_cast<size_t>(g)]) {
       const LoraTask& t = tasks[i];
       const int64_t out = t.pair->out, n = o1 - o0;
-      std::vector<float>& d = tls_d;  // the running thread's own
       d.resize(static_cast<size_t>(t.n_tokens * n));
       kernels::Acts ua;
       ua.n_tokens = t.n_tokens;
@@ -275,9 +274,12 @@ void LoraApply(const LoraTask* tasks, int64_t n_tasks, LoraScratch* scratch, Thr
   };
 
   const int workers = pool != nullptr ? pool->size() : 1;
-  if (workers <= 1 || down.total_cost() + up.total_cost() < 4096) {
+  const bool serial = workers <= 1 || down.total_cost() + up.total_cost() < 4096;
+  if (scratch->d.size() < static_cast<size_t>(serial ? 1 : workers)) scratch->d.resize(serial ? 1 : workers);
+  if (serial) {
     ForItems(down, 0, down.total_items(), down_rows);
-    ForItems(up, 0, up.total_items(), up_rows);
+    ForItems(up, 0, up.total_items(),
+             [&](int64_t g, int64_t o0, int64_t o1) { up_rows(scratch->d[0], g, o0, o1); });
     return;
   }
   // ParallelFor(n = workers, grain 1) runs chunk w on pool thread w, all at
@@ -294,7 +296,7 @@ void LoraApply(const LoraTask* tasks, int64_t n_tasks, LoraScratch* scratch, Thr
     for (int64_t w = w0; w < w1; ++w) {
       const int64_t total = up.total_cost();
       ForItems(up, ItemAtCost(up, total * w / workers), ItemAtCost(up, total * (w + 1) / workers),
-               up_rows);
+               [&](int64_t g, int64_t o0, int64_t o1) { up_rows(scratch->d[w], g, o0, o1); });
     }
   });
 }

@@ -111,7 +111,8 @@ struct LoraTask {
 
 // Scratch reused by LoraApply across calls.
 struct LoraScratch {
-  std::vector<float> u;  // every task's x A^T, [tokens][rank]
+  std::vector<float> u;               // every task's x A^T, [tokens][rank]
+  std::vector<std::vector<float>> d;  // per worker: B u for its rows
 };
 
 // Adds every task's delta with one hand-off to the pool (tasks may share an
