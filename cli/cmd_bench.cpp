@@ -427,7 +427,7 @@ int BenchCommand(int argc, char** argv) {
     // it otherwise), so this model's peak counts only what it uses.
     malloc_trim(0);
     const bool peak_reset = ResetPeakRss();
-    uint64_t max_kv = 0, file_bytes = 0;
+    uint64_t max_kv = 0, file_bytes = 0, lora_bytes = 0;
     std::string desc;
     for (int64_t t : threads) {
       EngineOptions eo;
@@ -486,6 +486,9 @@ int BenchCommand(int argc, char** argv) {
         }
         lora_set.push_back({*binding, static_cast<float>(lora_scale)});
         lora_desc = absl::StrFormat(" + LoRA r%d", (*binding)->rank());
+        // The adapter's f32 values and the binding's F16 copy stay resident.
+        lora_bytes = 0;
+        for (const LoraTensor& t : (*binding)->adapter().tensors) lora_bytes += (t.a.size() + t.b.size()) * 6;
         notes.push_back(absl::StrFormat("adapter %s: rank %d, %zu projections, loaded and bound in %.1f ms",
                                         lora_path, (*binding)->rank(),
                                         (*binding)->adapter().tensors.size(), 1e3 * Seconds(l0)));
@@ -557,14 +560,15 @@ int BenchCommand(int argc, char** argv) {
     // Everything of this model is freed by now except what the allocator
     // keeps; the peak is what counted while it ran.
     const Rss rss = ReadRss();
-    const uint64_t limit = file_bytes + max_kv + kMemorySlack;
+    const uint64_t limit = file_bytes + max_kv + lora_bytes + kMemorySlack;
     char line[512];
     std::snprintf(line, sizeof line,
                   "memory %s: peak RSS %.1f MiB%s (now %.1f MiB); file %.1f MiB + KV cache %.1f "
-                  "MiB + 64 MiB = %.1f MiB: %s",
+                  "MiB%s + 64 MiB = %.1f MiB: %s",
                   desc.c_str(), rss.peak / kMiB, peak_reset ? "" : " since start", rss.current / kMiB,
-                  file_bytes / kMiB, max_kv / kMiB, limit / kMiB,
-                  rss.peak <= limit ? "within" : "EXCEEDED");
+                  file_bytes / kMiB, max_kv / kMiB,
+                  lora_bytes > 0 ? absl::StrFormat(" + adapter %.1f MiB", lora_bytes / kMiB).c_str() : "",
+                  limit / kMiB, rss.peak <= limit ? "within" : "EXCEEDED");
     notes.push_back(line);
   }
 

@@ -1,6 +1,7 @@
 #include "runtime/cpu/kernels.h"
 
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -162,6 +163,20 @@ void MatMulRowsDequant(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, f
       for (int64_t k = 0; k < w.cols; ++k) sum += row[k] * xr[k];
       y[t * ldy + r] = sum;
     }
+  }
+}
+
+void LoraUpScalar(DType type, const void* b, int64_t rank, const float* u, float s, float* y,
+                  int64_t o0, int64_t o1) {
+  const auto* h = static_cast<const uint16_t*>(b);
+  const auto* f = static_cast<const float*>(b);
+  for (int64_t o = o0; o < o1; ++o) {
+    float acc = 0.0f;
+    for (int64_t r = 0; r < rank; ++r) {
+      const int64_t i = LoraUpIndex(o, r, rank);
+      acc = std::fma(u[r], type == DType::kF16 ? F16ToF32(h[i]) : f[i], acc);
+    }
+    y[o] = std::fma(s, acc, y[o]);  // fused, as the vector sets: never left to the compiler
   }
 }
 

@@ -73,6 +73,15 @@ struct KernelSet {
   // y[t * ldy + r] = W[r] . x[t] for r in [r0, r1) and every token t.
   void (*matmul_rows)(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y,
                       int64_t ldy);
+  // LoRA's up-projection, B [out x rank] stored in blocks of 8 outputs
+  // (LoraUpIndex; F16 or F32): for o in [o0, o1)
+  //   y[o] += s * (u[0] B[o][0] + u[1] B[o][1] + ...)
+  // the sum in r order and the update all by fused multiply-adds, so every
+  // kernel set and every
+  // split of the range gives the same bits. The blocks make the reads one
+  // sequential stream.
+  void (*lora_up)(DType type, const void* b, int64_t rank, const float* u, float s, float* y,
+                  int64_t o0, int64_t o1);
 };
 
 // Whether this CPU (and build) can run a kernel set.
@@ -110,6 +119,13 @@ void Interleave8(const MatRef& w, int64_t band0, int64_t band1, uint8_t* dst);
 void MatMulRowsDequant(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y,
                        int64_t ldy);
 void UnpackQ4KScales(const uint8_t* packed, uint8_t* scales, uint8_t* mins);
+// Where B[o][r] is in lora_up's layout: blocks of 8 outputs, each holding
+// its rank rows of 8 values; ceil(out / 8) * 8 * rank elements in all (the
+// last block padded).
+inline int64_t LoraUpIndex(int64_t o, int64_t r, int64_t rank) { return ((o / 8) * rank + r) * 8 + o % 8; }
+// lora_up one output at a time (the scalar set, and the vector sets' edges).
+void LoraUpScalar(DType type, const void* b, int64_t rank, const float* u, float s, float* y,
+                  int64_t o0, int64_t o1);
 // An interleaved matrix through `ks` on row-major copies of its bands (for
 // kernel sets without interleaved kernels). r0 and r1 are multiples of 8.
 void MatMulRowsDeinterleaved(const KernelSet& ks, const MatRef& w, const Acts& x, int64_t r0,

@@ -575,8 +575,33 @@ void MatMulRows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y
   }
 }
 
+// A block of 8 outputs at a time, one per lane: the lanes compute exactly
+// what LoraUpScalar does (FMA in r order, then fma(s, acc, y)), which takes the
+// outputs before the first whole block and after the last.
+void LoraUp(DType type, const void* b, int64_t rank, const float* u, float s, float* y, int64_t o0,
+            int64_t o1) {
+  const auto* h = static_cast<const uint16_t*>(b);
+  const auto* f = static_cast<const float*>(b);
+  const int64_t first = std::min(o1, (o0 + 7) / 8 * 8);
+  LoraUpScalar(type, b, rank, u, s, y, o0, first);
+  const __m256 sv = _mm256_set1_ps(s);
+  int64_t o = first;
+  for (; o + 8 <= o1; o += 8) {
+    const int64_t base = (o / 8) * rank * 8;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t r = 0; r < rank; ++r) {
+      const __m256 w = type == DType::kF16
+                           ? _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + base + r * 8)))
+                           : _mm256_loadu_ps(f + base + r * 8);
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(u[r]), w, acc);
+    }
+    _mm256_storeu_ps(y + o, _mm256_fmadd_ps(sv, acc, _mm256_loadu_ps(y + o)));
+  }
+  LoraUpScalar(type, b, rank, u, s, y, o, o1);
+}
+
 const KernelSet kSet = {YUAN_X86_VNNI ? Isa::kAvx512 : Isa::kAvx2, QuantizeQ8_0, QuantizeQ8_K,
-                        MatMulRows};
+                        MatMulRows, LoraUp};
 
 }  // namespace
 

@@ -131,7 +131,8 @@ absl::StatusOr<std::shared_ptr<const LoraBinding>> LoraBinding::Create(
       return absl::FailedPreconditionError(absl::StrCat("the adapter targets '", t.target, "' twice"));
     }
     slot.a = b->Matrix(t.a, rank, t.in);
-    slot.b = b->Matrix(t.b, t.out, rank);
+    slot.b = b->UpBlocks(t.b, t.out, rank);
+    slot.b_type = storage;
     slot.in = t.in;
     slot.out = t.out;
   }
@@ -242,7 +243,7 @@ void LoraApply(const LoraTask* tasks, int64_t n_tasks, LoraScratch* scratch, Thr
   // u[t][r] = A[r] . x[t] for rows [r0, r1) of task i.
   auto down_rows = [&](int64_t i, int64_t r0, int64_t r1) {
     const LoraTask& t = tasks[i];
-    kernels::Acts xa;
+    kernels::Acts xa;  // f32 activations: A is F16 or F32
     xa.n_tokens = t.n_tokens;
     xa.cols = t.pair->in;
     xa.f32 = t.x;
@@ -250,36 +251,21 @@ void LoraApply(const LoraTask* tasks, int64_t n_tasks, LoraScratch* scratch, Thr
   };
   // y[t][o] += scale * (B[o] . u[t]) for rows [o0, o1), for each task of
   // group g in order.
-  // `d` is the running worker's own scratch.
-  auto up_rows = [&](std::vector<float>& d, int64_t g, int64_t o0, int64_t o1) {
+  auto up_rows = [&](int64_t g, int64_t o0, int64_t o1) {
     for (int64_t i : groups[static_cast<size_t>(g)]) {
       const LoraTask& t = tasks[i];
-      const int64_t out = t.pair->out, n = o1 - o0;
-      d.resize(static_cast<size_t>(t.n_tokens * n));
-      kernels::Acts ua;
-      ua.n_tokens = t.n_tokens;
-      ua.cols = t.rank;
-      ua.f32 = u + u_off[i];
-      // B's rows [o0, o1) as a matrix of their own: d[tok][o - o0].
-      MatRef b = t.pair->b;
-      b.data = static_cast<const uint8_t*>(b.data) + o0 * b.row_bytes;
-      b.rows = n;
-      ks.matmul_rows(b, ua, 0, n, d.data(), n);
       for (int64_t tok = 0; tok < t.n_tokens; ++tok) {
-        float* yt = t.y + tok * out + o0;
-        const float* dt = d.data() + tok * n;
-        for (int64_t o = 0; o < n; ++o) yt[o] += t.scale * dt[o];
+        ks.lora_up(t.pair->b_type, t.pair->b, t.rank, u + u_off[i] + tok * t.rank, t.scale,
+                   t.y + tok * t.pair->out, o0, o1);
       }
     }
   };
 
   const int workers = pool != nullptr ? pool->size() : 1;
   const bool serial = workers <= 1 || down.total_cost() + up.total_cost() < 4096;
-  if (scratch->d.size() < static_cast<size_t>(serial ? 1 : workers)) scratch->d.resize(serial ? 1 : workers);
   if (serial) {
     ForItems(down, 0, down.total_items(), down_rows);
-    ForItems(up, 0, up.total_items(),
-             [&](int64_t g, int64_t o0, int64_t o1) { up_rows(scratch->d[0], g, o0, o1); });
+    ForItems(up, 0, up.total_items(), up_rows);
     return;
   }
   // ParallelFor(n = workers, grain 1) runs chunk w on pool thread w, all at
@@ -296,7 +282,7 @@ void LoraApply(const LoraTask* tasks, int64_t n_tasks, LoraScratch* scratch, Thr
     for (int64_t w = w0; w < w1; ++w) {
       const int64_t total = up.total_cost();
       ForItems(up, ItemAtCost(up, total * w / workers), ItemAtCost(up, total * (w + 1) / workers),
-               [&](int64_t g, int64_t o0, int64_t o1) { up_rows(scratch->d[w], g, o0, o1); });
+               up_rows);
     }
   });
 }
@@ -305,6 +291,20 @@ void LoraApply(const LoraPair& p, int32_t rank, float s, const float* x, int64_t
                float* y, LoraScratch* scratch, ThreadPool* pool) {
   const LoraTask task{&p, rank, s, x, n_tokens, y};
   LoraApply(&task, 1, scratch, pool);
+}
+
+const void* LoraBinding::UpBlocks(const std::vector<float>& b, int64_t out, int64_t rank) {
+  const size_t n = static_cast<size_t>((out + 7) / 8 * 8 * rank);
+  if (storage_ == DType::kF32) {
+    std::vector<float>& t = f32_.emplace_back(n, 0.0f);
+    for (int64_t o = 0; o < out; ++o)
+      for (int64_t r = 0; r < rank; ++r) t[kernels::LoraUpIndex(o, r, rank)] = b[o * rank + r];
+    return t.data();
+  }
+  std::vector<uint16_t>& t = f16_.emplace_back(n, uint16_t{0});
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t r = 0; r < rank; ++r) t[kernels::LoraUpIndex(o, r, rank)] = F32ToF16(b[o * rank + r]);
+  return t.data();
 }
 
 MatRef LoraBinding::Matrix(const std::vector<float>& values, int64_t rows, int64_t cols) {

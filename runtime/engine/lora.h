@@ -30,11 +30,13 @@ namespace yuan {
 enum class LoraProj : int { kQ = 0, kK, kV, kO, kGate, kUp, kDown };
 inline constexpr int kLoraProjCount = 7;
 
-// One A/B pair as weight matrices: A is [rank x in], B is [out x rank]
-// (F16 in a binding; any MatMul dtype works).
+// One A/B pair: A as a weight matrix [rank x in] (F16 in a binding; any
+// MatMul dtype works) and B [out x rank] in blocks of 8 outputs
+// (kernels::LoraUpIndex), in b_type (F16 or F32), for the kernels' lora_up.
 struct LoraPair {
   MatRef a;
-  MatRef b;
+  const void* b = nullptr;
+  DType b_type = DType::kF16;
   int64_t in = 0;
   int64_t out = 0;
 };
@@ -47,8 +49,10 @@ class LoraBinding {
   // llama q/k rows are in HF's order (a PEFT import) is brought to the
   // model's order on a private copy. The binding keeps the adapter alive; it
   // refers to the model, which must outlive it.
-  // `storage` is the dtype A and B are kept in for the kernels: kF16 (the
-  // default: half the bytes to read per token) or kF32 (exact).
+  // `storage` is the dtype A and B are kept in for the kernels (decoding
+  // reads them all once per token): kF16 (the default: half the bytes) or
+  // kF32 (exact). (Q8_0 for A was tried: no faster on bench-0.3b, and its
+  // quantized activations moved logits 10x more than F16.)
   static absl::StatusOr<std::shared_ptr<const LoraBinding>> Create(
       std::shared_ptr<const LoraAdapter> adapter, const Model& model,
       DType storage = DType::kF16);
@@ -65,16 +69,19 @@ class LoraBinding {
 
  private:
   LoraBinding() = default;
-  // `values` (rows x cols, row-major) as a matrix of storage_: F32 refers to
-  // the adapter's own data, F16 to a rounded copy owned here.
+  // A (rows x cols, row-major) as a matrix for storage_: F32 refers to the
+  // adapter's own data, F16 to a rounded copy owned here.
   MatRef Matrix(const std::vector<float>& values, int64_t rows, int64_t cols);
+  // B (out x rank) in lora_up's blocks of 8 outputs, in storage_, owned here.
+  const void* UpBlocks(const std::vector<float>& b, int64_t out, int64_t rank);
   std::shared_ptr<const LoraAdapter> adapter_;
   const Model* model_ = nullptr;
   int32_t rank_ = 0;
   float scaling_ = 0;
   std::vector<std::array<LoraPair, kLoraProjCount>> pairs_;  // [layer][proj]
   DType storage_ = DType::kF16;
-  std::vector<std::vector<uint16_t>> f16_;  // the F16 storage behind pairs_
+  std::vector<std::vector<uint16_t>> f16_;  // the storage behind pairs_
+  std::vector<std::vector<float>> f32_;
 };
 
 // Loads an adapter file of any format (.yadp, PEFT folder, GGUF LoRA) for
@@ -111,8 +118,7 @@ struct LoraTask {
 
 // Scratch reused by LoraApply across calls.
 struct LoraScratch {
-  std::vector<float> u;               // every task's x A^T, [tokens][rank]
-  std::vector<std::vector<float>> d;  // per worker: B u for its rows
+  std::vector<float> u;  // every task's x A^T, [tokens][rank]
 };
 
 // Adds every task's delta with one hand-off to the pool (tasks may share an

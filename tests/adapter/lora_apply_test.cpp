@@ -21,6 +21,7 @@
 
 #include "runtime/adapter/adapter.h"
 #include "runtime/core/thread_pool.h"
+#include "runtime/cpu/kernels.h"
 #include "runtime/engine/engine.h"
 #include "runtime/engine/forward.h"
 #include "runtime/engine/kv_cache.h"
@@ -349,7 +350,7 @@ TEST_CASE("a batch mixing adapters gives each request what it gets alone", "[ada
 
 TEST_CASE("LoraApply: a prompt on the pool equals token-by-token, and the math", "[adapter][lora]") {
   const int32_t R = 16;
-  const int64_t in = 256, out = 384, T = 40;
+  const int64_t in = 256, out = 380, T = 40;
   std::mt19937_64 rng(5);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::vector<float> a(R * in), b(out * R), x(T * in), y0(T * out);
@@ -358,16 +359,26 @@ TEST_CASE("LoraApply: a prompt on the pool equals token-by-token, and the math",
   }
   // A and B as F32 and as F16 (what a binding stores); the math below uses
   // the values the matrices really hold.
-  std::vector<uint16_t> a16(a.size()), b16(b.size());
+  // B in lora_up's blocks of 8 outputs, as a binding holds it (out = 380: a
+  // partial last block).
+  std::vector<uint16_t> a16(a.size()), b16(b.size()), bb16((out + 7) / 8 * 8 * R);
+  std::vector<float> bb(bb16.size());
   for (size_t i = 0; i < a.size(); ++i) a16[i] = F32ToF16(a[i]);
   for (size_t i = 0; i < b.size(); ++i) b16[i] = F32ToF16(b[i]);
+  for (int64_t o = 0; o < out; ++o) {
+    for (int r = 0; r < R; ++r) {
+      bb[kernels::LoraUpIndex(o, r, R)] = b[o * R + r];
+      bb16[kernels::LoraUpIndex(o, r, R)] = b16[o * R + r];
+    }
+  }
   for (const DType type : {DType::kF32, DType::kF16}) {
     INFO(DTypeName(type));
     const bool f16 = type == DType::kF16;
     const uint64_t es = f16 ? 2 : 4;
     LoraPair p;
     p.a = MatRef{type, R, in, f16 ? static_cast<const void*>(a16.data()) : a.data(), in * es};
-    p.b = MatRef{type, out, R, f16 ? static_cast<const void*>(b16.data()) : b.data(), R * es};
+    p.b = f16 ? static_cast<const void*>(bb16.data()) : bb.data();
+    p.b_type = type;
     p.in = in;
     p.out = out;
     ThreadPool pool(2);
@@ -483,4 +494,39 @@ TEST_CASE("adapters that do not fit the model are refused", "[adapter][lora]") {
 }
 
 }  // namespace
+}  // namespace yuan
+
+namespace yuan {
+
+TEST_CASE("lora_up gives the same bits in every kernel set and every split", "[adapter][lora]") {
+  const int64_t rank = 16, out = 203;  // a partial last block
+  std::mt19937_64 rng(9);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<uint16_t> b16((out + 7) / 8 * 8 * rank);
+  std::vector<float> b32(b16.size()), u(rank), y0(out);
+  for (size_t i = 0; i < b16.size(); ++i) {
+    b32[i] = normal(rng);
+    b16[i] = F32ToF16(b32[i]);
+  }
+  for (float& x : u) x = normal(rng);
+  for (float& x : y0) x = normal(rng);
+  for (const DType type : {DType::kF16, DType::kF32}) {
+    const void* b = type == DType::kF16 ? static_cast<const void*>(b16.data()) : b32.data();
+    std::vector<float> want = y0;
+    kernels::LoraUpScalar(type, b, rank, u.data(), 0.3f, want.data(), 0, out);
+    for (const kernels::Isa isa : {kernels::Isa::kScalar, kernels::Isa::kAvx2, kernels::Isa::kAvx512}) {
+      if (!kernels::IsaSupported(isa)) continue;
+      INFO(kernels::IsaName(isa) << " " << DTypeName(type));
+      const kernels::KernelSet& ks = kernels::GetKernels(isa);
+      std::vector<float> whole = y0, pieces = y0;
+      ks.lora_up(type, b, rank, u.data(), 0.3f, whole.data(), 0, out);
+      for (int64_t o = 0; o < out; o += 13) {
+        ks.lora_up(type, b, rank, u.data(), 0.3f, pieces.data(), o, std::min<int64_t>(out, o + 13));
+      }
+      CHECK(whole == want);
+      CHECK(pieces == want);
+    }
+  }
+}
+
 }  // namespace yuan
