@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 
 namespace yuan::cli {
 
@@ -111,6 +113,21 @@ void SamplingFlags::Register(ArgParser* p) {
   p->Add({"--presence-penalty"}, "presence penalty (default 0)", &presence);
   p->Add({"--frequency-penalty"}, "frequency penalty (default 0)", &frequency);
   p->Add({"-s", "--seed"}, "random seed (default: random)", &seed);
+  p->Add({"--grammar"}, "constrain the output to a GBNF grammar: its text or a file", &grammar);
+  p->Add({"-j", "--json-schema"}, "constrain the output to a JSON Schema: its JSON or a file", &json_schema);
+}
+
+bool SamplingFlags::Resolve(std::string* error) {
+  if (!grammar.empty() && !json_schema.empty()) {
+    *error = "--grammar and --json-schema exclude each other";
+    return false;
+  }
+  for (std::string* v : {&grammar, &json_schema}) {
+    if (v->empty() || v->find_first_of("\n{:=") != std::string::npos) continue;  // text, not a path
+    std::ifstream f(*v, std::ios::binary);
+    if (f) v->assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  }
+  return true;
 }
 
 void SamplingFlags::Fill(yuan_sampling_params* sp) const {
@@ -123,6 +140,8 @@ void SamplingFlags::Fill(yuan_sampling_params* sp) const {
   sp->presence_penalty = static_cast<float>(presence);
   sp->frequency_penalty = static_cast<float>(frequency);
   if (seed >= 0) sp->seed = static_cast<uint64_t>(seed);
+  if (!grammar.empty()) sp->grammar = grammar.c_str();
+  if (!json_schema.empty()) sp->json_schema = json_schema.c_str();
 }
 
 bool ParseAdapterSpec(const std::string& spec, std::string* path, float* scale) {

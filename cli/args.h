@@ -61,8 +61,14 @@ struct SamplingFlags {
   int64_t top_k = 40, repeat_last_n = 64, seed = -1;
   double temp = 0.8, top_p = 0.95, min_p = 0.05, repeat_penalty = 1.0;
   double presence = 0.0, frequency = 0.0;
+  // Structured output: text, or the path of a file holding it.
+  std::string grammar, json_schema;
   void Register(ArgParser* p);
-  // Fills an initialised yuan_sampling_params (declared in yuan.h).
+  // Reads --grammar / --json-schema from their files when they name one.
+  // False (with *error set) when both are given.
+  bool Resolve(std::string* error);
+  // Fills an initialised yuan_sampling_params (declared in yuan.h); the
+  // strings it points at live as long as this object.
   void Fill(yuan_sampling_params* params) const;
 };
 

@@ -151,6 +151,7 @@ int ChatCommand(int argc, char** argv) {
   sampling.Register(&p);
   if (int rc = p.Parse(argc, argv, 2); rc >= 0) return rc;
   if (!p.positional().empty()) return p.UsageError("unexpected argument '" + p.positional()[0] + "'");
+  if (std::string why; !sampling.Resolve(&why)) return p.UsageError(why);
   if (model.empty()) return p.UsageError("no model given (-m MODEL)");
   if (think && no_think) return p.UsageError("--think and --no-think exclude each other");
   if (n_predict < 0 || threads < 0 || ctx < 0) return p.UsageError("-n, -t and -c must not be negative");

@@ -55,6 +55,7 @@ int RunCommand(int argc, char** argv) {
   p.Add({"-v", "--verbose"}, "log loading details", &verbose);
   if (int rc = p.Parse(argc, argv, 2); rc >= 0) return rc;
   if (!p.positional().empty()) return p.UsageError("unexpected argument '" + p.positional()[0] + "'");
+  if (std::string why; !sampling.Resolve(&why)) return p.UsageError(why);
   if (model.empty()) return p.UsageError("no model given (-m MODEL)");
   if (prompt.empty()) return p.UsageError("no prompt given (-p PROMPT)");
   if (n_predict < 0 || threads < 0 || ctx < 0) {

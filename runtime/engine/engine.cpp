@@ -12,6 +12,7 @@
 #include "runtime/cpu/kernels.h"
 #include "runtime/cpu/matmul.h"
 #include "runtime/engine/text_stream.h"
+#include "runtime/grammar/matcher.h"
 #include "runtime/model/hf_folder.h"
 #include "runtime/tokenizer/tokenizer_json.h"
 
@@ -132,6 +133,12 @@ void Engine::RepackWeights() {
     for (Weight* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) repack(w);
   }
   repack(&W->output);
+}
+
+std::shared_ptr<const grammar::TokenVocab> Engine::grammar_vocab() const {
+  std::call_once(grammar_vocab_once_,
+                 [this] { grammar_vocab_ = grammar::TokenVocab::Build(*tokenizer_); });
+  return grammar_vocab_;
 }
 
 absl::StatusOr<std::unique_ptr<Session>> Session::Create(std::shared_ptr<const Engine> engine,
@@ -273,7 +280,8 @@ absl::Status Session::Generate(const GenerateRequest& req, GenerateResult* resul
   result->prompt_tokens = static_cast<int32_t>(prompt.size());
   result->cached_tokens = static_cast<int32_t>(common);
 
-  Sampler sampler(req.sampling);
+  Sampler sampler(req.sampling,
+                  req.sampling.grammar != nullptr ? engine_->grammar_vocab() : nullptr);
   for (int32_t t : prompt) sampler.Accept(t);
 
   auto t0 = Clock::now();
@@ -300,8 +308,13 @@ absl::Status Session::Generate(const GenerateRequest& req, GenerateResult* resul
       break;
     }
     const int32_t token = sampler.Sample(logits_.data(), n_vocab);
+    if (token == Sampler::kNoToken) {
+      result->finish_reason = FinishReason::kError;
+      return absl::FailedPreconditionError(
+          "the grammar allows no token of this model's vocabulary at this point");
+    }
     sampler.Accept(token);
-    if (tok.IsEog(token) && !req.ignore_eos) {
+    if (tok.IsEog(token) && (!req.ignore_eos || sampler.GrammarDone())) {
       reason = FinishReason::kStop;
       break;
     }
@@ -315,6 +328,10 @@ absl::Status Session::Generate(const GenerateRequest& req, GenerateResult* resul
     if (stopped) {
       reason = FinishReason::kStop;
       stop_string = true;
+      break;
+    }
+    if (sampler.GrammarDone()) {  // the grammar's sentence is complete
+      reason = FinishReason::kStop;
       break;
     }
     if (i + 1 == req.max_tokens) break;  // no need to evaluate the last token

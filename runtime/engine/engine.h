@@ -50,6 +50,10 @@ class Engine {
   // Identifies the model's shapes (architecture, hyper-parameters, tensor
   // names, types and shapes): saved session states carry it.
   uint64_t fingerprint() const { return fingerprint_; }
+  // The vocabulary as the grammar matcher needs it (token bytes, a trie):
+  // built on first use, once, then shared by every constrained sequence.
+  // Thread-safe.
+  std::shared_ptr<const grammar::TokenVocab> grammar_vocab() const;
 
  private:
   Engine() = default;
@@ -69,6 +73,8 @@ class Engine {
   int n_ctx_ = 0;
   DType kv_type_ = DType::kF16;
   uint64_t fingerprint_ = 0;
+  mutable std::once_flag grammar_vocab_once_;
+  mutable std::shared_ptr<const grammar::TokenVocab> grammar_vocab_;
 };
 
 enum class FinishReason { kNone, kStop, kLength, kCancelled, kError };

@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <limits>
 
+#include "runtime/grammar/matcher.h"
+
 namespace yuan {
 namespace {
 
@@ -60,7 +62,33 @@ int32_t Argmax(const float* logits, int32_t n_vocab) {
 
 }  // namespace
 
-Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) {}
+Sampler::Sampler(const SamplingParams& params, std::shared_ptr<const grammar::TokenVocab> vocab)
+    : params_(params), rng_(params.seed) {
+  if (params_.grammar != nullptr && vocab != nullptr) {
+    matcher_ = std::make_unique<grammar::GrammarMatcher>(params_.grammar, std::move(vocab));
+  }
+}
+
+Sampler::~Sampler() = default;
+
+bool Sampler::GrammarDone() const { return matcher_ != nullptr && matcher_->IsDone(); }
+
+int32_t Sampler::Sample(float* logits, int32_t n_vocab) {
+  if (params_.grammar == nullptr) return SampleFree(logits, n_vocab);
+  if (matcher_ == nullptr || logits == nullptr || n_vocab <= 0) return kNoToken;
+  original_.assign(logits, logits + n_vocab);
+  int32_t token = SampleFree(logits, n_vocab);
+  if (!matcher_->IsTokenAllowed(token)) {
+    std::copy(original_.begin(), original_.end(), logits);
+    matcher_->MaskLogits(logits, n_vocab);
+    bool any = false;
+    for (int32_t i = 0; i < n_vocab && !any; ++i) any = logits[i] > kNegInf;
+    if (!any) return kNoToken;
+    token = SampleFree(logits, n_vocab);
+  }
+  if (!matcher_->Accept(token).ok()) return kNoToken;
+  return token;
+}
 
 void Sampler::Accept(int32_t token) {
   const size_t cap = WindowCapacity(params_.repeat_last_n);
@@ -74,9 +102,10 @@ void Sampler::Accept(int32_t token) {
 void Sampler::Reset() {
   recent_.clear();
   rng_.seed(params_.seed);
+  if (matcher_ != nullptr) matcher_->Reset();
 }
 
-int32_t Sampler::Sample(float* logits, int32_t n_vocab) {
+int32_t Sampler::SampleFree(float* logits, int32_t n_vocab) {
   // Nothing to choose from is a caller bug; 0 keeps any indexing in bounds
   // for a caller that does have a vocabulary.
   if (logits == nullptr || n_vocab <= 0) return 0;

@@ -36,6 +36,7 @@ struct Seq {
   std::unique_ptr<TextStream> stream;
   std::vector<int32_t> generated;
   bool cancelled = false;
+  absl::Status error;           // why it ended with kError
   Clock::time_point submitted, admitted, first_token;
   bool has_first_token = false;
 };
@@ -138,7 +139,8 @@ absl::StatusOr<uint64_t> Scheduler::Submit(BatchRequest request) {
                                               : n_prompt + int64_t{request.max_tokens};
   seq->limit = std::min<int64_t>(want, m.options.n_ctx);
   seq->tokens = request.prompt;
-  seq->sampler = std::make_unique<Sampler>(request.sampling);
+  seq->sampler = std::make_unique<Sampler>(
+      request.sampling, request.sampling.grammar != nullptr ? m.engine->grammar_vocab() : nullptr);
   for (int32_t t : request.prompt) seq->sampler->Accept(t);
   seq->stream = std::make_unique<TextStream>(request.stop);
   seq->submitted = Clock::now();
@@ -334,7 +336,8 @@ void Scheduler::Impl::Step() {
       if (running[j].get() != s) continue;
       std::unique_ptr<Seq> ended = std::move(running[j]);
       running.erase(running.begin() + static_cast<std::ptrdiff_t>(j));
-      Finish(std::move(ended), reason);
+      absl::Status why = ended->error;
+      Finish(std::move(ended), reason, std::move(why));
       break;
     }
   }
@@ -360,6 +363,11 @@ FinishReason Scheduler::Impl::SampleNext(Seq* s, float* row) {
     for (int i = 0; i < k; ++i) d.top_logprobs.emplace_back(ids[i], raw[ids[i]] - lse);
   }
   const int32_t token = s->sampler->Sample(row, n_vocab);
+  if (token == Sampler::kNoToken) {
+    s->error = absl::FailedPreconditionError(
+        "the grammar allows no token of this model's vocabulary at this point");
+    return FinishReason::kError;
+  }
   s->sampler->Accept(token);
   if (!s->has_first_token) {
     s->has_first_token = true;
@@ -375,7 +383,7 @@ FinishReason Scheduler::Impl::SampleNext(Seq* s, float* row) {
     t.index = static_cast<int32_t>(s->generated.size());
     req.on_delta(t);
   };
-  if (tok.IsEog(token) && !req.ignore_eos) {
+  if (tok.IsEog(token) && (!req.ignore_eos || s->sampler->GrammarDone())) {
     flush();
     return FinishReason::kStop;
   }
@@ -391,6 +399,10 @@ FinishReason Scheduler::Impl::SampleNext(Seq* s, float* row) {
   if (req.n_logprobs >= 0) d.logprob = raw[token] - lse;
   if (req.on_delta && !req.on_delta(d)) return FinishReason::kCancelled;
   if (stopped) return FinishReason::kStop;
+  if (s->sampler->GrammarDone()) {  // the grammar's sentence is complete
+    flush();
+    return FinishReason::kStop;
+  }
   const bool at_max =
       req.max_tokens >= 0 && static_cast<int32_t>(s->generated.size()) >= req.max_tokens;
   // The token is evaluated in the next step, at position tokens.size().

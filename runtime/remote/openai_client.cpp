@@ -540,10 +540,11 @@ std::string OpenAiClient::RequestBody(const CompletionCall& call) const {
   const GenerateRequest& r = call.request;
   const SamplingParams& s = r.sampling;
   const bool openai = options_.kind == ServerKind::kOpenAi;
-  Json b = Json::object();
+  // Ordered: a JSON Schema's properties keep their order (the output's).
+  nlohmann::ordered_json b = nlohmann::ordered_json::object();
   b["model"] = call.model;
   if (call.chat) {
-    Json messages = Json::array();
+    nlohmann::ordered_json messages = nlohmann::ordered_json::array();
     for (const ChatMessage& m : call.messages) {
       messages.push_back({{"role", m.role}, {"content", m.content}});
     }
@@ -561,11 +562,23 @@ std::string OpenAiClient::RequestBody(const CompletionCall& call) const {
   if (s.presence_penalty != 0) b["presence_penalty"] = Num(s.presence_penalty);
   if (s.frequency_penalty != 0) b["frequency_penalty"] = Num(s.frequency_penalty);
   if (!s.logit_bias.empty()) {
-    Json bias = Json::object();
+    nlohmann::ordered_json bias = nlohmann::ordered_json::object();
     for (const auto& [id, v] : s.logit_bias) bias[std::to_string(id)] = Num(v);
     b["logit_bias"] = std::move(bias);
   }
   if (!r.stop.empty()) b["stop"] = r.stop;
+  // Structured output: a schema as OpenAI's response_format (every server
+  // kind takes it), a GBNF grammar as llama.cpp's / yuan's `grammar` or
+  // vLLM's `guided_grammar`.
+  if (!s.grammar_text.empty() && s.grammar_is_json_schema) {
+    nlohmann::ordered_json schema = nlohmann::ordered_json::parse(s.grammar_text, nullptr, false);
+    if (!schema.is_discarded()) {
+      b["response_format"] = {{"type", "json_schema"},
+                              {"json_schema", {{"name", "output"}, {"schema", std::move(schema)}}}};
+    }
+  } else if (!s.grammar_text.empty() && !openai) {
+    b[options_.kind == ServerKind::kVllm ? "guided_grammar" : "grammar"] = s.grammar_text;
+  }
   // Extensions (vLLM, llama.cpp server, yuan serve); only set ones are sent,
   // and none to OpenAI itself, which rejects unknown fields.
   if (!openai) {
@@ -589,7 +602,7 @@ std::string OpenAiClient::RequestBody(const CompletionCall& call) const {
     b["stream"] = true;
     b["stream_options"] = {{"include_usage", true}};
   }
-  return b.dump(-1, ' ', false, Json::error_handler_t::replace);
+  return b.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 absl::StatusOr<std::vector<RemoteModel>> OpenAiClient::ListModels(const std::atomic<bool>* cancel,

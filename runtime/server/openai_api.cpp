@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "runtime/core/status.h"
+#include "runtime/grammar/json_schema.h"
 
 namespace yuan::openai {
 namespace {
@@ -321,6 +322,82 @@ nlohmann::json ErrorObject(const ApiError& e) {
 
 std::string ErrorBody(const ApiError& error) { return Dump(ErrorObject(error)); }
 
+namespace {
+
+// Structured output: OpenAI's response_format (json_object, json_schema),
+// llama.cpp's `grammar` / `json_schema` and vLLM's `guided_json` /
+// `guided_grammar`, compiled to out->grammar. At most one may be given.
+bool ParseStructuredOutput(Reader* r, std::string_view body, ApiRequest* out) {
+  std::string gbnf, source;  // the grammar text and where it came from
+  auto take = [&](std::string text, const char* from) {
+    if (!source.empty()) {
+      return r->Fail(absl::StrCat("give one of response_format, grammar, json_schema, guided_json and "
+                                  "guided_grammar, not both '", source, "' and '", from, "'"),
+                     from);
+    }
+    gbnf = std::move(text);
+    source = from;
+    return true;
+  };
+  // `s` is the schema at `path` in the body. The body is read again with
+  // its key order kept (json sorts keys), so the output's properties come in
+  // the schema's order.
+  auto schema = [&](const json& s, const char* from, std::initializer_list<const char*> path) {
+    if (!s.is_object() && !s.is_boolean() && !s.is_string()) {
+      return r->Fail(absl::StrCat("'", from, "' must be a JSON Schema object"), from);
+    }
+    nlohmann::ordered_json ordered = nlohmann::ordered_json::parse(body, nullptr, false);
+    bool found = true;
+    for (const char* key : path) {
+      found = found && ordered.is_object() && ordered.contains(key);
+      if (!found) break;
+      nlohmann::ordered_json next = std::move(ordered[key]);
+      ordered = std::move(next);
+    }
+    absl::StatusOr<std::string> g = s.is_string() ? grammar::JsonSchemaToGbnf(s.get<std::string>())
+                                    : found       ? grammar::JsonSchemaToGbnf(ordered)
+                                                  : grammar::JsonSchemaToGbnf(s);
+    if (!g.ok()) return r->Fail(absl::StrCat("'", from, "': ", g.status().message()), from);
+    return take(std::move(*g), from);
+  };
+  if (const json* rf = r->Get("response_format"); rf != nullptr && !r->failed()) {
+    if (!rf->is_object()) return r->Fail("'response_format' must be an object", "response_format");
+    auto type = rf->find("type");
+    if (type == rf->end() || !type->is_string()) {
+      return r->Fail("'response_format' needs a string 'type'", "response_format");
+    }
+    const std::string& t = type->get_ref<const std::string&>();
+    if (t == "json_object") {
+      if (!take(grammar::JsonObjectGbnf(), "response_format")) return false;
+    } else if (t == "json_schema") {
+      auto js = rf->find("json_schema");
+      if (js == rf->end() || !js->is_object() || !js->contains("schema")) {
+        return r->Fail("'response_format' of type 'json_schema' needs 'json_schema': {\"name\": ..., \"schema\": {...}}",
+                       "response_format");
+      }
+      if (!schema((*js)["schema"], "response_format", {"response_format", "json_schema", "schema"})) return false;
+    } else if (t != "text") {
+      return r->Fail(absl::StrCat("'response_format' type '", t, "' is unknown"), "response_format");
+    }
+  }
+  for (const char* name : {"json_schema", "guided_json"}) {
+    if (const json* s = r->Get(name); s != nullptr && !r->failed() && !schema(*s, name, {name})) return false;
+  }
+  for (const char* name : {"grammar", "guided_grammar"}) {
+    if (const json* g = r->Get(name); g != nullptr && !r->failed()) {
+      if (!g->is_string()) return r->Fail(absl::StrCat("'", name, "' must be a GBNF grammar string"), name);
+      if (!take(g->get<std::string>(), name)) return false;
+    }
+  }
+  if (r->failed() || source.empty()) return !r->failed();
+  absl::StatusOr<std::shared_ptr<const grammar::Grammar>> g = grammar::ParseGbnf(gbnf);
+  if (!g.ok()) return r->Fail(absl::StrCat("'", source, "': ", g.status().message()), source);
+  out->grammar = std::move(*g);
+  return true;
+}
+
+}  // namespace
+
 bool ParseRequest(Endpoint endpoint, std::string_view body, const RequestLimits& limits,
                   ApiRequest* out, ApiError* error) {
   *out = ApiRequest{};
@@ -440,18 +517,7 @@ bool ParseRequest(Endpoint endpoint, std::string_view body, const RequestLimits&
     r.String("user", &out->user);
     r.Bool("return_token_ids", &out->return_token_ids);
 
-    if (const json* rf = r.Get("response_format"); rf != nullptr && !r.failed()) {
-      if (!rf->is_object()) return r.Fail("'response_format' must be an object", "response_format");
-      auto type = rf->find("type");
-      if (type == rf->end() || !type->is_string()) {
-        return r.Fail("'response_format' needs a string 'type'", "response_format");
-      }
-      const std::string& t = type->get_ref<const std::string&>();
-      if (t == "json_object" || t == "json_schema") {
-        return r.Fail(absl::StrCat("'response_format' of type '", t, "' is not supported yet"), "response_format");
-      }
-      if (t != "text") return r.Fail(absl::StrCat("'response_format' type '", t, "' is unknown"), "response_format");
-    }
+    if (!ParseStructuredOutput(&r, body, out)) return false;
     if (const json* tools = r.Get("tools"); tools != nullptr && !r.failed()) {
       if (!tools->is_array()) return r.Fail("'tools' must be an array", "tools");
       if (!tools->empty()) return r.Fail("'tools' (function calling) is not supported yet", "tools");
@@ -475,6 +541,7 @@ SamplingParams ToSamplingParams(const ApiRequest& req, uint64_t seed) {
   p.frequency_penalty = req.frequency_penalty;
   p.seed = seed;
   p.logit_bias = req.logit_bias;
+  p.grammar = req.grammar;
   return p;
 }
 

@@ -28,6 +28,7 @@
 #include "runtime/chat/chat_template.h"
 #include "runtime/engine/engine.h"
 #include "runtime/engine/sampler.h"
+#include "runtime/grammar/grammar.h"
 
 namespace yuan::openai {
 
@@ -85,6 +86,10 @@ struct ApiRequest {
   bool ignore_eos = false;
   std::string user;
   bool return_token_ids = false;  // vLLM extension: token_ids per choice / chunk
+  // Structured output, compiled: response_format json_object / json_schema,
+  // llama.cpp's `grammar` (GBNF) and `json_schema`, vLLM's `guided_json` and
+  // `guided_grammar`; at most one of them. Null: free text.
+  std::shared_ptr<const grammar::Grammar> grammar;
 };
 
 // What validation needs to know about the served model.

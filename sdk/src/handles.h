@@ -57,6 +57,8 @@ HandleRegistry<yuan_session>& Sessions();
 HandleRegistry<yuan_request>& Requests();
 HandleRegistry<yuan_adapter>& Adapters();
 
+// The first yuan_sampling_params field after v1.
+constexpr size_t kSamplingParamsV1Size = offsetof(yuan_sampling_params, grammar);
 // The first yuan_generate_options field after v1.
 constexpr size_t kGenerateOptionsV1Size = offsetof(yuan_generate_options, adapters);
 

@@ -6,7 +6,10 @@
 #include <new>
 #include <random>
 
+#include "absl/strings/str_cat.h"
 #include "runtime/core/log.h"
+#include "runtime/grammar/grammar.h"
+#include "runtime/grammar/json_schema.h"
 #include "sdk/src/handles.h"
 
 using yuan::api::BusyGuard;
@@ -84,8 +87,28 @@ yuan_status BuildRequest(const char* prompt, const yuan_generate_options* caller
   yuan_sampling_params sp;
   yuan_sampling_params_init(&sp);
   if (o.sampling != nullptr) {
-    yuan_status st = ReadStruct(o.sampling, sizeof(yuan_sampling_params), "yuan_sampling_params", &sp);
+    yuan_status st = ReadStruct(o.sampling, kSamplingParamsV1Size, "yuan_sampling_params", &sp);
     if (st != YUAN_OK) return st;
+  }
+  if (sp.grammar != nullptr && sp.json_schema != nullptr) {
+    return Fail(YUAN_ERR_INVALID_ARGUMENT, "give a grammar or a json_schema, not both");
+  }
+  if (sp.grammar != nullptr || sp.json_schema != nullptr) {
+    const bool schema = sp.json_schema != nullptr;
+    std::string gbnf = schema ? "" : sp.grammar;
+    if (schema) {
+      absl::StatusOr<std::string> g = grammar::JsonSchemaToGbnf(std::string_view(sp.json_schema));
+      if (!g.ok()) return Fail(YUAN_ERR_INVALID_ARGUMENT, absl::StrCat("json_schema: ", g.status().message()));
+      gbnf = std::move(*g);
+    }
+    absl::StatusOr<std::shared_ptr<const grammar::Grammar>> g = grammar::ParseGbnf(gbnf);
+    if (!g.ok()) {
+      return Fail(YUAN_ERR_INVALID_ARGUMENT,
+                  absl::StrCat(schema ? "json_schema (as a grammar): " : "grammar: ", g.status().message()));
+    }
+    r->sampling.grammar = std::move(*g);
+    r->sampling.grammar_text = schema ? sp.json_schema : sp.grammar;
+    r->sampling.grammar_is_json_schema = schema;
   }
   if (!(sp.temperature == sp.temperature) || !(sp.top_p == sp.top_p) || !(sp.min_p == sp.min_p) ||
       sp.repeat_penalty <= 0.0f || sp.repeat_last_n < -1) {
@@ -161,7 +184,10 @@ constexpr size_t kEngineOptionsV1Size = 32;
 static_assert(offsetof(yuan_engine_options, kv_type) == 28, "yuan_engine_options v1");
 YUAN_PIN(yuan_engine_options, max_retries, 56, 64);
 YUAN_PIN(yuan_model_info, n_ctx, 84, 88);
-YUAN_PIN(yuan_sampling_params, seed, 40, 48);
+// yuan_sampling_params: v1 ended at seed (48 bytes); the grammar followed.
+static_assert(offsetof(yuan_sampling_params, seed) == 40 && yuan::api::kSamplingParamsV1Size == 48,
+              "yuan_sampling_params v1");
+YUAN_PIN(yuan_sampling_params, json_schema, 56, 64);
 YUAN_PIN(yuan_session_options, n_ctx, 4, 8);
 // yuan_generate_options: v1 ended at user_data (56 bytes); the adapters
 // followed.
@@ -388,20 +414,28 @@ yuan_status yuan_detokenize(const yuan_engine* engine, const yuan_token* tokens,
 
 // ---- sampling / options
 
-void yuan_sampling_params_init(yuan_sampling_params* p) {
-  if (p == nullptr) return;
-  std::memset(p, 0, sizeof *p);
-  p->struct_size = sizeof *p;
+void yuan_sampling_params_init_sized(yuan_sampling_params* p, size_t size) {
+  if (p == nullptr || size < yuan::api::kSamplingParamsV1Size) return;
+  yuan_sampling_params v;
+  std::memset(&v, 0, sizeof v);
   yuan::SamplingParams d;
-  p->temperature = d.temperature;
-  p->top_k = d.top_k;
-  p->top_p = d.top_p;
-  p->min_p = d.min_p;
-  p->repeat_penalty = d.repeat_penalty;
-  p->repeat_last_n = d.repeat_last_n;
-  p->presence_penalty = d.presence_penalty;
-  p->frequency_penalty = d.frequency_penalty;
-  p->seed = YUAN_SEED_RANDOM;
+  v.temperature = d.temperature;
+  v.top_k = d.top_k;
+  v.top_p = d.top_p;
+  v.min_p = d.min_p;
+  v.repeat_penalty = d.repeat_penalty;
+  v.repeat_last_n = d.repeat_last_n;
+  v.presence_penalty = d.presence_penalty;
+  v.frequency_penalty = d.frequency_penalty;
+  v.seed = YUAN_SEED_RANDOM;
+  const size_t n = size < sizeof v ? size : sizeof v;
+  v.struct_size = static_cast<uint32_t>(n);
+  std::memcpy(static_cast<void*>(p), &v, n);
+}
+
+// The v1 entry point writes only the v1 fields (see yuan_engine_options_init).
+void(yuan_sampling_params_init)(yuan_sampling_params* p) {
+  yuan_sampling_params_init_sized(p, yuan::api::kSamplingParamsV1Size);
 }
 
 void yuan_session_options_init(yuan_session_options* o) {

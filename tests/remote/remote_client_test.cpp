@@ -539,7 +539,7 @@ TEST_CASE("chat over the C ABI sends the messages and streams the reply", "[remo
   yuan_free(res.text);
   const std::string post = server.requests().back();
   CHECK(post.rfind("POST /v1/chat/completions", 0) == 0);
-  CHECK(post.find(R"({"content":"Say \"hi\"","role":"user"})") != std::string::npos);
+  CHECK(post.find(R"({"role":"user","content":"Say \"hi\""})") != std::string::npos);
   CHECK(post.find(R"("chat_template_kwargs":{"enable_thinking":false})") != std::string::npos);
 
   co.chat_template = "chatml";

@@ -8,6 +8,8 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "runtime/adapter/adapter.h"
 #include "runtime/model/model.h"
 #include "runtime/server/server.h"
@@ -217,6 +219,61 @@ TEST_CASE("remote: an adapter served by yuan serve is chosen through the same C 
   CHECK(yuan_session_set_adapters(session, half, 1) == YUAN_ERR_UNIMPLEMENTED);
   yuan_session_free(session);
   yuan_adapter_free(h);
+  yuan_engine_free(local);
+  yuan_engine_free(remote);
+}
+
+}  // namespace yuan
+
+namespace yuan {
+
+TEST_CASE("remote: a JSON Schema or grammar goes to yuan serve and constrains the same way",
+          "[remote][serve][grammar]") {
+  testing::RandomModelSpec spec;
+  spec.n_ctx = 512;
+  const std::string path = testing::WriteRandomLlamaModel(spec, "interop-grammar.gguf");
+  EngineOptions eo;
+  eo.model_path = path;
+  eo.n_threads = 1;
+  auto engine = Engine::Open(eo);
+  REQUIRE(engine.ok());
+  server::ServeOptions so;
+  so.port = 0;
+  auto srv = server::ApiServer::Start(*engine, so);
+  REQUIRE(srv.ok());
+  yuan_engine* local = OpenEngine(path);
+  yuan_engine* remote = OpenEngine("http://127.0.0.1:" + std::to_string((*srv)->port()) + "/v1");
+  auto run = [](yuan_engine* e, const char* grammar, const char* schema) {
+    yuan_session* s = nullptr;
+    REQUIRE(yuan_session_open(e, nullptr, &s) == YUAN_OK);
+    yuan_sampling_params sp;
+    yuan_sampling_params_init(&sp);
+    sp.temperature = 0;
+    sp.grammar = grammar;
+    sp.json_schema = schema;
+    yuan_generate_options g;
+    yuan_generate_options_init(&g);
+    g.max_tokens = 120;
+    g.sampling = &sp;
+    yuan_generate_result r;
+    yuan_generate_result_init(&r);
+    const yuan_status st = yuan_session_generate(s, "the cat", &g, &r);
+    INFO(yuan_last_error());
+    REQUIRE(st == YUAN_OK);
+    std::string text(r.text, r.text_len);
+    yuan_free(r.text);
+    yuan_session_free(s);
+    return text;
+  };
+  const char* schema = R"({"type":"object","properties":{"b":{"type":"string","maxLength":5},
+      "a":{"type":"array","items":{"type":"integer","minimum":0,"maximum":50},"maxItems":3}},
+      "required":["b","a"],"additionalProperties":false})";
+  const std::string want = run(local, nullptr, schema);
+  CHECK(nlohmann::json::parse(want, nullptr, false).is_object());
+  CHECK(run(remote, nullptr, schema) == want);
+  const char* grammar = R"(root ::= ("ab" | "c")+ "." )";
+  const std::string want_g = run(local, grammar, nullptr);
+  CHECK(run(remote, grammar, nullptr) == want_g);
   yuan_engine_free(local);
   yuan_engine_free(remote);
 }

@@ -202,8 +202,13 @@ TEST_CASE("openai: malformed bodies and wrong types are 400 with the field named
       {"{" + m + R"(,"return_token_ids":"true"})", "return_token_ids"},
       {"{" + m + R"(,"stream_options":{"include_usage":"yes"}})", "stream_options.include_usage"},
       {"{" + m + R"(,"stream_options":true})", "stream_options"},
-      {"{" + m + R"(,"response_format":{"type":"json_object"}})", "response_format"},
       {"{" + m + R"(,"response_format":{"type":"json_schema","json_schema":{}}})", "response_format"},
+      {"{" + m + R"(,"response_format":{"type":"json_schema","json_schema":{"schema":{"type":"object","not":{}}}}})", "response_format"},
+      {"{" + m + R"(,"response_format":{"type":"json_object"},"grammar":"root ::= \"x\""})", "grammar"},
+      {"{" + m + R"(,"grammar":"root ::= undefined-rule"})", "grammar"},
+      {"{" + m + R"(,"grammar":7})", "grammar"},
+      {"{" + m + R"(,"json_schema":[1]})", "json_schema"},
+      {"{" + m + R"(,"guided_json":{"type":"strange"}})", "guided_json"},
       {"{" + m + R"(,"response_format":{"type":"yaml"}})", "response_format"},
       {"{" + m + R"(,"tools":[{"type":"function"}]})", "tools"},
       {"{" + m + R"(,"best_of":3})", "best_of"},
@@ -214,8 +219,10 @@ TEST_CASE("openai: malformed bodies and wrong types are 400 with the field named
   }
   // The context limit is named in the message.
   CHECK(ParseBad(kChat, "{" + m + R"(,"max_tokens":100000})").message.find("256") != std::string::npos);
-  CHECK(ParseBad(kChat, "{" + m + R"(,"response_format":{"type":"json_object"}})").message.find("not supported yet") !=
+  // A schema keyword the converter does not know is named.
+  CHECK(ParseBad(kChat, "{" + m + R"(,"json_schema":{"type":"object","not":{}}})").message.find("not") !=
         std::string::npos);
+  CHECK(ParseBad(kChat, "{" + m + R"(,"grammar":"root ::= x"})").message.find("line 1") != std::string::npos);
 }
 
 TEST_CASE("openai: the error object has OpenAI's shape", "[server]") {

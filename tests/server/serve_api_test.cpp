@@ -666,7 +666,8 @@ TEST_CASE("serve: hostile requests get their 4xx and the server keeps serving", 
       {chat, "{" + msgs + R"(,"n":0})"},
       {chat, "{" + msgs + R"(,"n":1000})"},
       {chat, "{" + msgs + R"(,"stream":"yes"})"},
-      {chat, "{" + msgs + R"(,"response_format":{"type":"json_object"}})"},
+      {chat, "{" + msgs + R"(,"response_format":{"type":"json_schema","json_schema":{"schema":{"if":{}}}}})"},
+      {chat, "{" + msgs + R"(,"grammar":"root ::= (((("})"},
       {"/v1/completions", R"({"prompt":[1,2,99999]})"},
       {"/v1/completions", R"({"prompt":12})"},
       {"/v1/completions", R"({"prompt":"hi","logit_bias":{"x":1}})"},
@@ -931,6 +932,57 @@ TEST_CASE("serve: adapter updates are off unless allowed; bad adapters stop star
   auto s = ApiServer::Start(engine, o);
   REQUIRE_FALSE(s.ok());
   CHECK(std::string(s.status().message()).find("bad") != std::string::npos);
+}
+
+}  // namespace yuan::server
+
+namespace yuan::server {
+
+TEST_CASE("serve: response_format json_schema / json_object and grammar constrain the answer",
+          "[server][serve][grammar]") {
+  auto engine = SmallEngine();
+  auto server = StartServer(engine);
+  const int port = server->port();
+  // Properties in the schema's order (the body's, not sorted), every seed
+  // valid JSON.
+  const std::string schema = R"({"type":"object","properties":{
+      "zeta":{"type":"integer","minimum":0,"maximum":9},
+      "alpha":{"enum":["x","y"]}},"required":["zeta","alpha"],"additionalProperties":false})";
+  for (int seed = 1; seed <= 4; ++seed) {
+    const std::string body = R"({"messages":[{"role":"user","content":"hi"}],"max_tokens":200,"seed":)" +
+                             std::to_string(seed) +
+                             R"(,"temperature":1.0,"response_format":{"type":"json_schema","json_schema":{"name":"t","schema":)" +
+                             schema + "}}}";
+    const Response r = Http(port, "POST", "/v1/chat/completions", body);
+    INFO(r.body);
+    REQUIRE(r.status == 200);
+    const json j = r.Json();
+    const std::string text = j["choices"][0]["message"]["content"].get<std::string>();
+    INFO(text);
+    CHECK(j["choices"][0]["finish_reason"] == "stop");
+    const json doc = json::parse(text, nullptr, false);
+    REQUIRE(doc.is_object());
+    CHECK(doc["zeta"].is_number_integer());
+    CHECK((doc["alpha"] == "x" || doc["alpha"] == "y"));
+    CHECK(text.find("zeta") < text.find("alpha"));
+  }
+  const Response obj = Post(port, "/v1/completions",
+                            {{"prompt", "a"}, {"max_tokens", 200}, {"seed", 3},
+                             {"response_format", {{"type", "json_object"}}}});
+  INFO(obj.body);
+  REQUIRE(obj.status == 200);
+  const std::string obj_text = obj.Json()["choices"][0]["text"].get<std::string>();
+  INFO(obj_text);
+  if (obj.Json()["choices"][0]["finish_reason"] == "stop") {
+    CHECK(json::parse(obj_text, nullptr, false).is_object());
+  } else {
+    CHECK(obj_text.rfind("{", 0) == 0);  // cut short by max_tokens: a prefix of an object
+  }
+  const Response g = Post(port, "/v1/completions",
+                          {{"prompt", "a"}, {"max_tokens", 10}, {"grammar", "root ::= \"left\" | \"right\""}});
+  REQUIRE(g.status == 200);
+  const std::string gt = g.Json()["choices"][0]["text"].get<std::string>();
+  CHECK((gt == "left" || gt == "right"));
 }
 
 }  // namespace yuan::server

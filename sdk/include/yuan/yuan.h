@@ -314,7 +314,8 @@ YUAN_API yuan_status yuan_detokenize(const yuan_engine* engine, const yuan_token
 /* ---- sampling ----------------------------------------------------------------- */
 
 /* The sampler chain, applied in this order: penalties -> top-k -> top-p ->
- * min-p -> temperature -> random draw. temperature <= 0 is greedy. The same
+ * min-p -> temperature -> random draw (with a grammar: a token it does not
+ * allow is replaced by a draw among the allowed ones). temperature <= 0 is greedy. The same
  * seed, model and inputs give the same tokens on any thread count. */
 typedef struct yuan_sampling_params {
   uint32_t struct_size;
@@ -327,13 +328,34 @@ typedef struct yuan_sampling_params {
   float presence_penalty;   /* default 0 */
   float frequency_penalty;  /* default 0 */
   uint64_t seed;            /* default 0xFFFFFFFFFFFFFFFF: a random seed per call */
-  /* ---- end of ABI v1 fields ---- */
+  /* ---- end of ABI v1 fields; append only below this line ---- */
+
+  /* Structured output (docs/structured-output.md): the generated text is a
+   * sentence of this grammar, by construction. At most one of the two;
+   * both NULL (default): free text. Borrowed for the call (copied by
+   * yuan_session_submit). A grammar or schema that does not compile is
+   * INVALID_ARGUMENT, the message naming the problem (the line and column,
+   * or the unsupported JSON Schema keyword and where it is). Generation
+   * stops (YUAN_FINISH_STOP) once the text is complete and nothing can
+   * follow; max_tokens can still cut it short (YUAN_FINISH_LENGTH). */
+  const char* grammar;      /* GBNF, llama.cpp's grammar syntax; root rule "root" */
+  const char* json_schema;  /* a JSON Schema (JSON text); "{}" or {"type":"object"}: any JSON object */
+  /* ---- end of the fields added after v1 (structured output) ---- */
 } yuan_sampling_params;
 
 #define YUAN_SEED_RANDOM UINT64_C(0xFFFFFFFFFFFFFFFF)
 
-/* Fills defaults and sets struct_size. NULL is ignored. */
-YUAN_API void yuan_sampling_params_init(yuan_sampling_params* params);
+/* Fills defaults and sets struct_size to `size`, writing only the first
+ * `size` bytes: call it through the yuan_sampling_params_init() macro.
+ * size < the v1 size (48) is ignored, like NULL. */
+YUAN_API void yuan_sampling_params_init_sized(yuan_sampling_params* params, size_t size);
+
+/* Fills defaults and sets struct_size. NULL is ignored. As with
+ * yuan_engine_options_init, source code calls the macro (this header's
+ * sizeof); the exported function fills only the v1 fields. */
+YUAN_API void (yuan_sampling_params_init)(yuan_sampling_params* params);
+#define yuan_sampling_params_init(params) \
+  yuan_sampling_params_init_sized((params), sizeof(yuan_sampling_params))
 
 /* ---- adapters: LoRA on the shared base ------------------------------------ */
 
