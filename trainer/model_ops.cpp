@@ -1,0 +1,313 @@
+#include "trainer/model_ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "runtime/cpu/kernels.h"
+
+namespace yuan::train {
+
+uint64_t Mix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+float RmsNormFwd(const float* x, const float* w, int64_t n, float eps, float* out) {
+  double ss = 0.0;
+  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  const float scale = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
+  if (w != nullptr) {
+    for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * w[i];
+  } else {
+    for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale;
+  }
+  return scale;
+}
+
+void RmsNormBwd(const float* x, float r, const float* w, const float* dy, int64_t n, float* dx,
+                bool accumulate, float* dw_part) {
+  double sgx = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = w != nullptr ? dy[i] * w[i] : dy[i];
+    sgx += static_cast<double>(g) * x[i];
+  }
+  const float c = static_cast<float>(sgx * r * r * r / static_cast<double>(n));
+  if (dw_part != nullptr) {  // before dx: dx may alias dy
+    for (int64_t i = 0; i < n; ++i) dw_part[i] = dy[i] * x[i] * r;
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = w != nullptr ? dy[i] * w[i] : dy[i];
+    const float d = r * g - x[i] * c;
+    dx[i] = accumulate ? dx[i] + d : d;
+  }
+}
+
+void SumRowsInto(const float* part, int64_t T, int64_t n, float* grad, ThreadPool* pool) {
+  constexpr int64_t kChunk = 64;
+  ParallelEach(pool, (n + kChunk - 1) / kChunk, [&](int64_t b) {
+    const int64_t i0 = b * kChunk, i1 = std::min(n, i0 + kChunk);
+    for (int64_t t = 0; t < T; ++t) {
+      const float* p = part + t * n;
+      for (int64_t i = i0; i < i1; ++i) grad[i] += p[i];
+    }
+  });
+}
+
+namespace {
+
+// y[t * ldy + r] = w[r] . x[t] for r < rows, t < n: one thread's f32 product
+// through the active kernel set (`w` rows `stride` floats apart, `x` rows
+// contiguous). Attention runs many small ones inside its own parallel loop.
+void Mm(const float* w, int64_t rows, int64_t cols, int64_t stride, const float* x, int64_t n,
+        float* y, int64_t ldy) {
+  if (rows <= 0 || n <= 0) return;
+  const kernels::KernelSet& ks = kernels::ActiveKernels();
+  const MatRef m{DType::kF32, rows, cols, w, static_cast<uint64_t>(stride) * sizeof(float), false};
+  kernels::Acts acts;
+  acts.kind = DType::kF32;
+  acts.n_tokens = n;
+  acts.cols = cols;
+  acts.f32 = x;
+  ks.matmul_rows(m, acts, 0, rows, y, ldy);
+}
+
+// dst[c * ldd + r] = src[r * lds + c] for r < rows, c < cols.
+void TransposeStrided(const float* src, int64_t rows, int64_t cols, int64_t lds, float* dst,
+                      int64_t ldd) {
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) dst[c * ldd + r] = src[r * lds + c];
+  }
+}
+
+constexpr int64_t kQueryBlock = 64;
+
+}  // namespace
+
+void AttentionFwd(const AttnShape& a, const float* q, const float* k, const float* v, float* out,
+                  float* lse, ThreadPool* pool) {
+  const int64_t hd = a.head_dim, q_dim = a.n_head * hd, kv_dim = a.n_head_kv * hd;
+  const int64_t group = a.n_head / a.n_head_kv, S = a.seq_len;
+  const int64_t n_items = a.n_rows * a.n_head;
+  pool->ParallelFor(n_items, 1, [&](int64_t i0, int64_t i1) {
+    const int64_t QB = std::min(kQueryBlock, S);
+    std::vector<float> vt(static_cast<size_t>(hd * S)), qb(static_cast<size_t>(QB * hd)),
+        sc(static_cast<size_t>(QB * S));
+    for (int64_t item = i0; item < i1; ++item) {
+      const int64_t row = item / a.n_head, h = item % a.n_head, g = h / group;
+      const int64_t base = row * S;
+      TransposeStrided(v + base * kv_dim + g * hd, S, hd, kv_dim, vt.data(), S);
+      for (int64_t q0 = 0; q0 < S; q0 += QB) {
+        const int64_t nq = std::min(QB, S - q0), t0 = base + q0;
+        const int64_t ks0 = a.start[t0] - base, nk = q0 + nq - ks0;
+        for (int64_t i = 0; i < nq; ++i) {
+          std::copy(q + (t0 + i) * q_dim + h * hd, q + (t0 + i) * q_dim + (h + 1) * hd, &qb[i * hd]);
+        }
+        Mm(k + (base + ks0) * kv_dim + g * hd, nk, hd, kv_dim, qb.data(), nq, sc.data(), nk);
+        for (int64_t i = 0; i < nq; ++i) {
+          float* p = &sc[i * nk];
+          const int64_t lo = a.start[t0 + i] - base - ks0, hi = q0 + i - ks0;  // keys [lo, hi]
+          float mx = -std::numeric_limits<float>::infinity();
+          for (int64_t j = lo; j <= hi; ++j) mx = std::max(mx, p[j] * a.scale);
+          float sum = 0.0f;
+          for (int64_t j = lo; j <= hi; ++j) {
+            p[j] = std::exp(p[j] * a.scale - mx);
+            sum += p[j];
+          }
+          const float inv = 1.0f / sum;
+          for (int64_t j = 0; j < nk; ++j) p[j] = j >= lo && j <= hi ? p[j] * inv : 0.0f;
+          lse[(t0 + i) * a.n_head + h] = mx + std::log(sum);
+        }
+        Mm(vt.data() + ks0, hd, nk, S, sc.data(), nq, out + t0 * q_dim + h * hd, q_dim);
+      }
+    }
+  });
+}
+
+void AttentionBwd(const AttnShape& a, const float* q, const float* k, const float* v,
+                  const float* out, const float* lse, const float* dout, float* dq, float* dk,
+                  float* dv, ThreadPool* pool) {
+  const int64_t hd = a.head_dim, q_dim = a.n_head * hd, kv_dim = a.n_head_kv * hd;
+  const int64_t group = a.n_head / a.n_head_kv, S = a.seq_len;
+  const int64_t n_items = a.n_rows * a.n_head_kv;
+  pool->ParallelFor(n_items, 1, [&](int64_t i0, int64_t i1) {
+    const int64_t QB = std::min(kQueryBlock, S);
+    std::vector<float> kt(static_cast<size_t>(hd * S)), qb(static_cast<size_t>(QB * hd)),
+        db(static_cast<size_t>(QB * hd)), p(static_cast<size_t>(QB * S)),
+        dp(static_cast<size_t>(QB * S)), tr1(static_cast<size_t>(S * QB)),
+        tr2(static_cast<size_t>(hd * QB)), tmp(static_cast<size_t>(S * hd)),
+        dk_acc(static_cast<size_t>(S * hd)), dv_acc(static_cast<size_t>(S * hd));
+    for (int64_t item = i0; item < i1; ++item) {
+      const int64_t row = item / a.n_head_kv, g = item % a.n_head_kv;
+      const int64_t base = row * S;
+      const float* kg = k + base * kv_dim + g * hd;
+      const float* vg = v + base * kv_dim + g * hd;
+      TransposeStrided(kg, S, hd, kv_dim, kt.data(), S);
+      std::fill(dk_acc.begin(), dk_acc.end(), 0.0f);
+      std::fill(dv_acc.begin(), dv_acc.end(), 0.0f);
+      for (int64_t h = g * group; h < (g + 1) * group; ++h) {
+        for (int64_t q0 = 0; q0 < S; q0 += QB) {
+          const int64_t nq = std::min(QB, S - q0), t0 = base + q0;
+          const int64_t ks0 = a.start[t0] - base, nk = q0 + nq - ks0;
+          for (int64_t i = 0; i < nq; ++i) {
+            const int64_t o = (t0 + i) * q_dim + h * hd;
+            std::copy(q + o, q + o + hd, &qb[i * hd]);
+            std::copy(dout + o, dout + o + hd, &db[i * hd]);
+          }
+          Mm(kg + ks0 * kv_dim, nk, hd, kv_dim, qb.data(), nq, p.data(), nk);   // scores
+          Mm(vg + ks0 * kv_dim, nk, hd, kv_dim, db.data(), nq, dp.data(), nk);  // dO . V
+          for (int64_t i = 0; i < nq; ++i) {
+            const int64_t t = t0 + i;
+            const int64_t lo = a.start[t] - base - ks0, hi = q0 + i - ks0;
+            const float l = lse[t * a.n_head + h];
+            float D = 0.0f;
+            for (int64_t d = 0; d < hd; ++d) D += db[i * hd + d] * out[t * q_dim + h * hd + d];
+            float* pi = &p[i * nk];
+            float* di = &dp[i * nk];
+            for (int64_t j = 0; j < nk; ++j) {
+              const float pr = j >= lo && j <= hi ? std::exp(pi[j] * a.scale - l) : 0.0f;
+              pi[j] = pr;
+              di[j] = pr * (di[j] - D);  // dS
+            }
+          }
+          // dQ = scale * dS K
+          float* dqb = dq + t0 * q_dim + h * hd;
+          Mm(kt.data() + ks0, hd, nk, S, dp.data(), nq, dqb, q_dim);
+          for (int64_t i = 0; i < nq; ++i) {
+            for (int64_t d = 0; d < hd; ++d) dqb[i * q_dim + d] *= a.scale;
+          }
+          // dK += scale * dS^T Q
+          TransposeStrided(dp.data(), nq, nk, nk, tr1.data(), nq);
+          TransposeStrided(qb.data(), nq, hd, hd, tr2.data(), nq);
+          Mm(tr2.data(), hd, nq, nq, tr1.data(), nk, tmp.data(), hd);
+          for (int64_t j = 0; j < nk * hd; ++j) dk_acc[ks0 * hd + j] += a.scale * tmp[j];
+          // dV += P^T dO
+          TransposeStrided(p.data(), nq, nk, nk, tr1.data(), nq);
+          TransposeStrided(db.data(), nq, hd, hd, tr2.data(), nq);
+          Mm(tr2.data(), hd, nq, nq, tr1.data(), nk, tmp.data(), hd);
+          for (int64_t j = 0; j < nk * hd; ++j) dv_acc[ks0 * hd + j] += tmp[j];
+        }
+      }
+      for (int64_t s = 0; s < S; ++s) {
+        std::copy(&dk_acc[s * hd], &dk_acc[(s + 1) * hd], dk + (base + s) * kv_dim + g * hd);
+        std::copy(&dv_acc[s * hd], &dv_acc[(s + 1) * hd], dv + (base + s) * kv_dim + g * hd);
+      }
+    }
+  });
+}
+
+void Transpose(const float* src, int64_t rows, int64_t cols, float* dst, ThreadPool* pool) {
+  constexpr int64_t kB = 32;
+  const int64_t n_cb = (cols + kB - 1) / kB;
+  ParallelEach(pool, n_cb, [&](int64_t cb) {
+    const int64_t c0 = cb * kB, c1 = std::min(cols, c0 + kB);
+    for (int64_t r0 = 0; r0 < rows; r0 += kB) {
+      const int64_t r1 = std::min(rows, r0 + kB);
+      for (int64_t c = c0; c < c1; ++c) {
+        for (int64_t r = r0; r < r1; ++r) dst[c * rows + r] = src[r * cols + c];
+      }
+    }
+  });
+}
+
+void AccumulateOuter(const float* dy, int64_t R, const float* x, int64_t C, int64_t T,
+                     float* grad, OuterScratch* s, ThreadPool* pool) {
+  if (T <= 0) return;
+  s->a.resize(static_cast<size_t>(R * T));
+  s->b.resize(static_cast<size_t>(C * T));
+  s->out.resize(static_cast<size_t>(R * C));
+  Transpose(dy, T, R, s->a.data(), pool);  // [R][T]
+  Transpose(x, T, C, s->b.data(), pool);   // [C][T]
+  const uint64_t rb = static_cast<uint64_t>(T) * sizeof(float);
+  if (C >= R) {
+    // weight rows = C (threaded over them), tokens = R: out[r][c]
+    MatMul(MatRef{DType::kF32, C, T, s->b.data(), rb, false}, s->a.data(), R, s->out.data(), pool);
+    AddScaled(s->out.data(), 1.0f, R * C, grad, pool);
+  } else {
+    // weight rows = R, tokens = C: out[c][r]
+    MatMul(MatRef{DType::kF32, R, T, s->a.data(), rb, false}, s->b.data(), C, s->out.data(), pool);
+    ParallelEach(pool, R, [&](int64_t r) {
+      float* g = grad + r * C;
+      for (int64_t c = 0; c < C; ++c) g[c] += s->out[c * R + r];
+    });
+  }
+}
+
+void AddScaled(const float* x, float s, int64_t n, float* y, ThreadPool* pool) {
+  constexpr int64_t kChunk = 1 << 14;
+  ParallelEach(pool, (n + kChunk - 1) / kChunk, [&](int64_t b) {
+    const int64_t i0 = b * kChunk, i1 = std::min(n, i0 + kChunk);
+    if (s == 1.0f) {
+      for (int64_t i = i0; i < i1; ++i) y[i] += x[i];
+    } else {
+      for (int64_t i = i0; i < i1; ++i) y[i] += s * x[i];
+    }
+  });
+}
+
+OwnedMatrix TransposedCopy(const MatRef& w, ThreadPool* pool) {
+  const int64_t R = w.rows, C = w.cols;
+  std::vector<float> f(static_cast<size_t>(R * C)), t(static_cast<size_t>(R * C));
+  ParallelEach(pool, R, [&](int64_t r) {
+    DequantizeRow(w.type, static_cast<const uint8_t*>(w.data) + r * w.row_bytes, &f[r * C], C);
+  });
+  Transpose(f.data(), R, C, t.data(), pool);
+  std::vector<float>().swap(f);
+  OwnedMatrix m;
+  m.rows = C;
+  m.cols = R;
+  if (w.type == DType::kF16 || w.type == DType::kBF16 || w.type == DType::kF32) {
+    m.type = w.type;
+  } else {
+    m.type = R % kQK8_0 == 0 ? DType::kQ8_0 : DType::kF32;
+  }
+  m.row_bytes = *RowBytes(m.type, R);
+  m.data.resize(static_cast<size_t>(m.row_bytes * C));
+  ParallelEach(pool, C, [&](int64_t c) {
+    QuantizeRow(m.type, &t[c * R], m.data.data() + c * m.row_bytes, R);
+  });
+  MaybeInterleave(&m, pool);
+  return m;
+}
+
+void MaybeInterleave(OwnedMatrix* m, ThreadPool* pool) {
+  if (m->interleaved8 || !kernels::CanInterleave8(m->type, m->rows) ||
+      kernels::ActiveKernels().isa == kernels::Isa::kScalar) {
+    return;
+  }
+  std::vector<uint8_t> dst(m->data.size());
+  const MatRef src = m->ref();
+  ParallelEach(pool, m->rows / 8, [&](int64_t b) { kernels::Interleave8(src, b, b + 1, dst.data()); });
+  m->data.swap(dst);
+  m->interleaved8 = true;
+}
+
+OwnedMatrix InterleavedCopy(const MatRef& w, ThreadPool* pool) {
+  OwnedMatrix m;
+  if (w.interleaved8 || !kernels::CanInterleave8(w.type, w.rows) ||
+      kernels::ActiveKernels().isa == kernels::Isa::kScalar) {
+    return m;
+  }
+  m.type = w.type;
+  m.rows = w.rows;
+  m.cols = w.cols;
+  m.row_bytes = w.row_bytes;
+  m.data.resize(static_cast<size_t>(w.rows * w.row_bytes));
+  ParallelEach(pool, w.rows / 8, [&](int64_t b) { kernels::Interleave8(w, b, b + 1, m.data.data()); });
+  m.interleaved8 = true;
+  return m;
+}
+
+void TransposedF32(const float* w, int64_t rows, int64_t cols, OwnedMatrix* out,
+                   ThreadPool* pool) {
+  out->type = DType::kF32;
+  out->rows = cols;
+  out->cols = rows;
+  out->row_bytes = static_cast<uint64_t>(rows) * sizeof(float);
+  out->data.resize(static_cast<size_t>(rows * cols) * sizeof(float));
+  Transpose(w, rows, cols, reinterpret_cast<float*>(out->data.data()), pool);
+}
+
+}  // namespace yuan::train
