@@ -14,6 +14,7 @@ int ChatCommand(int argc, char** argv);
 int BenchCommand(int argc, char** argv);
 int ServeCommand(int argc, char** argv);
 int AdapterCommand(int argc, char** argv);
+int TrainCommand(int argc, char** argv);
 }  // namespace yuan::cli
 
 namespace {
@@ -30,6 +31,7 @@ void PrintUsage() {
       "  bench     measure prompt and generation speed:  yuan bench -m MODEL [-t N] [-p 512] [-n 128]\n"
       "  serve     OpenAI-compatible HTTP API:   yuan serve -m MODEL [--host H] [--port 8080]\n"
       "  adapter   inspect or convert LoRA adapters: yuan adapter inspect FILE | convert IN OUT\n"
+      "  train     fine-tune (LoRA) or train a model: yuan train -m MODEL --data FILE -o OUT\n"
       "  version   print the library version\n\n"
       "'yuan <command> --help' describes a command's options.\n",
       yuan_version());
@@ -63,6 +65,7 @@ int main(int argc, char** argv) {
   if (cmd == "bench") return yuan::cli::BenchCommand(argc, argv);
   if (cmd == "serve") return yuan::cli::ServeCommand(argc, argv);
   if (cmd == "adapter") return yuan::cli::AdapterCommand(argc, argv);
+  if (cmd == "train") return yuan::cli::TrainCommand(argc, argv);
   std::fprintf(stderr, "yuan: unknown command '%s' (see 'yuan --help')\n", cmd.c_str());
   return yuan::cli::kExitUsage;
 }
