@@ -14,6 +14,7 @@ packages=(
   python3-jinja2     # reference renderer for the chat-template conformance tests
   python3-jsonschema # independent validator for the structured-output tests
   python3-torch python3-numpy  # PyTorch reference for the architecture tests
+  libopenblas0-openmp # fast BLAS for torch (the default reference BLAS is 40x slower)
   nodejs             # runs the reference tokenizers (npm packages) in tests/tokenizer
   clang libclang-rt-14-dev  # libFuzzer targets (fuzz preset)
 )
