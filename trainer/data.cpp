@@ -260,38 +260,55 @@ struct Segment {
   bool target;
 };
 
-// Cuts the rendered conversation into prompt and assistant pieces: for each
-// assistant message i in the loss, the text of messages [0, i) with the
-// generation prompt ends where its answer starts, and the text of [0, i]
-// ends where its turn (content and end-of-turn marker) ends. This needs the
-// template to be prefix-stable: every partial rendering must be a prefix of
-// the whole one.
-absl::StatusOr<std::vector<Segment>> SplitConversation(const std::string& source,
-                                                       const Conversation& conv,
-                                                       const std::string& full_all) {
-  std::vector<Segment> segments;
-  const std::string_view all(full_all);
-  size_t pos = 0;
+// One assistant message in the loss: the conversation before it rendered
+// with the generation prompt (ends where its answer starts), and the
+// conversation through it (ends where its turn, content and end-of-turn
+// marker, ends).
+struct TurnRendering {
+  size_t message = 0;
+  std::string prefix;
+  std::string full;
+};
+
+absl::StatusOr<std::vector<TurnRendering>> RenderTurns(const std::string& source,
+                                                       const Conversation& conv) {
+  std::vector<TurnRendering> turns;
   for (size_t i = 0; i < conv.messages.size(); ++i) {
     if (!conv.learn[i]) continue;
     const std::vector<ChatMessage> before(conv.messages.begin(), conv.messages.begin() + i);
     const std::vector<ChatMessage> through(conv.messages.begin(), conv.messages.begin() + i + 1);
+    TurnRendering t;
+    t.message = i;
     absl::StatusOr<std::string> prefix =
         RenderChat(source, before, /*add_generation_prompt=*/true, conv.extras);
     if (!prefix.ok()) return TemplateError(prefix.status());
+    t.prefix = *std::move(prefix);
     absl::StatusOr<std::string> full =
         RenderChat(source, through, /*add_generation_prompt=*/false, conv.extras);
     if (!full.ok()) return TemplateError(full.status());
-    if (!std::string_view(*full).starts_with(*prefix) || !all.starts_with(*full) ||
-        prefix->size() < pos) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("the chat template is not prefix-stable at message ", i + 1,
-                       " (rendering the conversation up to it does not give a prefix of the whole "
-                       "conversation), so its assistant tokens cannot be told apart"));
+    t.full = *std::move(full);
+    turns.push_back(std::move(t));
+  }
+  return turns;
+}
+
+// Cuts the whole conversation's rendering into prompt and assistant pieces
+// at the turns' boundaries. This needs the template to be prefix-stable:
+// every partial rendering must be a prefix of the whole one. nullopt when it
+// is not (Qwen3, for one, drops earlier turns' thinking).
+std::optional<std::vector<Segment>> SplitConversation(const std::vector<TurnRendering>& turns,
+                                                      const std::string& full_all) {
+  std::vector<Segment> segments;
+  const std::string_view all(full_all);
+  size_t pos = 0;
+  for (const TurnRendering& t : turns) {
+    if (!std::string_view(t.full).starts_with(t.prefix) || !all.starts_with(t.full) ||
+        t.prefix.size() < pos) {
+      return std::nullopt;
     }
-    segments.push_back({all.substr(pos, prefix->size() - pos), false});
-    segments.push_back({all.substr(prefix->size(), full->size() - prefix->size()), true});
-    pos = full->size();
+    segments.push_back({all.substr(pos, t.prefix.size() - pos), false});
+    segments.push_back({all.substr(t.prefix.size(), t.full.size() - t.prefix.size()), true});
+    pos = t.full.size();
   }
   segments.push_back({all.substr(pos), false});
   return segments;
@@ -326,8 +343,33 @@ Example TokenizeSegments(const Tokenizer& tok, const Specials& sp, std::string_v
   return ex;
 }
 
-absl::StatusOr<Example> ChatExample(std::string_view line, const std::string& source,
-                                    const Tokenizer& tok, const Specials& sp, int64_t seq_len) {
+// The length and target checks every chat example must pass. message: the
+// 0-based assistant message the example is for, or -1 for a whole line.
+absl::Status CheckChatExample(const Example& ex, int64_t seq_len, int64_t message) {
+  if (static_cast<int64_t>(ex.tokens.size()) > seq_len) {
+    const std::string what = message < 0
+                                 ? "the example"
+                                 : absl::StrCat("the example for assistant message ", message + 1);
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " is ", ex.tokens.size(), " tokens, longer than seq_len ", seq_len));
+  }
+  if (std::find(ex.loss_mask.begin(), ex.loss_mask.end(), 1) == ex.loss_mask.end()) {
+    return absl::InvalidArgumentError(
+        message < 0
+            ? std::string("the assistant messages give no tokens to train on")
+            : absl::StrCat("assistant message ", message + 1, " gives no tokens to train on"));
+  }
+  return absl::OkStatus();
+}
+
+// A line's examples: the line fails as a whole (the outer status: bad JSON,
+// a template error, ...), or gives examples one by one, each of which may
+// fail alone (too long for seq_len) when the line gives one per turn.
+absl::StatusOr<std::vector<absl::StatusOr<Example>>> ChatExamples(std::string_view line,
+                                                                  const std::string& source,
+                                                                  const Tokenizer& tok,
+                                                                  const Specials& sp,
+                                                                  int64_t seq_len) {
   Conversation conv;
   conv.extras.bos_token = sp.bos_text;
   conv.extras.eos_token = sp.eos_text;
@@ -335,16 +377,45 @@ absl::StatusOr<Example> ChatExample(std::string_view line, const std::string& so
   absl::StatusOr<std::string> whole =
       RenderChat(source, conv.messages, /*add_generation_prompt=*/false, conv.extras);
   if (!whole.ok()) return TemplateError(whole.status());
-  YUAN_ASSIGN_OR_RETURN(std::vector<Segment> segments, SplitConversation(source, conv, *whole));
-  Example ex = TokenizeSegments(tok, sp, *whole, segments);
-  if (static_cast<int64_t>(ex.tokens.size()) > seq_len) {
-    return absl::InvalidArgumentError(absl::StrCat("the example is ", ex.tokens.size(),
-                                                   " tokens, longer than seq_len ", seq_len));
+  YUAN_ASSIGN_OR_RETURN(const std::vector<TurnRendering> turns, RenderTurns(source, conv));
+  std::vector<absl::StatusOr<Example>> out;
+
+  if (std::optional<std::vector<Segment>> segments = SplitConversation(turns, *whole)) {
+    Example ex = TokenizeSegments(tok, sp, *whole, *segments);
+    if (absl::Status s = CheckChatExample(ex, seq_len, -1); !s.ok()) {
+      out.push_back(std::move(s));
+    } else {
+      out.push_back(std::move(ex));
+    }
+    return out;
   }
-  if (std::find(ex.loss_mask.begin(), ex.loss_mask.end(), 1) == ex.loss_mask.end()) {
-    return absl::InvalidArgumentError("the assistant messages give no tokens to train on");
+
+  // Not prefix-stable (the template rewrites earlier turns, as Qwen3 drops
+  // their thinking): one example per assistant turn in the loss, the
+  // conversation through that turn rendered as inference renders it while
+  // that turn is being generated, so the model never learns from a history
+  // it will not see. The prefix rule must still hold for the last turn:
+  // inference appends the answer to the generation prompt.
+  for (const TurnRendering& t : turns) {
+    if (!std::string_view(t.full).starts_with(t.prefix)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the chat template is not prefix-stable at message ", t.message + 1,
+          " (the conversation before it, with the generation prompt, does not render as a "
+          "prefix of the conversation through it), so its assistant tokens cannot be told apart"));
+    }
   }
-  return ex;
+  for (const TurnRendering& t : turns) {
+    const std::string_view full(t.full);
+    const std::vector<Segment> segments = {{full.substr(0, t.prefix.size()), false},
+                                           {full.substr(t.prefix.size()), true}};
+    Example ex = TokenizeSegments(tok, sp, full, segments);
+    if (absl::Status s = CheckChatExample(ex, seq_len, static_cast<int64_t>(t.message)); !s.ok()) {
+      out.push_back(std::move(s));
+    } else {
+      out.push_back(std::move(ex));
+    }
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------
@@ -452,13 +523,20 @@ absl::StatusOr<Dataset> LoadDataset(const std::string& path, const Tokenizer& to
     YUAN_ASSIGN_OR_RETURN(const std::string source, SelectTemplate(gguf, options.chat_template));
     for (const Line& l : lines) {
       if (IsBlank(l.text)) continue;
-      absl::StatusOr<Example> ex = ChatExample(l.text, source, tokenizer, sp, options.seq_len);
-      if (!ex.ok()) {
-        YUAN_RETURN_IF_ERROR(bad(l.number, ex.status()));
+      absl::StatusOr<std::vector<absl::StatusOr<Example>>> xs =
+          ChatExamples(l.text, source, tokenizer, sp, options.seq_len);
+      if (!xs.ok()) {
+        YUAN_RETURN_IF_ERROR(bad(l.number, xs.status()));
         continue;
       }
-      ex->line = l.number;
-      examples.push_back(*std::move(ex));
+      for (absl::StatusOr<Example>& ex : *xs) {
+        if (!ex.ok()) {
+          YUAN_RETURN_IF_ERROR(bad(l.number, ex.status()));
+          continue;
+        }
+        ex->line = l.number;
+        examples.push_back(*std::move(ex));
+      }
     }
   } else {
     int64_t doc_number = 0;

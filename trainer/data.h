@@ -8,6 +8,22 @@
 //     turn) are targets, as OpenAI and TRL's assistant-only loss do. A
 //     message may carry "weight": 0 to take it out of the loss (OpenAI's
 //     field).
+//     Assistant turns are found by rendering prefixes of the conversation:
+//     the messages before turn i with the generation prompt end where its
+//     answer starts, the messages through i end where its turn ends. When
+//     every such rendering is a prefix of the whole conversation's (chatml,
+//     Llama 3, DeepSeek V3, ...), a line is one example. When it is not
+//     (Qwen3 drops earlier turns' thinking and gives the last one an empty
+//     <think></think>; Hunyuan keeps only an earlier turn's <answer>), a
+//     line gives one example per assistant turn in the loss, in order:
+//     the conversation through that turn, rendered as inference renders
+//     it while generating that turn, with only that turn as targets. Each
+//     keeps the line's number and must fit seq_len (else an error, or with
+//     skip_bad that example alone is left out and counted). A template for
+//     which even the last turn's prompt is not a prefix of its rendering
+//     is an error ("not prefix-stable"). No enable_thinking is passed, as
+//     inference by default: Qwen3's targets include the empty think block
+//     that it generates with thinking on.
 //   * text: plain UTF-8 text for pre-training; documents are separated by a
 //     blank line, each gets BOS (when the vocabulary adds it) and EOS, and
 //     every token is a target. A document longer than seq_len is cut into
