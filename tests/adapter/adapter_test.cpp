@@ -271,15 +271,9 @@ TEST_CASE("GGUF LoRA in llama.cpp's layout reads back") {
   }
 }
 
-std::string Python() {
-  const char* env = std::getenv("YUAN_REFERENCE_PYTHON");
-  return env != nullptr && *env != '\0' ? env : "/usr/bin/python3";
-}
+std::string Python() { return yuan::testing::ReferencePython(); }
 
-bool HaveTorch() {
-  const std::string cmd = Python() + " -c 'import torch' > /dev/null 2>&1";
-  return std::system(cmd.c_str()) == 0;
-}
+bool HaveTorch() { return yuan::testing::PythonCanImport("torch"); }
 
 TEST_CASE("a PEFT adapter written by an independent Python script loads", "[python]") {
   if (!HaveTorch()) {

@@ -33,29 +33,11 @@
 namespace yuan {
 namespace {
 
-std::string Python() {
-  const char* env = std::getenv("YUAN_REFERENCE_PYTHON");
-  return env != nullptr && *env != '\0' ? env : "/usr/bin/python3";
-}
+std::string Python() { return yuan::testing::ReferencePython(); }
 
-bool HaveTorch() {
-  static const bool have = [] {
-    const std::string cmd = Python() + " -c 'import torch, numpy' > /dev/null 2>&1";
-    return std::system(cmd.c_str()) == 0;
-  }();
-  return have;
-}
+bool HaveTorch() { return yuan::testing::PythonCanImport("torch, numpy"); }
 
-std::string RunCommand(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return out;
-  char buf[1 << 16];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  pclose(p);
-  return out;
-}
+using yuan::testing::RunCommand;
 
 const char* const kModules[] = {"q", "k", "v", "o", "gate", "up", "down"};
 const char* const kSuffix[] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};

@@ -5,7 +5,10 @@
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <filesystem>
+#include <cstdio>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <sstream>
 
 namespace yuan::testing {
@@ -51,6 +54,38 @@ std::string SharedModel(const std::string& file) {
 }
 std::string SharedGolden(const std::string& file) {
   return SharedFile(SharedGoldenDir(), file, "golden file");
+}
+
+std::string ReferencePython() {
+  const char* env = std::getenv("YUAN_REFERENCE_PYTHON");
+  return env != nullptr && *env != '\0' ? env : "/usr/bin/python3";
+}
+
+bool PythonCanImport(const std::string& modules) {
+  static std::mutex mu;
+  static std::map<std::string, bool> known;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = known.find(modules);
+  if (it == known.end()) {
+    const std::string cmd = ReferencePython() + " -c 'import " + modules + "' > /dev/null 2>&1";
+    it = known.emplace(modules, std::system(cmd.c_str()) == 0).first;
+  }
+  return it->second;
+}
+
+std::string RunCommand(const std::string& command, int* status) {
+  std::string out;
+  FILE* p = popen(command.c_str(), "r");
+  if (p == nullptr) {
+    if (status != nullptr) *status = -1;
+    return out;
+  }
+  char buf[1 << 16];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int st = pclose(p);
+  if (status != nullptr) *status = st;
+  return out;
 }
 
 double TimeScale() {

@@ -27,6 +27,16 @@ double TimeScale();
 // A fresh temporary directory for this test process, removed at exit.
 std::string TempDir();
 
+// The Python that runs the independent reference scripts (PyTorch, jinja2,
+// jsonschema, ...): $YUAN_REFERENCE_PYTHON, else Debian's /usr/bin/python3.
+std::string ReferencePython();
+// Whether ReferencePython() can `import <modules>` ("torch, numpy");
+// checked once per distinct list. Tests skip with a WARN when it cannot.
+bool PythonCanImport(const std::string& modules);
+// Runs a shell command and returns its standard output; *status, when
+// given, receives pclose()'s status.
+std::string RunCommand(const std::string& command, int* status = nullptr);
+
 // Shapes of a random model (llama architecture unless `arch` says otherwise).
 struct RandomModelSpec {
   int n_vocab = 300;  // >= 259: byte tokens + specials + some merges

@@ -37,34 +37,16 @@ namespace {
 
 // Debian's python3 (python3-torch, python3-numpy); YUAN_REFERENCE_PYTHON
 // overrides it.
-std::string Python() {
-  const char* env = std::getenv("YUAN_REFERENCE_PYTHON");
-  return env != nullptr && *env != '\0' ? env : "/usr/bin/python3";
-}
+std::string Python() { return yuan::testing::ReferencePython(); }
 constexpr int kPredict = 16;
 // Logit tolerances on |ours - reference| / max(1, |reference|); see the top.
 constexpr double kTolerance = 1e-4;
 const std::vector<int32_t> kPrompt = {1, 17,  260, 45, 299, 3,   101, 102,
                                       7, 250, 33,  64, 128, 200, 5,   42};
 
-bool HaveTorch() {
-  static const bool have = [] {
-    const std::string cmd = Python() + " -c 'import torch, numpy' > /dev/null 2>&1";
-    return std::system(cmd.c_str()) == 0;
-  }();
-  return have;
-}
+bool HaveTorch() { return yuan::testing::PythonCanImport("torch, numpy"); }
 
-std::string RunCommand(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return out;
-  char buf[1 << 16];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  pclose(p);
-  return out;
-}
+using yuan::testing::RunCommand;
 
 struct Reference {
   std::vector<double> logits;  // kPrompt.size() * n_vocab

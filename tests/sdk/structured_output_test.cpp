@@ -55,14 +55,9 @@ const SchemaCase kSchemas[] = {
       "required":["kind","mood","id"],"additionalProperties":false})"},
 };
 
-std::string Python() {
-  const char* env = std::getenv("YUAN_REFERENCE_PYTHON");
-  return env != nullptr && *env != '\0' ? env : "/usr/bin/python3";
-}
+std::string Python() { return yuan::testing::ReferencePython(); }
 
-bool HaveJsonSchema() {
-  return std::system((Python() + " -c 'import jsonschema' > /dev/null 2>&1").c_str()) == 0;
-}
+bool HaveJsonSchema() { return yuan::testing::PythonCanImport("jsonschema"); }
 
 // One verdict per sample: "ok" or "invalid: ...".
 std::vector<std::string> Validate(const std::string& schema, const std::vector<std::string>& samples) {

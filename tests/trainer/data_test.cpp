@@ -49,29 +49,11 @@ namespace {
 
 using Json = nlohmann::json;
 
-std::string Python() {
-  const char* env = std::getenv("YUAN_REFERENCE_PYTHON");
-  return env != nullptr && *env != '\0' ? env : "/usr/bin/python3";
-}
+std::string Python() { return yuan::testing::ReferencePython(); }
 
-bool HaveJinja2() {
-  static const bool have = [] {
-    const std::string cmd = Python() + " -c 'import jinja2' > /dev/null 2>&1";
-    return std::system(cmd.c_str()) == 0;
-  }();
-  return have;
-}
+bool HaveJinja2() { return yuan::testing::PythonCanImport("jinja2"); }
 
-std::string RunCommand(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return out;
-  char buf[1 << 16];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  pclose(p);
-  return out;
-}
+using yuan::testing::RunCommand;
 
 std::string WriteFile(const std::string& name, const std::string& bytes) {
   const std::string path = testing::TempDir() + "/" + name;
@@ -441,6 +423,278 @@ TEST_CASE("chat data: a line's tools list reaches the template", "[data]") {
   CHECK(v.tok->Decode(ds->train[0].tokens) == "get_weather|qa");
   CHECK(TargetRuns(*v.tok, ds->train[0]) == std::vector<std::string>{"a"});
   CHECK(v.tok->Decode(ds->train[1].tokens) == "qa");
+}
+
+// ---------------------------------------------------------------------------
+// Built-in templates, and the ones that are not prefix-stable
+
+// Python jinja2's rendering of each (conversation, add_generation_prompt)
+// case with `source` (no enable_thinking, as data.cpp and inference by
+// default), or false when Python is unavailable.
+bool Jinja2Texts(const std::string& source, const std::vector<std::pair<Conv, bool>>& cases,
+                 const std::string& bos, const std::string& eos, std::vector<std::string>* out) {
+  if (!HaveJinja2()) return false;
+  Json in = Json::array();
+  for (const auto& [c, gen] : cases) {
+    Json msgs = Json::array();
+    for (const Msg& m : c) msgs.push_back(Json{{"role", m.role}, {"content", m.content}});
+    in.push_back(Json{{"template", source},
+                      {"messages", msgs},
+                      {"add_generation_prompt", gen},
+                      {"bos_token", bos},
+                      {"eos_token", eos}});
+  }
+  const std::string path = WriteFile("jinja2-texts.json", in.dump());
+  const Json res = Json::parse(
+      RunCommand(Python() + " " + YUAN_SOURCE_DIR + "/tests/trainer/render_chat_jinja2.py " + path),
+      nullptr, /*allow_exceptions=*/false);
+  REQUIRE(res.is_array());
+  REQUIRE(res.size() == cases.size());
+  out->clear();
+  for (const Json& r : res) out->push_back(r["text"].get<std::string>());
+  return true;
+}
+
+ChatExtras VocabExtras(const Tokenizer& tok) {
+  ChatExtras extras;
+  extras.bos_token = std::string(tok.Text(tok.bos()));
+  extras.eos_token = std::string(tok.Text(tok.eos()));
+  return extras;
+}
+
+// What inference feeds the model for `text`: one BOS, whether the
+// vocabulary or the template writes it.
+std::vector<int32_t> InferenceTokens(const Tokenizer& tok, const std::string& text) {
+  EncodeOptions o;
+  o.parse_special = true;
+  o.add_bos = !text.starts_with(std::string(tok.Text(tok.bos())));
+  return tok.Encode(text, o);
+}
+
+// Qwen3 writes an assistant turn as inference generates it when it is the
+// last one: an empty think block unless the content brings its own
+// (worked out by hand from the template, thinking on, its default).
+std::string Qwen3Turn(const std::string& c) {
+  const std::string end = "<|im_end|>\n";
+  return c.find("</think>") != std::string::npos ? c + end : "<think>\n\n</think>\n\n" + c + end;
+}
+
+// Multi-turn conversations that Qwen3 does not render prefix-stably (earlier
+// turns lose their think block, empty or not).
+std::vector<Conv> MultiTurnConversations() {
+  return {
+      {{"system", "You are terse."},
+       {"user", "one"},
+       {"assistant", "the answer and then some"},
+       {"user", "two"},
+       {"assistant", "an ant at a tea"},
+       {"user", "three"},
+       {"assistant", "the end"}},
+      {{"user", "a"},
+       {"assistant", "learn this"},
+       {"user", "b"},
+       {"assistant", "not this one", 0},
+       {"user", "c"},
+       {"assistant", "and this one", 1}},
+      {{"user", "hi?"},
+       {"assistant", "<think>\nI should greet.\n</think>\n\nHello!"},
+       {"user", "bye?"},
+       {"assistant", "Bye."}},
+      {{"user", "weather?"},
+       {"assistant", "calling the tool"},
+       {"tool", "{\"temp\": 21}"},
+       {"assistant", "It is 21 degrees."}},
+  };
+}
+
+Conv Head(const Conv& c, size_t n) { return Conv(c.begin(), c.begin() + n); }
+
+// A line per conversation under a template that is not prefix-stable for
+// them: one example per assistant message in the loss, each the
+// conversation through that message as inference renders it (compared
+// with Python jinja2), its only targets that turn (`turn`, by hand).
+void CheckPerTurn(const Vocab& v, const std::string& name, const std::vector<Conv>& convs,
+                  const std::function<std::string(const std::string&)>& turn) {
+  INFO(name);
+  const Tokenizer& tok = *v.tok;
+  auto source = BuiltinChatTemplate(name);
+  REQUIRE(source.ok());
+  const ChatExtras extras = VocabExtras(tok);
+  struct Want {
+    size_t conv, message;
+  };
+  std::vector<Want> want;
+  std::vector<std::pair<Conv, bool>> cases;  // per example: through it, before it + prompt
+  for (size_t k = 0; k < convs.size(); ++k) {
+    // The test is only worth something if the whole rendering is not
+    // prefix-stable: some turn's rendering is not a prefix of the whole.
+    auto whole = RenderChat(*source, ToChat(convs[k]), false, extras);
+    REQUIRE(whole.ok());
+    bool unstable = false;
+    for (size_t i = 0; i < convs[k].size(); ++i) {
+      if (convs[k][i].role != "assistant") continue;
+      auto through = RenderChat(*source, ToChat(Head(convs[k], i + 1)), false, extras);
+      REQUIRE(through.ok());
+      unstable = unstable || !whole->starts_with(*through);
+      if (convs[k][i].weight == 0) continue;
+      want.push_back({k, i});
+      cases.push_back({Head(convs[k], i + 1), false});
+      cases.push_back({Head(convs[k], i), true});
+    }
+    INFO("conversation " << k);
+    CHECK(unstable);
+  }
+  std::vector<std::string> ref;
+  const bool have_ref = Jinja2Texts(*source, cases, extras.bos_token, extras.eos_token, &ref);
+  if (!have_ref) WARN("jinja2 comparison skipped: " << Python() << " cannot import jinja2");
+
+  const std::string path = WriteFile("per-turn-" + name + ".jsonl", Jsonl(convs));
+  auto ds = LoadDataset(path, tok, *v.gguf, DataOptions{.seq_len = 4096, .chat_template = name});
+  REQUIRE(ds.ok());
+  CHECK(ds->n_skipped == 0);
+  REQUIRE(ds->train.size() == want.size());
+  for (size_t e = 0; e < want.size(); ++e) {
+    const Conv& c = convs[want[e].conv];
+    const size_t i = want[e].message;
+    INFO("conversation " << want[e].conv << ", message " << i);
+    const Example& ex = ds->train[e];
+    CHECK(ex.line == static_cast<int64_t>(want[e].conv) + 1);
+    REQUIRE(ex.loss_mask.size() == ex.tokens.size());
+    CHECK(TargetRuns(tok, ex) == std::vector<std::string>{turn(c[i].content)});
+    // The turn is the example's end: the model sees nothing after it.
+    CHECK(ex.loss_mask.back() == 1);
+    auto through = RenderChat(*source, ToChat(Head(c, i + 1)), false, extras);
+    REQUIRE(through.ok());
+    CHECK(ex.tokens == InferenceTokens(tok, *through));
+    if (have_ref) {
+      const std::string& full = ref[2 * e];
+      const std::string& prompt = ref[2 * e + 1];
+      CHECK(full == *through);
+      CHECK(ex.tokens == InferenceTokens(tok, full));
+      REQUIRE(full.starts_with(prompt));
+      CHECK(TargetRuns(tok, ex) == std::vector<std::string>{full.substr(prompt.size())});
+    }
+  }
+}
+
+TEST_CASE("chat data: Qwen3 (not prefix-stable) gives one example per assistant turn", "[data]") {
+  const Vocab v = RandomVocab();
+  CheckPerTurn(v, "qwen3", MultiTurnConversations(), Qwen3Turn);
+  Vocab stories;
+  if (StoriesVocab(&stories)) CheckPerTurn(stories, "qwen3", MultiTurnConversations(), Qwen3Turn);
+
+  // A single turn, or only the last one in the loss, renders prefix-stably:
+  // the one example of the usual path, the same text.
+  const std::vector<Conv> single = {
+      {{"user", "q"}, {"assistant", "a"}},
+      {{"user", "a"}, {"assistant", "x", 0}, {"user", "b"}, {"assistant", "y"}}};
+  auto ds = LoadDataset(WriteFile("qwen3-single.jsonl", Jsonl(single)), *v.tok, *v.gguf,
+                        DataOptions{.seq_len = 1024, .chat_template = "qwen3"});
+  REQUIRE(ds.ok());
+  REQUIRE(ds->train.size() == 2);
+  CHECK(TargetRuns(*v.tok, ds->train[0]) == std::vector<std::string>{Qwen3Turn("a")});
+  CHECK(TargetRuns(*v.tok, ds->train[1]) == std::vector<std::string>{Qwen3Turn("y")});
+}
+
+TEST_CASE("chat data: per-turn examples each fit seq_len, or that one is skipped", "[data]") {
+  const Vocab v = RandomVocab();
+  const Conv conv = {{"user", "one"},   {"assistant", "short"},
+                     {"user", "two"},   {"assistant", "brief"},
+                     {"user", "three"}, {"assistant", std::string(400, 'x')}};
+  const std::string path = WriteFile("qwen3-long.jsonl", Jsonl({conv}) + Jsonl({conv}));
+  auto all =
+      LoadDataset(path, *v.tok, *v.gguf, DataOptions{.seq_len = 4096, .chat_template = "qwen3"});
+  REQUIRE(all.ok());
+  REQUIRE(all->train.size() == 6);
+  const int64_t fits =
+      static_cast<int64_t>(std::max(all->train[0].tokens.size(), all->train[1].tokens.size()));
+  REQUIRE(static_cast<int64_t>(all->train[2].tokens.size()) > fits);
+
+  auto strict =
+      LoadDataset(path, *v.tok, *v.gguf, DataOptions{.seq_len = fits, .chat_template = "qwen3"});
+  REQUIRE_FALSE(strict.ok());
+  const std::string msg(strict.status().message());
+  INFO(msg);
+  CHECK(msg.find(path + ":1: the example for assistant message 6 is ") == 0);
+  CHECK(msg.find("longer than seq_len " + std::to_string(fits)) != std::string::npos);
+
+  auto lenient =
+      LoadDataset(path, *v.tok, *v.gguf,
+                  DataOptions{.seq_len = fits, .skip_bad = true, .chat_template = "qwen3"});
+  REQUIRE(lenient.ok());
+  CHECK(lenient->n_skipped == 2);
+  REQUIRE(lenient->train.size() == 4);
+  for (size_t k = 0; k < 4; ++k) {
+    CHECK(lenient->train[k].line == static_cast<int64_t>(k / 2) + 1);
+    CHECK(lenient->train[k].tokens == all->train[(k / 2) * 3 + k % 2].tokens);
+  }
+}
+
+// The built-ins other than Qwen3 render these conversations prefix-stably:
+// one example per line, every assistant turn in it a target run.
+TEST_CASE("chat data: the prefix-stable built-ins keep one example per line", "[data]") {
+  const Vocab v = RandomVocab();
+  const Tokenizer& tok = *v.tok;
+  const ChatExtras extras = VocabExtras(tok);
+  std::vector<Conv> convs = TestConversations();
+  for (const Conv& c : MultiTurnConversations()) convs.push_back(c);
+  const std::map<std::string, std::function<std::string(const std::string&)>> turns = {
+      {"chatml", ChatmlTurn},
+      {"llama3", [](const std::string& c) { return c + "<|eot_id|>"; }},
+      // "<｜end▁of▁sentence｜>", but SentencePiece writes a space as "▁", so
+      // the ones in the text decode as spaces.
+      {"deepseek_v3",
+       [](const std::string& c) {
+         const std::string bar = "\xEF\xBD\x9C";  // U+FF5C, the full-width bar
+         return c + "<" + bar + "end of sentence" + bar + ">";
+       }},
+      {"hunyuan", [&](const std::string& c) { return c + extras.eos_token; }},
+  };
+  for (const std::string& name : BuiltinChatTemplateNames()) {
+    if (name == "qwen3") continue;
+    INFO(name);
+    REQUIRE(turns.count(name) == 1);  // a new built-in: say what it does here
+    auto source = BuiltinChatTemplate(name);
+    REQUIRE(source.ok());
+    auto ds = LoadDataset(WriteFile("stable-" + name + ".jsonl", Jsonl(convs)), tok, *v.gguf,
+                          DataOptions{.seq_len = 4096, .chat_template = name});
+    REQUIRE(ds.ok());
+    REQUIRE(ds->train.size() == convs.size());
+    std::vector<std::pair<Conv, bool>> cases;
+    for (const Conv& c : convs) cases.push_back({c, false});
+    std::vector<std::string> ref;
+    // Llama 3 writes today's date (strftime_now), which jinja2 lacks.
+    const bool have_ref =
+        name != "llama3" && Jinja2Texts(*source, cases, extras.bos_token, extras.eos_token, &ref);
+    if (!have_ref && name != "llama3") {
+      WARN("jinja2 comparison skipped: " << Python() << " cannot import jinja2");
+    }
+    for (size_t k = 0; k < convs.size(); ++k) {
+      INFO("conversation " << k);
+      std::vector<std::string> expected;
+      for (const Msg& m : convs[k]) {
+        if (m.role == "assistant" && m.weight != 0) expected.push_back(turns.at(name)(m.content));
+      }
+      CHECK(TargetRuns(tok, ds->train[k]) == expected);
+      auto whole = RenderChat(*source, ToChat(convs[k]), false, extras);
+      REQUIRE(whole.ok());
+      CHECK(ds->train[k].tokens == InferenceTokens(tok, *whole));
+      if (have_ref) CHECK(ref[k] == *whole);
+    }
+  }
+}
+
+// Hunyuan keeps only the <answer> of an earlier turn, so a conversation whose
+// answers carry one is not prefix-stable and is cut per turn like Qwen3's.
+TEST_CASE("chat data: Hunyuan answers with <answer> give one example per turn", "[data]") {
+  const Vocab v = RandomVocab();
+  const std::string eos(v.tok->Text(v.tok->eos()));
+  CheckPerTurn(v, "hunyuan",
+               {{{"user", "hi?"},
+                 {"assistant", "<think>greet</think><answer>Hi there.</answer>"},
+                 {"user", "bye?"},
+                 {"assistant", "<think>part</think><answer>Bye now.</answer>"}}},
+               [&](const std::string& c) { return c + eos; });
 }
 
 TEST_CASE("chat data: random garbage gives errors, never a crash", "[data]") {

@@ -68,35 +68,13 @@ constexpr double kQuantizedMinCosine = 0.98;
 
 // Debian's python3 (python3-torch, python3-numpy); YUAN_REFERENCE_PYTHON
 // overrides it.
-std::string Python() {
-  const char* env = std::getenv("YUAN_REFERENCE_PYTHON");
-  return env != nullptr && *env != '\0' ? env : "/usr/bin/python3";
-}
+std::string Python() { return yuan::testing::ReferencePython(); }
 
-bool HaveTorch() {
-  static const bool have = [] {
-    const std::string cmd = Python() + " -c 'import torch, numpy' > /dev/null 2>&1";
-    return std::system(cmd.c_str()) == 0;
-  }();
-  return have;
-}
+bool HaveTorch() { return yuan::testing::PythonCanImport("torch, numpy"); }
 
 bool Verbose() { return std::getenv("YUAN_REFERENCE_VERBOSE") != nullptr; }
 
-// stdout of `cmd`; its exit status in *status.
-std::string RunCommand(const std::string& cmd, int* status) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) {
-    *status = -1;
-    return out;
-  }
-  char buf[1 << 16];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  *status = pclose(p);
-  return out;
-}
+using yuan::testing::RunCommand;
 
 std::string ReadFile(const std::string& path) {
   std::ifstream f(path, std::ios::binary);

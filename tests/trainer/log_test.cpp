@@ -27,29 +27,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string Python() {
-  const char* env = std::getenv("YUAN_REFERENCE_PYTHON");
-  return env != nullptr && *env != '\0' ? env : "/usr/bin/python3";
-}
+std::string Python() { return yuan::testing::ReferencePython(); }
 
-bool HavePython() {
-  static const bool have = [] {
-    const std::string cmd = Python() + " -c 'import zlib, struct, json' > /dev/null 2>&1";
-    return std::system(cmd.c_str()) == 0;
-  }();
-  return have;
-}
+bool HavePython() { return yuan::testing::PythonCanImport("zlib, struct, json"); }
 
-std::string RunCommand(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return out;
-  char buf[1 << 16];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  pclose(p);
-  return out;
-}
+using yuan::testing::RunCommand;
 
 // The series colours log.cpp draws with (matplotlib's tab:blue, tab:orange).
 const char* const kLossColour = "31,119,180";
