@@ -189,7 +189,7 @@ absl::Status ParseConversation(std::string_view line, Conversation* conv) {
   Json doc;
   try {
     doc = Json::parse(line);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse errors, and numbers beyond a double
     return absl::InvalidArgumentError(absl::StrCat("not valid JSON (", e.what(), ")"));
   }
   if (!doc.is_object()) return absl::InvalidArgumentError("not a JSON object");

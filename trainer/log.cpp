@@ -315,7 +315,6 @@ struct Rgb {
 };
 // The series colours are matplotlib's first two (tab:blue, tab:orange);
 // tests/trainer/log_test.cpp looks for exactly these values.
-constexpr Rgb kWhite{255, 255, 255};
 constexpr Rgb kBlack{0, 0, 0};
 constexpr Rgb kGrid{225, 225, 225};
 constexpr Rgb kLossColour{31, 119, 180};

@@ -329,6 +329,10 @@ std::vector<std::pair<std::string, std::string>> BadLines() {
   const std::string ok_user = R"({"role": "user", "content": "q"})";
   return {
       {R"({"messages": [)", "not valid JSON"},
+      // Numbers beyond a double (found by fuzz/trainer_data_fuzz.cpp).
+      {R"({"messages": 1e400})", "not valid JSON"},
+      {R"({"messages": [{"role": "assistant", "content": "a", "weight": 1e400}]})",
+       "not valid JSON"},
       {R"([1, 2])", "not a JSON object"},
       {R"({"prompt": "x"})", "no \"messages\""},
       {R"({"messages": {}})", "not an array"},
