@@ -43,7 +43,7 @@ if [ "$fuzz_seconds" != "0" ] && command -v clang++ >/dev/null; then
   echo "== libFuzzer smoke run (${fuzz_seconds}s per target)"
   cmake --preset fuzz >/dev/null
   targets=(gguf_fuzz safetensors_fuzz tokenizer_json_fuzz http_request_fuzz openai_request_fuzz sse_fuzz
-           adapter_fuzz gbnf_fuzz json_schema_fuzz)
+           adapter_fuzz gbnf_fuzz json_schema_fuzz trainer_data_fuzz)
   cmake --build --preset fuzz --target "${targets[@]}"
   for t in "${targets[@]}"; do
     name=${t%_fuzz}
