@@ -58,6 +58,17 @@ constexpr size_t kTrainInfoV1Size = sizeof(yuan_train_info);
 
 std::string Str(const char* s) { return s == nullptr ? std::string() : std::string(s); }
 
+// The integer a C caller stored in an enum field. Reading the field as the
+// C++ enum type is undefined behaviour for values outside its enumerators
+// (UBSan's -fsanitize=enum), and a caller may have stored anything there.
+template <typename E>
+int32_t EnumValue(const E& field) {
+  static_assert(sizeof(E) == sizeof(int32_t), "C enums are int-sized here");
+  int32_t v;
+  std::memcpy(&v, &field, sizeof v);
+  return v;
+}
+
 yuan_status Invalid(const std::string& message) {
   return Fail(YUAN_ERR_INVALID_ARGUMENT, "yuan_train_options." + message);
 }
@@ -78,20 +89,20 @@ yuan_status ToTrainOptions(const yuan_train_options& o, train::TrainOptions* out
   if (t.data_path.empty()) return Invalid("data_path is not set");
   if (t.out_path.empty()) return Invalid("out_path is not set");
 
-  switch (o.mode) {
+  switch (EnumValue(o.mode)) {
     case YUAN_TRAIN_LORA: t.spec.mode = train::Mode::kLora; break;
     case YUAN_TRAIN_PARTIAL: t.spec.mode = train::Mode::kPartial; break;
     case YUAN_TRAIN_FULL: t.spec.mode = train::Mode::kFull; break;
     default:
-      return Invalid("mode is " + std::to_string(static_cast<int>(o.mode)) +
+      return Invalid("mode is " + std::to_string(EnumValue(o.mode)) +
                      ", expected YUAN_TRAIN_LORA, _PARTIAL or _FULL");
   }
-  switch (o.data_kind) {
+  switch (EnumValue(o.data_kind)) {
     case YUAN_TRAIN_DATA_AUTO: t.data.kind = train::DataKind::kAuto; break;
     case YUAN_TRAIN_DATA_CHAT: t.data.kind = train::DataKind::kChat; break;
     case YUAN_TRAIN_DATA_TEXT: t.data.kind = train::DataKind::kText; break;
     default:
-      return Invalid("data_kind is " + std::to_string(static_cast<int>(o.data_kind)) +
+      return Invalid("data_kind is " + std::to_string(EnumValue(o.data_kind)) +
                      ", expected YUAN_TRAIN_DATA_AUTO, _CHAT or _TEXT");
   }
 
