@@ -575,29 +575,56 @@ void MatMulRows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y
   }
 }
 
-// A block of 8 outputs at a time, one per lane: the lanes compute exactly
-// what LoraUpScalar does (FMA in r order, then fma(s, acc, y)), which takes the
-// outputs before the first whole block and after the last.
-void LoraUp(DType type, const void* b, int64_t rank, const float* u, float s, float* y, int64_t o0,
-            int64_t o1) {
+// Blocks of 8 outputs, one per lane: the lanes compute exactly what
+// LoraUpScalar does (FMA in r order, then fma(s, acc, y)), which takes the
+// outputs before the first whole block and after the last. Each lane's sum is
+// a chain of `rank` dependent FMAs, so kUpBlocks blocks go at once to keep
+// that many chains in flight (one alone waits on the FMA latency).
+template <DType kType, int kBlocks>
+void LoraUpBlocks(const void* b, int64_t rank, const float* u, __m256 sv, float* y, int64_t o) {
   const auto* h = static_cast<const uint16_t*>(b);
   const auto* f = static_cast<const float*>(b);
+  constexpr int64_t kElem = kType == DType::kF16 ? 2 : 4, kAhead = 2048;
+  const int64_t base = (o / 8) * rank * 8;
+  __m256 acc[kBlocks];
+  YUAN_UNROLL
+  for (int j = 0; j < kBlocks; ++j) acc[j] = _mm256_setzero_ps();
+  for (int64_t r = 0; r < rank; ++r) {
+    const __m256 ur = _mm256_set1_ps(u[r]);
+    YUAN_UNROLL
+    for (int j = 0; j < kBlocks; ++j) {
+      const int64_t at = base + (j * rank + r) * 8;
+      if ((at * kElem) % 64 == 0) {  // one stream: fetch kAhead bytes on
+        _mm_prefetch(reinterpret_cast<const char*>(b) + at * kElem + kAhead, _MM_HINT_T0);
+      }
+      const __m256 w = kType == DType::kF16 ? _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + at)))
+                                            : _mm256_loadu_ps(f + at);
+      acc[j] = _mm256_fmadd_ps(ur, w, acc[j]);
+    }
+  }
+  YUAN_UNROLL
+  for (int j = 0; j < kBlocks; ++j) {
+    float* yj = y + o + 8 * j;
+    _mm256_storeu_ps(yj, _mm256_fmadd_ps(sv, acc[j], _mm256_loadu_ps(yj)));
+  }
+}
+
+template <DType kType>
+void LoraUpT(const void* b, int64_t rank, const float* u, float s, float* y, int64_t o0, int64_t o1) {
+  constexpr int kUpBlocks = 4;
   const int64_t first = std::min(o1, (o0 + 7) / 8 * 8);
-  LoraUpScalar(type, b, rank, u, s, y, o0, first);
+  LoraUpScalar(kType, b, rank, u, s, y, o0, first);
   const __m256 sv = _mm256_set1_ps(s);
   int64_t o = first;
-  for (; o + 8 <= o1; o += 8) {
-    const int64_t base = (o / 8) * rank * 8;
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t r = 0; r < rank; ++r) {
-      const __m256 w = type == DType::kF16
-                           ? _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + base + r * 8)))
-                           : _mm256_loadu_ps(f + base + r * 8);
-      acc = _mm256_fmadd_ps(_mm256_set1_ps(u[r]), w, acc);
-    }
-    _mm256_storeu_ps(y + o, _mm256_fmadd_ps(sv, acc, _mm256_loadu_ps(y + o)));
-  }
-  LoraUpScalar(type, b, rank, u, s, y, o, o1);
+  for (; o + 8 * kUpBlocks <= o1; o += 8 * kUpBlocks) LoraUpBlocks<kType, kUpBlocks>(b, rank, u, sv, y, o);
+  for (; o + 8 <= o1; o += 8) LoraUpBlocks<kType, 1>(b, rank, u, sv, y, o);
+  LoraUpScalar(kType, b, rank, u, s, y, o, o1);
+}
+
+void LoraUp(DType type, const void* b, int64_t rank, const float* u, float s, float* y, int64_t o0,
+            int64_t o1) {
+  if (type == DType::kF16) return LoraUpT<DType::kF16>(b, rank, u, s, y, o0, o1);
+  return LoraUpT<DType::kF32>(b, rank, u, s, y, o0, o1);
 }
 
 const KernelSet kSet = {YUAN_X86_VNNI ? Isa::kAvx512 : Isa::kAvx2, QuantizeQ8_0, QuantizeQ8_K,

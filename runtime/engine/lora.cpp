@@ -5,6 +5,8 @@
 #include <charconv>
 #include <thread>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -101,6 +103,7 @@ absl::StatusOr<std::shared_ptr<const LoraBinding>> LoraBinding::Create(
   b->storage_ = storage;
   b->pairs_.resize(static_cast<size_t>(c.n_layer));
   const int64_t rank = adapter->rank;
+  std::vector<std::array<const LoraTensor*, kLoraProjCount>> src(static_cast<size_t>(c.n_layer));
   for (const LoraTensor& t : adapter->tensors) {
     int layer = -1;
     LoraProj p;
@@ -127,15 +130,14 @@ absl::StatusOr<std::shared_ptr<const LoraBinding>> LoraBinding::Create(
           rank * t.in, " and ", t.out * rank, " for rank ", rank));
     }
     LoraPair& slot = b->pairs_[static_cast<size_t>(layer)][static_cast<size_t>(p)];
-    if (slot.a.data != nullptr) {
+    if (slot.in != 0) {
       return absl::FailedPreconditionError(absl::StrCat("the adapter targets '", t.target, "' twice"));
     }
-    slot.a = b->Matrix(t.a, rank, t.in);
-    slot.b = b->UpBlocks(t.b, t.out, rank);
-    slot.b_type = storage;
     slot.in = t.in;
     slot.out = t.out;
+    src[static_cast<size_t>(layer)][static_cast<size_t>(p)] = &t;
   }
+  b->Lay(src);
   return std::shared_ptr<const LoraBinding>(std::move(b));
 }
 
@@ -293,27 +295,73 @@ void LoraApply(const LoraPair& p, int32_t rank, float s, const float* x, int64_t
   LoraApply(&task, 1, scratch, pool);
 }
 
-const void* LoraBinding::UpBlocks(const std::vector<float>& b, int64_t out, int64_t rank) {
-  const size_t n = static_cast<size_t>((out + 7) / 8 * 8 * rank);
-  if (storage_ == DType::kF32) {
-    std::vector<float>& t = f32_.emplace_back(n, 0.0f);
-    for (int64_t o = 0; o < out; ++o)
-      for (int64_t r = 0; r < rank; ++r) t[kernels::LoraUpIndex(o, r, rank)] = b[o * rank + r];
-    return t.data();
-  }
-  std::vector<uint16_t>& t = f16_.emplace_back(n, uint16_t{0});
-  for (int64_t o = 0; o < out; ++o)
-    for (int64_t r = 0; r < rank; ++r) t[kernels::LoraUpIndex(o, r, rank)] = F32ToF16(b[o * rank + r]);
-  return t.data();
+namespace {
+
+// The projections that read one input (q, k, v; o; gate, up; down), in the
+// order the forward pass applies their deltas; -1 pads.
+constexpr std::array<std::array<int, 3>, 4> kGroupProjs = {{
+    {0, 1, 2}, {3, -1, -1}, {4, 5, -1}, {6, -1, -1}}};
+
+// Element offsets in the arena start on a cache line (64 bytes) for either dtype.
+constexpr int64_t kArenaAlign = 32;
+int64_t AlignUp(int64_t n) { return (n + kArenaAlign - 1) / kArenaAlign * kArenaAlign; }
+
+// A (rank x in, row-major) and B in lora_up's blocks of 8 outputs
+// (kernels::LoraUpIndex, zero past `out`), converted to T.
+template <class T, class Conv>
+void FillPair(const LoraTensor& t, int64_t rank, T* a, T* b, Conv conv) {
+  for (size_t i = 0; i < t.a.size(); ++i) a[i] = conv(t.a[i]);
+  for (int64_t o = 0; o < t.out; ++o)
+    for (int64_t r = 0; r < rank; ++r) b[kernels::LoraUpIndex(o, r, rank)] = conv(t.b[o * rank + r]);
 }
 
-MatRef LoraBinding::Matrix(const std::vector<float>& values, int64_t rows, int64_t cols) {
-  if (storage_ == DType::kF32) {
-    return MatRef{DType::kF32, rows, cols, values.data(), static_cast<uint64_t>(cols) * 4};
+}  // namespace
+
+void LoraBinding::Lay(const std::vector<std::array<const LoraTensor*, kLoraProjCount>>& src) {
+  // Offsets (in elements) of every A and B in forward order, then the arena,
+  // then the values.
+  const int64_t rank = rank_;
+  const int64_t elem = storage_ == DType::kF16 ? 2 : 4;
+  std::vector<std::array<std::pair<int64_t, int64_t>, kLoraProjCount>> off(src.size());
+  int64_t n = 0;
+  for (size_t l = 0; l < src.size(); ++l) {
+    for (const auto& group : kGroupProjs) {
+      for (int p : group) {  // the A's of the group
+        if (p >= 0 && src[l][static_cast<size_t>(p)] != nullptr) {
+          off[l][static_cast<size_t>(p)].first = n;
+          n += AlignUp(rank * src[l][static_cast<size_t>(p)]->in);
+        }
+      }
+      for (int p : group) {  // then its B's
+        if (p >= 0 && src[l][static_cast<size_t>(p)] != nullptr) {
+          off[l][static_cast<size_t>(p)].second = n;
+          n += AlignUp((src[l][static_cast<size_t>(p)]->out + 7) / 8 * 8 * rank);
+        }
+      }
+    }
   }
-  std::vector<uint16_t>& h = f16_.emplace_back(values.size());
-  for (size_t i = 0; i < values.size(); ++i) h[i] = F32ToF16(values[i]);
-  return MatRef{DType::kF16, rows, cols, h.data(), static_cast<uint64_t>(cols) * 2};
+  const size_t bytes = static_cast<size_t>(n * elem);
+  arena_.reset(static_cast<uint8_t*>(std::aligned_alloc(64, std::max<size_t>(bytes, 64))));
+  std::memset(arena_.get(), 0, bytes);  // the padding of B's last block
+  for (size_t l = 0; l < src.size(); ++l) {
+    for (size_t p = 0; p < kLoraProjCount; ++p) {
+      const LoraTensor* t = src[l][p];
+      if (t == nullptr) continue;
+      uint8_t* a = arena_.get() + off[l][p].first * elem;
+      uint8_t* b = arena_.get() + off[l][p].second * elem;
+      if (storage_ == DType::kF16) {
+        FillPair(*t, rank, reinterpret_cast<uint16_t*>(a), reinterpret_cast<uint16_t*>(b),
+                 [](float v) { return F32ToF16(v); });
+      } else {
+        FillPair(*t, rank, reinterpret_cast<float*>(a), reinterpret_cast<float*>(b),
+                 [](float v) { return v; });
+      }
+      LoraPair& slot = pairs_[l][p];
+      slot.a = MatRef{storage_, rank, t->in, a, static_cast<uint64_t>(t->in * elem)};
+      slot.b = b;
+      slot.b_type = storage_;
+    }
+  }
 }
 
 }  // namespace yuan

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <array>
+#include <cstdlib>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -69,19 +70,23 @@ class LoraBinding {
 
  private:
   LoraBinding() = default;
-  // A (rows x cols, row-major) as a matrix for storage_: F32 refers to the
-  // adapter's own data, F16 to a rounded copy owned here.
-  MatRef Matrix(const std::vector<float>& values, int64_t rows, int64_t cols);
-  // B (out x rank) in lora_up's blocks of 8 outputs, in storage_, owned here.
-  const void* UpBlocks(const std::vector<float>& b, int64_t out, int64_t rank);
+  // Lays out every pair's A (row-major) and B (lora_up's blocks) in storage_
+  // in one arena, in the order decoding reads them: layer by layer, and in a
+  // layer the A's then the B's of each group of projections that share an
+  // input (q,k,v; o; gate,up; down). Decoding then reads the adapter as one
+  // stream rather than 224 scattered allocations. src[layer][proj] is the
+  // adapter's tensor or null.
+  void Lay(const std::vector<std::array<const LoraTensor*, kLoraProjCount>>& src);
+  struct FreeArena {
+    void operator()(uint8_t* p) const { std::free(p); }
+  };
   std::shared_ptr<const LoraAdapter> adapter_;
   const Model* model_ = nullptr;
   int32_t rank_ = 0;
   float scaling_ = 0;
   std::vector<std::array<LoraPair, kLoraProjCount>> pairs_;  // [layer][proj]
   DType storage_ = DType::kF16;
-  std::vector<std::vector<uint16_t>> f16_;  // the storage behind pairs_
-  std::vector<std::vector<float>> f32_;
+  std::unique_ptr<uint8_t, FreeArena> arena_;  // the storage behind pairs_
 };
 
 // Loads an adapter file of any format (.yadp, PEFT folder, GGUF LoRA) for
