@@ -756,14 +756,18 @@ uint64_t BaseContentHash(const GgufFile& file) {
     const uint64_t n = t->n_bytes;
     if (n <= kWhole) {
       h.Add(t->data, n);
-      continue;
+    } else {
+      h.Add(t->data, kEdge);
+      for (uint64_t i = 0; i < kWindows; ++i) {
+        uint64_t off = kEdge + (n - 2 * kEdge - kWindow) * i / (kWindows - 1);
+        h.Add(t->data + off, kWindow);
+      }
+      h.Add(t->data + n - kEdge, kEdge);
     }
-    h.Add(t->data, kEdge);
-    for (uint64_t i = 0; i < kWindows; ++i) {
-      uint64_t off = kEdge + (n - 2 * kEdge - kWindow) * i / (kWindows - 1);
-      h.Add(t->data + off, kWindow);
-    }
-    h.Add(t->data + n - kEdge, kEdge);
+    // The sampled pages (and the neighbours the kernel maps around each
+    // fault) would otherwise stay resident: up to the whole file for a
+    // model whose weights the engine has repacked and released.
+    if (file.mapped()) ReleaseMappedPages(t->data, n);
   }
   return h.h;
 }

@@ -28,6 +28,9 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  // A file mapping (Open), whose pages ReleaseMappedPages may drop; false
+  // for borrowed memory.
+  bool mapped() const { return mapped_; }
 
  private:
   MappedFile() = default;

@@ -109,6 +109,8 @@ class GgufFile {
   uint64_t data_offset() const { return data_offset_; }
   uint64_t file_size() const { return file_->size(); }
   const std::string& path() const { return file_->path(); }
+  // Whether the file is memory-mapped (MappedFile::mapped).
+  bool mapped() const { return file_->mapped(); }
 
   // Metadata in file order.
   const std::vector<GgufKv>& metadata() const { return kvs_; }
