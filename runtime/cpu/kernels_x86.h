@@ -578,8 +578,8 @@ void MatMulRows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y
 // Blocks of 8 outputs, one per lane: the lanes compute exactly what
 // LoraUpScalar does (FMA in r order, then fma(s, acc, y)), which takes the
 // outputs before the first whole block and after the last. Each lane's sum is
-// a chain of `rank` dependent FMAs, so kUpBlocks blocks go at once to keep
-// that many chains in flight (one alone waits on the FMA latency).
+// a chain of `rank` dependent FMAs, so LoraUpT runs kBlocks = 4 blocks at
+// once to keep that many chains in flight (one alone waits on the FMA latency).
 template <DType kType, int kBlocks>
 void LoraUpBlocks(const void* b, int64_t rank, const float* u, __m256 sv, float* y, int64_t o) {
   const auto* h = static_cast<const uint16_t*>(b);

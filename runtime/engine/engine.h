@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "runtime/core/malloc_ptr.h"
 #include "runtime/core/thread_pool.h"
 #include "runtime/engine/forward.h"
 #include "runtime/engine/kv_cache.h"
@@ -63,10 +64,7 @@ class Engine {
   // came from, so resident memory stays about the file size.
   void RepackWeights();
 
-  struct FreeDeleter {
-    void operator()(uint8_t* p) const { std::free(p); }
-  };
-  std::vector<std::unique_ptr<uint8_t, FreeDeleter>> packed_weights_;
+  std::vector<MallocPtr<uint8_t>> packed_weights_;
   std::unique_ptr<Model> model_;
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<ThreadPool> pool_;

@@ -18,6 +18,7 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
+#include "runtime/core/malloc_ptr.h"
 #include "runtime/core/dtype.h"
 #include "runtime/model/model.h"
 
@@ -72,11 +73,8 @@ class KvCache {
   size_t elem_ = 2;  // bytes per value
   // calloc'ed: the zero pages of a large shared cache are not resident until
   // a sequence writes to them
-  struct Free {
-    void operator()(uint8_t* p) const { std::free(p); }
-  };
   size_t bytes_ = 0;  // of K (and of V)
-  std::unique_ptr<uint8_t[], Free> k_, v_;
+  MallocPtr<uint8_t[]> k_, v_;
 };
 
 }  // namespace yuan

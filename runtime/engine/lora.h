@@ -14,13 +14,13 @@
 #pragma once
 
 #include <array>
-#include <cstdlib>
 #include <cstdint>
 #include <memory>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "runtime/adapter/adapter.h"
+#include "runtime/core/malloc_ptr.h"
 #include "runtime/core/thread_pool.h"
 #include "runtime/cpu/matmul.h"
 #include "runtime/model/model.h"
@@ -77,16 +77,13 @@ class LoraBinding {
   // stream rather than 224 scattered allocations. src[layer][proj] is the
   // adapter's tensor or null.
   void Lay(const std::vector<std::array<const LoraTensor*, kLoraProjCount>>& src);
-  struct FreeArena {
-    void operator()(uint8_t* p) const { std::free(p); }
-  };
   std::shared_ptr<const LoraAdapter> adapter_;
   const Model* model_ = nullptr;
   int32_t rank_ = 0;
   float scaling_ = 0;
   std::vector<std::array<LoraPair, kLoraProjCount>> pairs_;  // [layer][proj]
   DType storage_ = DType::kF16;
-  std::unique_ptr<uint8_t, FreeArena> arena_;  // the storage behind pairs_
+  MallocPtr<uint8_t> arena_;  // the storage behind pairs_
 };
 
 // Loads an adapter file of any format (.yadp, PEFT folder, GGUF LoRA) for
