@@ -92,10 +92,20 @@ expect_err "resume" "*resuming*at step $stopped of 10*step 10/10*wrote $dir/long
 [ "$(wc -l < "$dir/long.yadp.csv")" = "11" ] || { echo "FAIL resume: CSV is not header + 10 rows"; fail=1; }
 
 # A second Ctrl-C quits at once, with the shell's status for SIGINT. (The
-# second is sent once the first was seen: two sent together may merge.)
-"$yuan" train "${common[@]}" -o "$dir/quit.yadp" --steps 10 -b 4 2>"$dir/quit.err" &
+# second is sent once the first was seen: two sent together may merge.) The
+# first stops training after the micro-batch in progress and then writes the
+# checkpoint, so micro-batches here are long (8 rows of ~870 tokens: about
+# 0.5 s each, seconds under sanitizers) for the second to land well before.
+slow=$dir/long-chats.jsonl
+for i in 1 2 3 4 5 6 7 8; do
+  printf '{"messages": [{"role": "user", "content": "question %s"}, {"role": "assistant", "content": "' "$i"
+  for _ in $(seq 1 50); do printf 'answer number %s. ' "$i"; done
+  printf '"}]}\n'
+done > "$slow"
+"$yuan" train -m "$model" --data "$slow" -c 1024 --lora-rank 4 -t 2 --warmup 1 \
+  -o "$dir/quit.yadp" --steps 10 -b 8 2>"$dir/quit.err" &
 pid=$!
-for _ in $(seq 1 600); do
+for _ in $(seq 1 1200); do
   grep -q '^step ' "$dir/quit.err" 2>/dev/null && break
   sleep 0.05
 done
