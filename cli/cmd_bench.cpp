@@ -427,7 +427,7 @@ int BenchCommand(int argc, char** argv) {
     // it otherwise), so this model's peak counts only what it uses.
     malloc_trim(0);
     const bool peak_reset = ResetPeakRss();
-    uint64_t max_kv = 0, file_bytes = 0, lora_bytes = 0;
+    uint64_t max_kv = 0, file_bytes = 0, lora_bytes = 0, lora_read = 0;
     std::string desc;
     for (int64_t t : threads) {
       EngineOptions eo;
@@ -486,9 +486,11 @@ int BenchCommand(int argc, char** argv) {
         }
         lora_set.push_back({*binding, static_cast<float>(lora_scale)});
         lora_desc = absl::StrFormat(" + LoRA r%d", (*binding)->rank());
-        // The adapter's f32 values and the binding's F16 copy stay resident.
-        lora_bytes = 0;
-        for (const LoraTensor& t : (*binding)->adapter().tensors) lora_bytes += (t.a.size() + t.b.size()) * 6;
+        // The adapter's f32 values and the binding's copy for the kernels
+        // stay resident; decoding reads the copy once per token.
+        lora_read = (*binding)->storage_bytes();
+        lora_bytes = lora_read;
+        for (const LoraTensor& t : (*binding)->adapter().tensors) lora_bytes += (t.a.size() + t.b.size()) * 4;
         notes.push_back(absl::StrFormat("adapter %s: rank %d, %zu projections, loaded and bound in %.1f ms",
                                         lora_path, (*binding)->rank(),
                                         (*binding)->adapter().tensors.size(), 1e3 * Seconds(l0)));
@@ -536,7 +538,8 @@ int BenchCommand(int argc, char** argv) {
           r.stats = Summarize(r.samples);
           if (n_gen > 0) {
             // Step i attends to i + 1 positions: (n + 1) / 2 on average.
-            r.bytes_per_token = WeightBytesPerToken(m) + KvBytesPerPosition(e) * (n_gen + 1) / 2;
+            r.bytes_per_token = WeightBytesPerToken(m) + KvBytesPerPosition(e) * (n_gen + 1) / 2 +
+                                (&r == &out.back() && out.size() == 2 ? lora_read : 0);
             r.bandwidth = bw;
             r.bound = bw * 1e9 / static_cast<double>(r.bytes_per_token);
           }

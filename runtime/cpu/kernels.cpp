@@ -180,6 +180,19 @@ void LoraUpScalar(DType type, const void* b, int64_t rank, const float* u, float
   }
 }
 
+void LoraUpQ8Scalar(const uint8_t* b, int64_t rank4, const int8_t* u, float s, float* y, int64_t o0,
+                    int64_t o1) {
+  for (int64_t o = o0; o < o1; ++o) {
+    int32_t acc = 0;
+    for (int64_t r = 0; r < rank4; ++r) {
+      acc += static_cast<int8_t>(b[LoraUpQ8Index(o, r, rank4)]) * static_cast<int32_t>(u[r]);
+    }
+    uint16_t d;
+    std::memcpy(&d, b + LoraUpQ8Scale(o, rank4), sizeof d);
+    y[o] = std::fma(s, static_cast<float>(acc) * F16ToF32(d), y[o]);
+  }
+}
+
 bool CanInterleave8(DType type, int64_t rows) {
   return (type == DType::kQ8_0 || type == DType::kQ4_0) && rows > 0 && rows % 8 == 0;
 }

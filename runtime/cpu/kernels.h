@@ -82,6 +82,14 @@ struct KernelSet {
   // sequential stream.
   void (*lora_up)(DType type, const void* b, int64_t rank, const float* u, float s, float* y,
                   int64_t o0, int64_t o1);
+  // The same with B in int8 (what a binding keeps beside a quantized base):
+  // B in LoraUpQ8's blocks and the intermediate u quantized by the caller to
+  // rank4 int8 values (rank rounded up to 4, zero past rank); for o in [o0, o1)
+  //   y[o] = fma(s, float(qB[o][0] u[0] + qB[o][1] u[1] + ...) * d[o], y[o])
+  // with the sum exact in int32 and s carrying u's scale, so again every
+  // kernel set and every split gives the same bits.
+  void (*lora_up_q8)(const uint8_t* b, int64_t rank4, const int8_t* u, float s, float* y,
+                     int64_t o0, int64_t o1);
 };
 
 // Whether this CPU (and build) can run a kernel set.
@@ -126,6 +134,18 @@ inline int64_t LoraUpIndex(int64_t o, int64_t r, int64_t rank) { return ((o / 8)
 // lora_up one output at a time (the scalar set, and the vector sets' edges).
 void LoraUpScalar(DType type, const void* b, int64_t rank, const float* u, float s, float* y,
                   int64_t o0, int64_t o1);
+// lora_up_q8's layout: blocks of 8 outputs, each LoraUpQ8BlockBytes bytes:
+// the 8 outputs' f16 scales d[o], then for each group g of 4 ranks 32 bytes
+// holding output j's qB[o][4g..4g+3] at bytes 4j..4j+3. One 32-byte load
+// then meets 4 values of u broadcast to every lane, and the 8 sums stay in
+// the 8 lanes (the layout of Interleave8's bands, for B).
+inline int64_t LoraUpQ8BlockBytes(int64_t rank4) { return 16 + 8 * rank4; }
+inline int64_t LoraUpQ8Scale(int64_t o, int64_t rank4) { return (o / 8) * LoraUpQ8BlockBytes(rank4) + 2 * (o % 8); }
+inline int64_t LoraUpQ8Index(int64_t o, int64_t r, int64_t rank4) {
+  return (o / 8) * LoraUpQ8BlockBytes(rank4) + 16 + (r / 4) * 32 + (o % 8) * 4 + r % 4;
+}
+void LoraUpQ8Scalar(const uint8_t* b, int64_t rank4, const int8_t* u, float s, float* y, int64_t o0,
+                    int64_t o1);
 // An interleaved matrix through `ks` on row-major copies of its bands (for
 // kernel sets without interleaved kernels). r0 and r1 are multiples of 8.
 void MatMulRowsDeinterleaved(const KernelSet& ks, const MatRef& w, const Acts& x, int64_t r0,

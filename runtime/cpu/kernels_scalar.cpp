@@ -176,7 +176,8 @@ struct Q4KDot {
 };
 
 void MatMulRows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y, int64_t ldy);
-const KernelSet kScalar = {Isa::kScalar, QuantizeQ8_0, QuantizeQ8_K, MatMulRows, LoraUpScalar};
+const KernelSet kScalar = {Isa::kScalar, QuantizeQ8_0, QuantizeQ8_K, MatMulRows, LoraUpScalar,
+                           LoraUpQ8Scalar};
 
 void MatMulRows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y, int64_t ldy) {
   if (w.interleaved8) return MatMulRowsDeinterleaved(kScalar, w, x, r0, r1, y, ldy);

@@ -61,11 +61,8 @@ const Weight& BaseWeight(const LayerWeights& L, LoraProj p) {
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<const LoraBinding>> LoraBinding::Create(
-    std::shared_ptr<const LoraAdapter> adapter, const Model& model, DType storage) {
+    std::shared_ptr<const LoraAdapter> adapter, const Model& model, LoraStorage storage) {
   if (adapter == nullptr) return absl::InvalidArgumentError("no adapter");
-  if (storage != DType::kF16 && storage != DType::kF32) {
-    return absl::InvalidArgumentError("adapters are kept in F16 or F32");
-  }
   const ModelConfig& c = model.config();
   if (!adapter->base.architecture.empty() && adapter->base.architecture != c.arch) {
     return absl::FailedPreconditionError(absl::StrCat("the adapter was made for architecture '",
@@ -171,26 +168,7 @@ inline void CpuRelax() {
 #endif
 }
 
-// Work items of one phase, weighted by cost: the items of family i are
-// rows[i] rows of cost[i] each (down: the rows of a task's A; up: the output
-// rows of the tasks that add to one y). `ItemAtCost` cuts the items into
-// runs of about equal cost, one per worker.
-struct Items {
-  std::vector<int64_t> first;  // first global item of each family (+ the total at the end)
-  std::vector<int64_t> cost;   // cost of one item of each family
-  std::vector<int64_t> cum;    // cost of all items of families before i
-  void Add(int64_t rows, int64_t item_cost) {
-    if (first.empty()) {
-      first.push_back(0);
-      cum.push_back(0);
-    }
-    first.push_back(first.back() + rows);
-    cost.push_back(item_cost);
-    cum.push_back(cum.back() + rows * item_cost);
-  }
-  int64_t total_items() const { return first.empty() ? 0 : first.back(); }
-  int64_t total_cost() const { return cum.empty() ? 0 : cum.back(); }
-};
+using Items = LoraItems;
 
 // The first item whose cost starts at or after `target`.
 int64_t ItemAtCost(const Items& it, int64_t target) {
@@ -216,49 +194,131 @@ void ForItems(const Items& it, int64_t g0, int64_t g1, Fn fn) {
 
 }  // namespace
 
+void LoraItems::Add(int64_t rows, int64_t item_cost) {
+  if (first.empty()) {
+    first.push_back(0);
+    cum.push_back(0);
+  }
+  first.push_back(first.back() + rows);
+  cost.push_back(item_cost);
+  cum.push_back(cum.back() + rows * item_cost);
+}
+
+void LoraItems::Clear() {
+  first.clear();
+  cost.clear();
+  cum.clear();
+}
+
 void LoraApply(const LoraTask* tasks, int64_t n_tasks, LoraScratch* scratch, ThreadPool* pool) {
   if (n_tasks <= 0) return;
   const kernels::KernelSet& ks = kernels::ActiveKernels();
-  std::vector<int64_t> u_off(static_cast<size_t>(n_tasks) + 1, 0);
+  std::vector<int64_t>& u_off = scratch->u_off;
+  u_off.assign(static_cast<size_t>(n_tasks) + 1, 0);
   for (int64_t i = 0; i < n_tasks; ++i) u_off[i + 1] = u_off[i] + tasks[i].n_tokens * tasks[i].rank;
   scratch->u.resize(static_cast<size_t>(u_off[n_tasks]));
   float* u = scratch->u.data();
+  // The inputs of Q8_0 A's quantized to Q8_0 blocks, once per distinct x
+  // (q, k and v share theirs), before the hand-off: task i reads
+  // scratch->xq[xq[i]] (-1: f32 x).
+  std::vector<int64_t>& xq = scratch->task_xq;
+  xq.assign(static_cast<size_t>(n_tasks), -1);
+  int64_t n_xq = 0;
+  for (int64_t i = 0; i < n_tasks; ++i) {
+    const LoraTask& t = tasks[i];
+    if (t.pair->a.type != DType::kQ8_0) continue;
+    for (int64_t j = 0; j < i && xq[i] < 0; ++j) {
+      if (xq[j] >= 0 && tasks[j].x == t.x && tasks[j].n_tokens == t.n_tokens && tasks[j].pair->in == t.pair->in) {
+        xq[i] = xq[j];
+      }
+    }
+    if (xq[i] >= 0) continue;
+    if (static_cast<int64_t>(scratch->xq.size()) <= n_xq) scratch->xq.resize(static_cast<size_t>(n_xq) + 1);
+    kernels::Acts& a = scratch->xq[static_cast<size_t>(n_xq)];
+    a.kind = DType::kQ8_0;
+    a.n_tokens = t.n_tokens;
+    a.cols = t.pair->in;
+    a.f32 = t.x;
+    kernels::PrepareActs(ks, &a, pool);
+    xq[i] = n_xq++;
+  }
   // Tasks that add to the same output (several adapters on one projection)
   // form one up family, whose rows take the tasks in order: every element
   // sees the same additions in the same order, whoever computes it.
-  std::vector<std::vector<int64_t>> groups;
-  Items down, up;
+  // group_tasks[group_first[g] ..< group_first[g + 1]] are group g's tasks.
+  std::vector<int64_t>& group_of = scratch->group_of;
+  std::vector<int64_t>& first = scratch->group_first;
+  std::vector<int64_t>& members = scratch->group_tasks;
+  group_of.assign(static_cast<size_t>(n_tasks), -1);
+  int64_t n_groups = 0;
+  for (int64_t i = 0; i < n_tasks; ++i) {
+    for (int64_t j = 0; j < i && group_of[i] < 0; ++j) {
+      if (tasks[j].y == tasks[i].y) group_of[i] = group_of[j];
+    }
+    if (group_of[i] < 0) group_of[i] = n_groups++;
+  }
+  first.assign(static_cast<size_t>(n_groups) + 1, 0);
+  for (int64_t i = 0; i < n_tasks; ++i) ++first[group_of[i] + 1];
+  for (int64_t g = 0; g < n_groups; ++g) first[g + 1] += first[g];
+  members.resize(static_cast<size_t>(n_tasks));
+  for (int64_t g = 0, k = 0; g < n_groups; ++g) {  // in task order within each group
+    for (int64_t i = 0; i < n_tasks; ++i) {
+      if (group_of[i] == g) members[k++] = i;
+    }
+  }
+  Items& down = scratch->down;
+  Items& up = scratch->up;
+  down.Clear();
+  up.Clear();
   for (int64_t i = 0; i < n_tasks; ++i) {
     const LoraTask& t = tasks[i];
-    down.Add(t.rank, t.n_tokens * t.pair->in + 1);
-    size_t g = 0;
-    while (g < groups.size() && tasks[groups[g][0]].y != t.y) ++g;
-    if (g == groups.size()) groups.emplace_back();
-    groups[g].push_back(i);
+    // an interleaved A is cut in bands of 8 rows, the unit its kernel takes
+    const int64_t band = t.pair->a.interleaved8 ? 8 : 1;
+    down.Add(t.rank / band, band * (t.n_tokens * t.pair->in + 1));
   }
-  for (const std::vector<int64_t>& g : groups) {
+  for (int64_t g = 0; g < n_groups; ++g) {
     int64_t c = 1;
-    for (int64_t i : g) c += tasks[i].n_tokens * tasks[i].rank;
-    up.Add(tasks[g[0]].pair->out, c);
+    for (int64_t k = first[g]; k < first[g + 1]; ++k) c += tasks[members[k]].n_tokens * tasks[members[k]].rank;
+    up.Add(tasks[members[first[g]]].pair->out, c);
   }
 
-  // u[t][r] = A[r] . x[t] for rows [r0, r1) of task i.
+  // u[t][r] = A[r] . x[t] for rows (bands, when interleaved) [r0, r1) of task i.
   auto down_rows = [&](int64_t i, int64_t r0, int64_t r1) {
     const LoraTask& t = tasks[i];
-    kernels::Acts xa;  // f32 activations: A is F16 or F32
-    xa.n_tokens = t.n_tokens;
-    xa.cols = t.pair->in;
-    xa.f32 = t.x;
-    ks.matmul_rows(t.pair->a, xa, r0, r1, u + u_off[i], t.rank);
+    const int64_t band = t.pair->a.interleaved8 ? 8 : 1;
+    kernels::Acts xf;  // f32 activations for F16 / F32 A's
+    xf.n_tokens = t.n_tokens;
+    xf.cols = t.pair->in;
+    xf.f32 = t.x;
+    ks.matmul_rows(t.pair->a, xq[i] >= 0 ? scratch->xq[static_cast<size_t>(xq[i])] : xf, r0 * band,
+                   r1 * band, u + u_off[i], t.rank);
   };
   // y[t][o] += scale * (B[o] . u[t]) for rows [o0, o1), for each task of
-  // group g in order.
+  // group g in order. An int8 B meets u quantized here, per token, to int8
+  // with one scale (so a token's bits do not depend on its batch).
   auto up_rows = [&](int64_t g, int64_t o0, int64_t o1) {
-    for (int64_t i : groups[static_cast<size_t>(g)]) {
-      const LoraTask& t = tasks[i];
+    constexpr int64_t kSmallRank4 = 256;
+    int8_t uq_small[kSmallRank4];
+    std::vector<int8_t> uq_big;
+    for (int64_t k = first[g]; k < first[g + 1]; ++k) {
+      const LoraTask& t = tasks[members[k]];
+      const int64_t i = members[k];
       for (int64_t tok = 0; tok < t.n_tokens; ++tok) {
-        ks.lora_up(t.pair->b_type, t.pair->b, t.rank, u + u_off[i] + tok * t.rank, t.scale,
-                   t.y + tok * t.pair->out, o0, o1);
+        const float* ut = u + u_off[i] + tok * t.rank;
+        float* yt = t.y + tok * t.pair->out;
+        if (t.pair->b_type != DType::kQ8_0) {
+          ks.lora_up(t.pair->b_type, t.pair->b, t.rank, ut, t.scale, yt, o0, o1);
+          continue;
+        }
+        const int64_t rank4 = (t.rank + 3) / 4 * 4;
+        if (rank4 > kSmallRank4) uq_big.resize(static_cast<size_t>(rank4));
+        int8_t* uq = rank4 > kSmallRank4 ? uq_big.data() : uq_small;
+        std::fill(uq + t.rank, uq + rank4, int8_t{0});
+        float amax = 0.0f;
+        for (int64_t r = 0; r < t.rank; ++r) amax = std::fmax(amax, std::fabs(ut[r]));
+        const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        for (int64_t r = 0; r < t.rank; ++r) uq[r] = static_cast<int8_t>(std::nearbyint(ut[r] * id));
+        ks.lora_up_q8(static_cast<const uint8_t*>(t.pair->b), rank4, uq, t.scale * d, yt, o0, o1);
       }
     }
   };
@@ -302,64 +362,120 @@ namespace {
 constexpr std::array<std::array<int, 3>, 4> kGroupProjs = {{
     {0, 1, 2}, {3, -1, -1}, {4, 5, -1}, {6, -1, -1}}};
 
-// Element offsets in the arena start on a cache line (64 bytes) for either dtype.
-constexpr int64_t kArenaAlign = 32;
+// Every A and B in the arena starts on a cache line.
+constexpr int64_t kArenaAlign = 64;
 int64_t AlignUp(int64_t n) { return (n + kArenaAlign - 1) / kArenaAlign * kArenaAlign; }
+
+bool IsFloat(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16; }
+
+// The dtype a pair is kept in (kQ8_0: the int8 forms), and the bytes of its
+// A and B in it.
+DType PairType(LoraStorage storage, const Weight& base, int64_t in) {
+  switch (storage) {
+    case LoraStorage::kF32: return DType::kF32;
+    case LoraStorage::kF16: return DType::kF16;
+    case LoraStorage::kMatchBase: break;
+  }
+  return !IsFloat(base.type) && in % kernels::kQ8Block == 0 ? DType::kQ8_0 : DType::kF16;
+}
+int64_t Rank4(int64_t rank) { return (rank + 3) / 4 * 4; }
+int64_t ABytes(DType type, int64_t rank, int64_t in) {
+  if (type == DType::kQ8_0) return rank * (in / kernels::kQ8Block) * static_cast<int64_t>(sizeof(BlockQ8_0));
+  return rank * in * (type == DType::kF16 ? 2 : 4);
+}
+int64_t BBytes(DType type, int64_t rank, int64_t out) {
+  const int64_t blocks = (out + 7) / 8;
+  if (type == DType::kQ8_0) return blocks * kernels::LoraUpQ8BlockBytes(Rank4(rank));
+  return blocks * 8 * rank * (type == DType::kF16 ? 2 : 4);
+}
 
 // A (rank x in, row-major) and B in lora_up's blocks of 8 outputs
 // (kernels::LoraUpIndex, zero past `out`), converted to T.
 template <class T, class Conv>
-void FillPair(const LoraTensor& t, int64_t rank, T* a, T* b, Conv conv) {
+void FillFloatPair(const LoraTensor& t, int64_t rank, T* a, T* b, Conv conv) {
   for (size_t i = 0; i < t.a.size(); ++i) a[i] = conv(t.a[i]);
   for (int64_t o = 0; o < t.out; ++o)
     for (int64_t r = 0; r < rank; ++r) b[kernels::LoraUpIndex(o, r, rank)] = conv(t.b[o * rank + r]);
 }
 
+// The int8 forms: A's rows as Q8_0 (ggml's rounding), interleaved by 8 rows
+// when rank allows; B's rows as int8 with one f16 scale each, in
+// lora_up_q8's blocks (zero past `out` and past `rank`). Returns whether A
+// is interleaved.
+bool FillQ8Pair(const LoraTensor& t, int64_t rank, uint8_t* a, uint8_t* b) {
+  const int64_t row_bytes = ABytes(DType::kQ8_0, 1, t.in);
+  const bool interleave = kernels::CanInterleave8(DType::kQ8_0, rank);
+  std::vector<uint8_t> rows(interleave ? static_cast<size_t>(rank * row_bytes) : 0);
+  uint8_t* dst = interleave ? rows.data() : a;
+  for (int64_t r = 0; r < rank; ++r) QuantizeRow(DType::kQ8_0, t.a.data() + r * t.in, dst + r * row_bytes, t.in);
+  if (interleave) kernels::Interleave8(MatRef{DType::kQ8_0, rank, t.in, dst, static_cast<uint64_t>(row_bytes)}, 0, rank / 8, a);
+  const int64_t rank4 = Rank4(rank);
+  for (int64_t o = 0; o < t.out; ++o) {
+    const float* row = t.b.data() + o * rank;
+    float amax = 0.0f;
+    for (int64_t r = 0; r < rank; ++r) amax = std::fmax(amax, std::fabs(row[r]));
+    const uint16_t d16 = F32ToF16(amax / 127.0f);
+    const float d = F16ToF32(d16), id = d != 0.0f ? 1.0f / d : 0.0f;
+    std::memcpy(b + kernels::LoraUpQ8Scale(o, rank4), &d16, sizeof d16);
+    for (int64_t r = 0; r < rank; ++r) {
+      const float q = std::clamp(std::nearbyint(row[r] * id), -127.0f, 127.0f);
+      b[kernels::LoraUpQ8Index(o, r, rank4)] = static_cast<uint8_t>(static_cast<int8_t>(q));
+    }
+  }
+  return interleave;
+}
+
 }  // namespace
 
 void LoraBinding::Lay(const std::vector<std::array<const LoraTensor*, kLoraProjCount>>& src) {
-  // Offsets (in elements) of every A and B in forward order, then the arena,
-  // then the values.
+  // Each pair's dtype and the byte offsets of every A and B in forward
+  // order, then the arena, then the values.
   const int64_t rank = rank_;
-  const int64_t elem = storage_ == DType::kF16 ? 2 : 4;
+  std::vector<std::array<DType, kLoraProjCount>> type(src.size());
   std::vector<std::array<std::pair<int64_t, int64_t>, kLoraProjCount>> off(src.size());
   int64_t n = 0;
   for (size_t l = 0; l < src.size(); ++l) {
+    const LayerWeights& L = model_->weights().layers[l];
     for (const auto& group : kGroupProjs) {
       for (int p : group) {  // the A's of the group
-        if (p >= 0 && src[l][static_cast<size_t>(p)] != nullptr) {
-          off[l][static_cast<size_t>(p)].first = n;
-          n += AlignUp(rank * src[l][static_cast<size_t>(p)]->in);
-        }
+        if (p < 0 || src[l][static_cast<size_t>(p)] == nullptr) continue;
+        const LoraTensor& t = *src[l][static_cast<size_t>(p)];
+        type[l][static_cast<size_t>(p)] = PairType(storage_, BaseWeight(L, static_cast<LoraProj>(p)), t.in);
+        off[l][static_cast<size_t>(p)].first = n;
+        n += AlignUp(ABytes(type[l][static_cast<size_t>(p)], rank, t.in));
       }
       for (int p : group) {  // then its B's
-        if (p >= 0 && src[l][static_cast<size_t>(p)] != nullptr) {
-          off[l][static_cast<size_t>(p)].second = n;
-          n += AlignUp((src[l][static_cast<size_t>(p)]->out + 7) / 8 * 8 * rank);
-        }
+        if (p < 0 || src[l][static_cast<size_t>(p)] == nullptr) continue;
+        off[l][static_cast<size_t>(p)].second = n;
+        n += AlignUp(BBytes(type[l][static_cast<size_t>(p)], rank, src[l][static_cast<size_t>(p)]->out));
       }
     }
   }
-  const size_t bytes = static_cast<size_t>(n * elem);
-  arena_.reset(static_cast<uint8_t*>(std::aligned_alloc(64, std::max<size_t>(bytes, 64))));
-  std::memset(arena_.get(), 0, bytes);  // the padding of B's last block
+  const size_t bytes = static_cast<size_t>(n);
+  arena_bytes_ = bytes;
+  arena_.reset(static_cast<uint8_t*>(std::aligned_alloc(kArenaAlign, std::max<size_t>(bytes, kArenaAlign))));
+  std::memset(arena_.get(), 0, bytes);  // the padding of B's last block (and of int8 B's ranks)
   for (size_t l = 0; l < src.size(); ++l) {
     for (size_t p = 0; p < kLoraProjCount; ++p) {
       const LoraTensor* t = src[l][p];
       if (t == nullptr) continue;
-      uint8_t* a = arena_.get() + off[l][p].first * elem;
-      uint8_t* b = arena_.get() + off[l][p].second * elem;
-      if (storage_ == DType::kF16) {
-        FillPair(*t, rank, reinterpret_cast<uint16_t*>(a), reinterpret_cast<uint16_t*>(b),
-                 [](float v) { return F32ToF16(v); });
+      const DType ty = type[l][p];
+      uint8_t* a = arena_.get() + off[l][p].first;
+      uint8_t* b = arena_.get() + off[l][p].second;
+      bool interleaved = false;
+      if (ty == DType::kQ8_0) {
+        interleaved = FillQ8Pair(*t, rank, a, b);
+      } else if (ty == DType::kF16) {
+        FillFloatPair(*t, rank, reinterpret_cast<uint16_t*>(a), reinterpret_cast<uint16_t*>(b),
+                      [](float v) { return F32ToF16(v); });
       } else {
-        FillPair(*t, rank, reinterpret_cast<float*>(a), reinterpret_cast<float*>(b),
-                 [](float v) { return v; });
+        FillFloatPair(*t, rank, reinterpret_cast<float*>(a), reinterpret_cast<float*>(b),
+                      [](float v) { return v; });
       }
       LoraPair& slot = pairs_[l][p];
-      slot.a = MatRef{storage_, rank, t->in, a, static_cast<uint64_t>(t->in * elem)};
+      slot.a = MatRef{ty, rank, t->in, a, static_cast<uint64_t>(ABytes(ty, 1, t->in)), interleaved};
       slot.b = b;
-      slot.b_type = storage_;
+      slot.b_type = ty;
     }
   }
 }

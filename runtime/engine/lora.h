@@ -7,10 +7,10 @@
 //
 // A LoraBinding is made once per (adapter, model): it finds, for each layer
 // and projection, the adapter's A/B (or none), after checking every target
-// against the model's tensor names and shapes, and keeps them as F16
-// matrices for the matmul kernels (runtime/cpu/matmul.h): decoding reads
-// every A and B once per token, so half the bytes is most of the speed (the
-// rounding is 2^-11 relative, far below what an adapter's training moves).
+// against the model's tensor names and shapes, and keeps them in the form
+// the kernels read fastest (LoraStorage): decoding reads every A and B once
+// per token, so their bytes, and the work of widening them, are most of what
+// an adapter costs.
 #pragma once
 
 #include <array>
@@ -22,6 +22,7 @@
 #include "runtime/adapter/adapter.h"
 #include "runtime/core/malloc_ptr.h"
 #include "runtime/core/thread_pool.h"
+#include "runtime/cpu/kernels.h"
 #include "runtime/cpu/matmul.h"
 #include "runtime/model/model.h"
 
@@ -31,9 +32,29 @@ namespace yuan {
 enum class LoraProj : int { kQ = 0, kK, kV, kO, kGate, kUp, kDown };
 inline constexpr int kLoraProjCount = 7;
 
-// One A/B pair: A as a weight matrix [rank x in] (F16 in a binding; any
-// MatMul dtype works) and B [out x rank] in blocks of 8 outputs
-// (kernels::LoraUpIndex), in b_type (F16 or F32), for the kernels' lora_up.
+// How a binding keeps A and B.
+enum class LoraStorage {
+  // The default. Beside a quantized base projection (Q8_0, Q4_0, k-quants)
+  // with a multiple of 32 inputs, int8: A as Q8_0 rows (interleaved by 8
+  // rows when the rank allows) meeting x quantized to Q8_0 blocks, as the
+  // base projection's own kernel does, and B as int8 with one f16 scale per
+  // output row (kernels::LoraUpQ8Index) meeting the rank-sized intermediate
+  // quantized to int8 per token. That is llama.cpp's arithmetic for a Q8_0
+  // adapter, adds about the activation rounding the base's kernel already
+  // has, and reads half the bytes of F16 with int8 multiplies. Beside an
+  // F32/F16/BF16 projection, F16 as below.
+  kMatchBase,
+  // F16 everywhere: A and B rounded to 11 significant bits (2^-11 relative,
+  // far below what an adapter's training moves); f32 activations.
+  kF16,
+  // F32 everywhere: exact, twice F16's bytes.
+  kF32,
+};
+
+// One A/B pair: A as a weight matrix [rank x in] (F16, F32 or Q8_0 in a
+// binding; any MatMul dtype works) and B [out x rank] in b_type: F16 or F32
+// in lora_up's blocks of 8 outputs (kernels::LoraUpIndex), or kQ8_0 for
+// lora_up_q8's int8 blocks (kernels::LoraUpQ8Index).
 struct LoraPair {
   MatRef a;
   const void* b = nullptr;
@@ -50,13 +71,10 @@ class LoraBinding {
   // llama q/k rows are in HF's order (a PEFT import) is brought to the
   // model's order on a private copy. The binding keeps the adapter alive; it
   // refers to the model, which must outlive it.
-  // `storage` is the dtype A and B are kept in for the kernels (decoding
-  // reads them all once per token): kF16 (the default: half the bytes) or
-  // kF32 (exact). (Q8_0 for A was tried: no faster on bench-0.3b, and its
-  // quantized activations moved logits 10x more than F16.)
+  // `storage`: see LoraStorage.
   static absl::StatusOr<std::shared_ptr<const LoraBinding>> Create(
       std::shared_ptr<const LoraAdapter> adapter, const Model& model,
-      DType storage = DType::kF16);
+      LoraStorage storage = LoraStorage::kMatchBase);
 
   // The pair for `layer`'s projection, or nullptr when the adapter leaves it alone.
   const LoraPair* pair(int layer, LoraProj p) const {
@@ -66,12 +84,14 @@ class LoraBinding {
   int32_t rank() const { return rank_; }
   float scaling() const { return scaling_; }
   const LoraAdapter& adapter() const { return *adapter_; }
+  // Bytes of A and B as the kernels read them: what decoding reads per token.
+  uint64_t storage_bytes() const { return arena_bytes_; }
   const Model* model() const { return model_; }
 
  private:
   LoraBinding() = default;
-  // Lays out every pair's A (row-major) and B (lora_up's blocks) in storage_
-  // in one arena, in the order decoding reads them: layer by layer, and in a
+  // Lays out every pair's A and B in the form storage_ picks for it in one
+  // arena, in the order decoding reads them: layer by layer, and in a
   // layer the A's then the B's of each group of projections that share an
   // input (q,k,v; o; gate,up; down). Decoding then reads the adapter as one
   // stream rather than 224 scattered allocations. src[layer][proj] is the
@@ -82,8 +102,9 @@ class LoraBinding {
   int32_t rank_ = 0;
   float scaling_ = 0;
   std::vector<std::array<LoraPair, kLoraProjCount>> pairs_;  // [layer][proj]
-  DType storage_ = DType::kF16;
+  LoraStorage storage_ = LoraStorage::kMatchBase;
   MallocPtr<uint8_t> arena_;  // the storage behind pairs_
+  uint64_t arena_bytes_ = 0;
 };
 
 // Loads an adapter file of any format (.yadp, PEFT folder, GGUF LoRA) for
@@ -118,9 +139,28 @@ struct LoraTask {
   float* y = nullptr;
 };
 
-// Scratch reused by LoraApply across calls.
+// LoraApply's work items of one phase, weighted by cost: the items of
+// family i are rows[i] rows of cost[i] each (down: the rows, or bands of 8
+// rows, of a task's A; up: the output rows of the tasks that add to one y),
+// cut into runs of about equal cost, one per worker.
+struct LoraItems {
+  std::vector<int64_t> first;  // first global item of each family (+ the total at the end)
+  std::vector<int64_t> cost;   // cost of one item of each family
+  std::vector<int64_t> cum;    // cost of all items of families before i
+  void Add(int64_t rows, int64_t item_cost);
+  void Clear();
+  int64_t total_items() const { return first.empty() ? 0 : first.back(); }
+  int64_t total_cost() const { return cum.empty() ? 0 : cum.back(); }
+};
+
+// Scratch reused by LoraApply across calls, so that decoding does not
+// allocate its bookkeeping again for every projection group.
 struct LoraScratch {
   std::vector<float> u;  // every task's x A^T, [tokens][rank]
+  std::vector<kernels::Acts> xq;  // inputs quantized for Q8_0 A's, one per distinct x
+  // LoraApply's bookkeeping
+  std::vector<int64_t> u_off, task_xq, group_of, group_first, group_tasks;
+  LoraItems down, up;
 };
 
 // Adds every task's delta with one hand-off to the pool (tasks may share an

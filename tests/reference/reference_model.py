@@ -104,10 +104,15 @@ def read_gguf(path):
     tensors = {}
     for name, ne, ggml_type, offset in infos:
         count = int(np.prod(ne))
-        dtype = {0: np.float32, 1: np.float16}.get(ggml_type)
-        if dtype is None:
-            raise ValueError(f"tensor {name}: ggml type {ggml_type} is not F32/F16")
-        arr = np.frombuffer(data, dtype=dtype, count=count, offset=base + offset)
+        if ggml_type == 8:  # Q8_0: blocks of an f16 scale and 32 int8 quants, value = d * q
+            blocks = np.frombuffer(data, dtype=np.dtype([("d", "<f2"), ("qs", "i1", (32,))]),
+                                   count=count // 32, offset=base + offset)
+            arr = (blocks["d"].astype(np.float64)[:, None] * blocks["qs"]).reshape(-1)
+        else:
+            dtype = {0: np.float32, 1: np.float16}.get(ggml_type)
+            if dtype is None:
+                raise ValueError(f"tensor {name}: ggml type {ggml_type} is not F32/F16/Q8_0")
+            arr = np.frombuffer(data, dtype=dtype, count=count, offset=base + offset)
         # ggml ne[0] is the contiguous axis: numpy shape is ne reversed.
         tensors[name] = torch.from_numpy(arr.astype(np.float64 if DTYPE == torch.float64 else np.float32).reshape(list(reversed(ne))))
     return meta, tensors

@@ -489,7 +489,7 @@ TEST_CASE("TrainableModel exports: adapter and model run in the engine", "[model
       auto loaded = LoadAdapter(apath);
       REQUIRE(loaded.ok());
       auto binding = LoraBinding::Create(std::make_shared<LoraAdapter>(*loaded), *engine_model,
-                                         DType::kF32);
+                                         LoraStorage::kF32);
       REQUIRE(binding.ok());
       const std::vector<LoraChoice> loras = {{*binding, 1.0f}};
       const std::vector<float> want = EngineLogits(*engine_model, tokens, &loras);
