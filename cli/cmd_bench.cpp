@@ -486,11 +486,13 @@ int BenchCommand(int argc, char** argv) {
         }
         lora_set.push_back({*binding, static_cast<float>(lora_scale)});
         lora_desc = absl::StrFormat(" + LoRA r%d", (*binding)->rank());
-        // The adapter's f32 values and the binding's copy for the kernels
-        // stay resident; decoding reads the copy once per token.
+        // Binding holds the adapter's f32 values and builds the kernels'
+        // copy, which stays and which decoding reads once per token.
         lora_read = (*binding)->storage_bytes();
         lora_bytes = lora_read;
-        for (const LoraTensor& t : (*binding)->adapter().tensors) lora_bytes += (t.a.size() + t.b.size()) * 4;
+        for (const LoraTensor& t : (*binding)->adapter().tensors) {
+          lora_bytes += static_cast<uint64_t>((t.in + t.out) * (*binding)->rank()) * sizeof(float);
+        }
         notes.push_back(absl::StrFormat("adapter %s: rank %d, %zu projections, loaded and bound in %.1f ms",
                                         lora_path, (*binding)->rank(),
                                         (*binding)->adapter().tensors.size(), 1e3 * Seconds(l0)));

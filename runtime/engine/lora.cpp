@@ -93,7 +93,6 @@ absl::StatusOr<std::shared_ptr<const LoraBinding>> LoraBinding::Create(
   }
 
   std::shared_ptr<LoraBinding> b(new LoraBinding());
-  b->adapter_ = adapter;
   b->model_ = &model;
   b->rank_ = adapter->rank;
   b->scaling_ = scaling;
@@ -135,6 +134,18 @@ absl::StatusOr<std::shared_ptr<const LoraBinding>> LoraBinding::Create(
     src[static_cast<size_t>(layer)][static_cast<size_t>(p)] = &t;
   }
   b->Lay(src);
+  // From here on the arena holds what the kernels read: keep the adapter's
+  // description, not a second (f32) copy of its values for as long as it is
+  // served.
+  auto described = std::make_shared<LoraAdapter>();
+  described->rank = adapter->rank;
+  described->alpha = adapter->alpha;
+  described->use_rslora = adapter->use_rslora;
+  described->target_modules = adapter->target_modules;
+  described->base = adapter->base;
+  described->provenance = adapter->provenance;
+  for (const LoraTensor& t : adapter->tensors) described->tensors.push_back(LoraTensor{t.target, t.in, t.out, {}, {}});
+  b->adapter_ = std::move(described);
   return std::shared_ptr<const LoraBinding>(std::move(b));
 }
 

@@ -69,8 +69,9 @@ class LoraBinding {
   // a layer of `model` with the adapter's shapes (FailedPrecondition naming
   // the tensor otherwise) and that the architectures agree. An adapter whose
   // llama q/k rows are in HF's order (a PEFT import) is brought to the
-  // model's order on a private copy. The binding keeps the adapter alive; it
-  // refers to the model, which must outlive it.
+  // model's order on a private copy. The binding keeps the adapter's
+  // description (adapter(): everything but the A/B values, which it holds
+  // only in the kernels' form); it refers to the model, which must outlive it.
   // `storage`: see LoraStorage.
   static absl::StatusOr<std::shared_ptr<const LoraBinding>> Create(
       std::shared_ptr<const LoraAdapter> adapter, const Model& model,
@@ -83,6 +84,8 @@ class LoraBinding {
   }
   int32_t rank() const { return rank_; }
   float scaling() const { return scaling_; }
+  // The adapter bound: rank, alpha, targets with their shapes, fingerprint
+  // and provenance; its tensors' a and b are empty.
   const LoraAdapter& adapter() const { return *adapter_; }
   // Bytes of A and B as the kernels read them: what decoding reads per token.
   uint64_t storage_bytes() const { return arena_bytes_; }
