@@ -630,22 +630,27 @@ void LoraUp(DType type, const void* b, int64_t rank, const float* u, float s, fl
 
 // One block of 8 outputs per step, one per lane: qB . u summed in int32 as
 // DotU8S8(|u|, sign(qB, u)) (exact: both factors within +-127), then what
-// LoraUpQ8Scalar does. |u| and u's signs are broadcast once per call, per
-// group of 4 ranks (kGroups of them when known at compile time, so they stay
-// in registers). The sums are exact, so one block at a time loses nothing
-// to latency chains; the stream is prefetched kAhead bytes on.
+// LoraUpQ8Scalar does. With kGroups (rank4 / 4) known at compile time, |u|
+// and u's signs are broadcast once per call and stay in registers; kGroups
+// = 0 takes any rank and broadcasts them per block. The sums are exact, so
+// one block at a time loses nothing to latency chains; the stream is
+// prefetched kAhead bytes on.
 template <int kGroups>
 void LoraUpQ8T(const uint8_t* b, int64_t rank4, const int8_t* u, float s, float* y, int64_t o0,
                int64_t o1) {
   constexpr int64_t kAhead = 2048;
-  constexpr int kMax = kGroups > 0 ? kGroups : 16;
-  const int64_t groups = kGroups > 0 ? kGroups : std::min<int64_t>(rank4 / 4, kMax);
-  __m256i ua[kMax], uv[kMax];
-  for (int64_t g = 0; g < groups; ++g) {
+  const int64_t groups = kGroups > 0 ? kGroups : rank4 / 4;
+  auto broadcast = [u](int64_t g) {
     int32_t u4;
     std::memcpy(&u4, u + 4 * g, sizeof u4);
-    uv[g] = _mm256_set1_epi32(u4);
-    ua[g] = _mm256_abs_epi8(uv[g]);
+    return _mm256_set1_epi32(u4);
+  };
+  __m256i uv[kGroups > 0 ? kGroups : 1], ua[kGroups > 0 ? kGroups : 1];
+  if constexpr (kGroups > 0) {
+    for (int g = 0; g < kGroups; ++g) {
+      uv[g] = broadcast(g);
+      ua[g] = _mm256_abs_epi8(uv[g]);
+    }
   }
   const int64_t first = std::min(o1, (o0 + 7) / 8 * 8);
   LoraUpQ8Scalar(b, rank4, u, s, y, o0, first);
@@ -661,14 +666,12 @@ void LoraUpQ8T(const uint8_t* b, int64_t rank4, const int8_t* u, float s, float*
     YUAN_UNROLL
     for (int64_t g = 0; g < groups; ++g) {
       const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * g));
-      acc = _mm256_add_epi32(acc, DotU8S8(ua[g], _mm256_sign_epi8(q, uv[g])));
-    }
-    for (int64_t g = groups; g < rank4 / 4; ++g) {  // ranks past 64 (kGroups = 0 only)
-      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * g));
-      int32_t u4;
-      std::memcpy(&u4, u + 4 * g, sizeof u4);
-      const __m256i ug = _mm256_set1_epi32(u4);
-      acc = _mm256_add_epi32(acc, DotU8S8(_mm256_abs_epi8(ug), _mm256_sign_epi8(q, ug)));
+      if constexpr (kGroups > 0) {
+        acc = _mm256_add_epi32(acc, DotU8S8(ua[g], _mm256_sign_epi8(q, uv[g])));
+      } else {
+        const __m256i ug = broadcast(g);
+        acc = _mm256_add_epi32(acc, DotU8S8(_mm256_abs_epi8(ug), _mm256_sign_epi8(q, ug)));
+      }
     }
     const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
     const __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), d);
@@ -679,7 +682,7 @@ void LoraUpQ8T(const uint8_t* b, int64_t rank4, const int8_t* u, float s, float*
 
 void LoraUpQ8(const uint8_t* b, int64_t rank4, const int8_t* u, float s, float* y, int64_t o0,
               int64_t o1) {
-  switch (rank4 / 4) {  // ranks 8, 16, 32 with their broadcasts in registers
+  switch (rank4 / 4) {  // ranks 5..8, 13..16, 29..32 with their broadcasts in registers
     case 2: return LoraUpQ8T<2>(b, rank4, u, s, y, o0, o1);
     case 4: return LoraUpQ8T<4>(b, rank4, u, s, y, o0, o1);
     case 8: return LoraUpQ8T<8>(b, rank4, u, s, y, o0, o1);
