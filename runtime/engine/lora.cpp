@@ -171,6 +171,8 @@ absl::Status CheckLoraSet(const LoraSet& set, const Model& model) {
 
 namespace {
 
+constexpr int kBarrierSpins = 1 << 14;  // ~50 µs of pause instructions on Zen 1
+
 inline void CpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
@@ -351,7 +353,13 @@ void LoraApply(const LoraTask* tasks, int64_t n_tasks, LoraScratch* scratch, Thr
                down_rows);
     }
     arrived.fetch_add(static_cast<int>(w1 - w0), std::memory_order_acq_rel);
-    while (arrived.load(std::memory_order_acquire) < workers) CpuRelax();
+    // Spin briefly (the other workers are normally microseconds away), then
+    // give the core up: on a machine with more busy threads than cores a
+    // worker that was descheduled would otherwise cost a whole time slice.
+    for (int spins = 0; arrived.load(std::memory_order_acquire) < workers; ++spins) {
+      if (spins < kBarrierSpins) CpuRelax();
+      else std::this_thread::yield();
+    }
     for (int64_t w = w0; w < w1; ++w) {
       const int64_t total = up.total_cost();
       ForItems(up, ItemAtCost(up, total * w / workers), ItemAtCost(up, total * (w + 1) / workers),
