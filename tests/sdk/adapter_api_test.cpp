@@ -104,8 +104,11 @@ yuan_adapter* Load(yuan_engine* e, const std::string& path) {
 }
 
 // Greedy generation of kTokens on the session; `adapters` as in
-// yuan_generate_options (NULL: the session's).
-std::string Generate(yuan_session* s, const yuan_adapter_choice* adapters = nullptr, size_t n = 0) {
+// yuan_generate_options (NULL: the session's). Asserts nothing, so it may run
+// off the test's thread (Catch2 v2's assertions are not thread-safe): the
+// status goes to *st.
+std::string TryGenerate(yuan_session* s, yuan_status* st, const yuan_adapter_choice* adapters = nullptr,
+                        size_t n = 0) {
   yuan_sampling_params sp;
   yuan_sampling_params_init(&sp);
   sp.temperature = 0;
@@ -118,11 +121,18 @@ std::string Generate(yuan_session* s, const yuan_adapter_choice* adapters = null
   go.n_adapters = n;
   yuan_generate_result r;
   yuan_generate_result_init(&r);
-  const yuan_status st = yuan_session_generate(s, kPrompt, &go, &r);
-  INFO(yuan_last_error());
-  REQUIRE(st == YUAN_OK);
+  *st = yuan_session_generate(s, kPrompt, &go, &r);
   std::string text(r.text, r.text_len);
   yuan_free(r.text);
+  return text;
+}
+
+// TryGenerate on the test's thread, asserting that it succeeded.
+std::string Generate(yuan_session* s, const yuan_adapter_choice* adapters = nullptr, size_t n = 0) {
+  yuan_status st = YUAN_OK;
+  std::string text = TryGenerate(s, &st, adapters, n);
+  INFO(yuan_last_error());
+  REQUIRE(st == YUAN_OK);
   return text;
 }
 
@@ -205,10 +215,12 @@ TEST_CASE("adapters load and unload while another thread generates", "[sdk][adap
 
   std::atomic<bool> done{false};
   std::vector<std::string> texts;
+  std::vector<yuan_status> statuses;
   std::thread worker([&] {
     for (int i = 0; i < 4; ++i) {
       yuan_session_reset(s);
-      texts.push_back(Generate(s));
+      statuses.push_back(YUAN_OK);
+      texts.push_back(TryGenerate(s, &statuses.back()));
     }
     done.store(true);
   });
@@ -221,6 +233,7 @@ TEST_CASE("adapters load and unload while another thread generates", "[sdk][adap
   }
   worker.join();
   CHECK(loads > 0);
+  CHECK(statuses == std::vector<yuan_status>(4, YUAN_OK));
   for (const std::string& t : texts) CHECK(t == with_a);
   yuan_session_free(s);
   yuan_engine_free(e);

@@ -8,7 +8,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -32,10 +35,32 @@ namespace {
 using json = nlohmann::json;
 
 // ---- a minimal HTTP client ----
+//
+// Catch2 v2's assertions are not thread-safe (they corrupted its heap when
+// clients ran on threads), so the client itself asserts nothing: Fetch
+// reports what went wrong in Response::error and is safe on any thread; Http
+// is Fetch plus the assertion, for the test's own thread.
 
-int Connect(int port) {
+struct Response {
+  int status = 0;                              // 0: no HTTP answer (see error)
+  std::string error;                           // why there is no answer
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;                            // de-chunked
+  json Json() const {
+    INFO(body);
+    json j = json::parse(body, nullptr, false);
+    REQUIRE_FALSE(j.is_discarded());
+    return j;
+  }
+};
+
+// A connected socket, or -1 with *error set.
+int TryConnect(int port, std::string* error) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
+  if (fd < 0) {
+    *error = std::string("socket: ") + std::strerror(errno);
+    return -1;
+  }
   timeval tv{};
   tv.tv_sec = static_cast<long>(60 * testing::TimeScale());
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -43,17 +68,40 @@ int Connect(int port) {
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    *error = std::string("connect: ") + std::strerror(errno);
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+bool TrySendAll(int fd, const std::string& data, std::string* error) {
+  size_t off = 0;
+  while (off < data.size()) {
+    const ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) {
+      *error = std::string("send: ") + std::strerror(errno);
+      return false;
+    }
+    off += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+int Connect(int port) {
+  std::string error;
+  const int fd = TryConnect(port, &error);
+  INFO(error);
+  REQUIRE(fd >= 0);
   return fd;
 }
 
 void SendAll(int fd, const std::string& data) {
-  size_t off = 0;
-  while (off < data.size()) {
-    const ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
-    REQUIRE(n > 0);
-    off += static_cast<size_t>(n);
-  }
+  std::string error;
+  const bool sent = TrySendAll(fd, data, &error);
+  INFO(error);
+  REQUIRE(sent);
 }
 
 std::string RequestText(const std::string& method, const std::string& path, const std::string& body,
@@ -66,30 +114,26 @@ std::string RequestText(const std::string& method, const std::string& path, cons
   return req + "\r\n" + body;
 }
 
-struct Response {
-  int status = 0;
-  std::map<std::string, std::string> headers;  // lower-case names
-  std::string body;                            // de-chunked
-  json Json() const {
-    INFO(body);
-    json j = json::parse(body, nullptr, false);
-    REQUIRE_FALSE(j.is_discarded());
-    return j;
-  }
-};
-
 std::string Lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
 }
 
+// Status line, headers and the (de-chunked) body of a whole response; on a
+// malformed one, status 0 and the reason in error.
 Response ParseResponse(const std::string& raw) {
   Response r;
+  auto fail = [&](const std::string& why) {
+    Response bad;
+    bad.error = why + " in: " + raw.substr(0, 300);
+    return bad;
+  };
   const size_t head_end = raw.find("\r\n\r\n");
-  REQUIRE(head_end != std::string::npos);
+  if (head_end == std::string::npos) return fail("no end of headers");
   const std::string head = raw.substr(0, head_end);
-  REQUIRE(head.rfind("HTTP/1.1 ", 0) == 0);
-  r.status = std::stoi(head.substr(9, 3));
+  if (head.rfind("HTTP/1.1 ", 0) != 0 || head.size() < 12) return fail("no HTTP/1.1 status line");
+  r.status = std::atoi(head.substr(9, 3).c_str());
+  if (r.status < 100) return fail("bad status code");
   size_t pos = head.find("\r\n");
   while (pos != std::string::npos && pos < head.size()) {
     const size_t next = head.find("\r\n", pos + 2);
@@ -108,10 +152,10 @@ Response ParseResponse(const std::string& raw) {
     size_t p = 0;
     for (;;) {
       const size_t eol = body.find("\r\n", p);
-      REQUIRE(eol != std::string::npos);
-      const size_t n = std::stoul(body.substr(p, eol - p), nullptr, 16);
+      if (eol == std::string::npos) return fail("unterminated chunk size");
+      const size_t n = std::strtoul(body.substr(p, eol - p).c_str(), nullptr, 16);
       if (n == 0) break;
-      REQUIRE(eol + 2 + n <= body.size());
+      if (eol + 2 + n > body.size()) return fail("chunk past the end");
       out += body.substr(eol + 2, n);
       p = eol + 2 + n + 2;
     }
@@ -121,10 +165,16 @@ Response ParseResponse(const std::string& raw) {
   return r;
 }
 
-Response Http(int port, const std::string& method, const std::string& path, const std::string& body = "",
-              const std::vector<std::string>& headers = {}) {
-  const int fd = Connect(port);
-  SendAll(fd, RequestText(method, path, body, headers));
+// One request on a new connection. Asserts nothing: safe on any thread.
+Response Fetch(int port, const std::string& method, const std::string& path, const std::string& body = "",
+               const std::vector<std::string>& headers = {}) {
+  Response r;
+  const int fd = TryConnect(port, &r.error);
+  if (fd < 0) return r;
+  if (!TrySendAll(fd, RequestText(method, path, body, headers), &r.error)) {
+    ::close(fd);
+    return r;
+  }
   std::string raw;
   char buf[65536];
   for (;;) {
@@ -134,6 +184,15 @@ Response Http(int port, const std::string& method, const std::string& path, cons
   }
   ::close(fd);
   return ParseResponse(raw);
+}
+
+// Fetch on the test's thread, which asserts that an HTTP answer came back.
+Response Http(int port, const std::string& method, const std::string& path, const std::string& body = "",
+              const std::vector<std::string>& headers = {}) {
+  Response r = Fetch(port, method, path, body, headers);
+  INFO(r.error);
+  REQUIRE(r.status != 0);
+  return r;
 }
 
 Response Post(int port, const std::string& path, const json& body, const std::vector<std::string>& headers = {}) {
@@ -359,7 +418,7 @@ TEST_CASE("serve: concurrent clients each get their own complete answer", "[serv
   std::vector<std::thread> clients;
   for (size_t i = 0; i < prompts.size(); ++i) {
     clients.emplace_back([&, i] {
-      got[i] = Http(server->port(), "POST", "/v1/completions",
+      got[i] = Fetch(server->port(), "POST", "/v1/completions",
                     json{{"prompt", prompts[i]}, {"max_tokens", 12}, {"temperature", 0}, {"ignore_eos", true},
                          {"return_token_ids", true}, {"stream", i % 2 == 1}}
                         .dump());
@@ -367,7 +426,7 @@ TEST_CASE("serve: concurrent clients each get their own complete answer", "[serv
   }
   for (auto& t : clients) t.join();
   for (size_t i = 0; i < prompts.size(); ++i) {
-    INFO("client " << i << ": " << got[i].body.substr(0, 300));
+    INFO("client " << i << ": " << got[i].error << got[i].body.substr(0, 300));
     REQUIRE(got[i].status == 200);
     std::vector<int32_t> ids;
     std::string text;
@@ -896,16 +955,19 @@ TEST_CASE("serve: adapters are models that requests pick by name, batched togeth
   CheckError(Post(port, "/v1/load_lora_adapter", {{"lora_name", "brand-c"}, {"lora_path", "/no/such/file"}}), 400);
   CheckError(Post(port, "/v1/load_lora_adapter", {{"lora_path", b_path}}), 400);
   CHECK(Http(port, "GET", "/v1/models").Json()["data"].size() == 3);
-  std::vector<std::vector<int32_t>> got(3);
+  std::vector<Response> answers(3);
   std::vector<std::thread> clients;
   const char* names[] = {"base", "brand-a", "brand-b"};
   for (int i = 0; i < 3; ++i) {
-    clients.emplace_back([&, i] {
-      got[i] = Post(port, "/v1/completions", GreedyBody(names[i])).Json()["choices"][0]["token_ids"]
-                   .get<std::vector<int32_t>>();
-    });
+    clients.emplace_back([&, i] { answers[i] = Fetch(port, "POST", "/v1/completions", GreedyBody(names[i]).dump()); });
   }
   for (auto& t : clients) t.join();
+  std::vector<std::vector<int32_t>> got;
+  for (const Response& r : answers) {
+    INFO(r.error << r.body);
+    REQUIRE(r.status == 200);
+    got.push_back(r.Json()["choices"][0]["token_ids"].get<std::vector<int32_t>>());
+  }
   CHECK(got[0] == base);
   CHECK(got[1] == with_a);
   CHECK(got[2] == with_b);
