@@ -303,6 +303,18 @@ struct BandQ8 {
   // signed weights. `xsum` = sum of the token block's quants.
   static __m256i LaneDot(const __m256i* q, const __m256i* sgn, const int8_t* xb, int32_t xsum) {
     if constexpr (!kQ8) {
+#if YUAN_X86_VNNI
+      // vpdpbusd sums straight into int32 (the same exact sums), in two
+      // chains so consecutive groups do not wait on each other
+      __m256i a[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+      YUAN_UNROLL
+      for (int g = 0; g < 8; ++g) {
+        int32_t x4;
+        __builtin_memcpy(&x4, xb + 4 * g, 4);
+        a[g & 1] = _mm256_dpbusd_epi32(a[g & 1], q[g], _mm256_set1_epi32(x4));
+      }
+      return _mm256_sub_epi32(_mm256_add_epi32(a[0], a[1]), _mm256_set1_epi32(8 * xsum));
+#endif
       // int16 pair sums of 8 groups: each at most 2 * 15 * 127, so their
       // total stays below 32768
       __m256i s16 = _mm256_setzero_si256();
@@ -315,6 +327,16 @@ struct BandQ8 {
       // (q - 8) . x = q . x - 8 * sum(x)
       return _mm256_sub_epi32(_mm256_madd_epi16(s16, _mm256_set1_epi16(1)), _mm256_set1_epi32(8 * xsum));
     } else {
+#if YUAN_X86_VNNI
+      __m256i a[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+      YUAN_UNROLL
+      for (int g = 0; g < 8; ++g) {
+        int32_t x4;
+        __builtin_memcpy(&x4, xb + 4 * g, 4);
+        a[g & 1] = _mm256_dpbusd_epi32(a[g & 1], q[g], _mm256_sign_epi8(_mm256_set1_epi32(x4), sgn[g]));
+      }
+      return _mm256_add_epi32(a[0], a[1]);
+#endif
       __m256i p32 = _mm256_setzero_si256();
       YUAN_UNROLL
       for (int g = 0; g < 8; ++g) {

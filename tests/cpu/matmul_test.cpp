@@ -221,9 +221,12 @@ TEST_CASE("weights interleaved by 8 rows give the row-major results", "[cpu]") {
       for (int64_t i = 0; i < T * rows; ++i) {
         CHECK(std::fabs(yi[i] - y[i]) <= 1e-5f * (1.0f + std::fabs(y[i])));
       }
-      for (int64_t t = 0; t < T; ++t) {  // decoding and batches: the same bits
-        MatMul(mi, &x[t * cols], 1, one.data(), &p3);
-        CHECK(std::equal(one.begin(), one.end(), yi.begin() + t * rows));
+      ThreadPool p2(2);
+      for (int64_t t = 0; t < T; ++t) {  // decoding and batches: the same bits, any thread count
+        for (ThreadPool* p : {&p1, &p2, &p3}) {
+          MatMul(mi, &x[t * cols], 1, one.data(), p);
+          CHECK(std::equal(one.begin(), one.end(), yi.begin() + t * rows));
+        }
       }
     }
   }
