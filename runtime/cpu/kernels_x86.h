@@ -54,6 +54,14 @@ inline float Hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
+// Exact sum of 8 int32 lanes.
+inline int32_t HsumI32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+  return _mm_cvtsi128_si32(s);
+}
+
 inline float HalfToFloat(uint16_t h) { return _cvtsh_ss(h); }
 
 inline float BrainToFloat(uint16_t h) {
@@ -499,23 +507,38 @@ struct BandQ8 {
 
 // ---- k-quants, Q8_K activations ---------------------------------------------
 
+// One Q6_K row against C tokens (decoding: C = 1): the row's quants are
+// unpacked once per block and met by every token. Each token's sum is computed exactly as
+// with C = 1 (the same integer sums, one FMA per block, one Hsum), so a
+// token's result does not depend on the batch.
 struct Q6KDot {
-  static float Dot(const uint8_t* row, const Acts& x, int64_t t) {
+  template <int C>
+  static void Tokens(const uint8_t* row, const Acts& x, int64_t t, float* out, int64_t ld) {
     const int64_t nb = x.cols / kQ8KBlock;
     const BlockQ6_K* w = reinterpret_cast<const BlockQ6_K*>(row);
     const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[C];
+    YUAN_UNROLL
+    for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
-      const int8_t* y = x.qs + t * x.cols + b * kQ8KBlock;
       const uint8_t* ql = w[b].ql;
       const uint8_t* qh = w[b].qh;
-      const int8_t* sc = w[b].scales;
+      // The 16 group scales as int16: [sc0..sc7 | sc8..sc15].
+      const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].scales)));
       // sum over groups of scale * (q - 32) . y = scale * q . y - 32 * scale * sum(y)
-      const int16_t* bs = x.bsums + (t * nb + b) * (kQ8KBlock / 16);
-      int32_t offset = 0;
-      for (int g = 0; g < kQ8KBlock / 16; ++g) offset += sc[g] * bs[g];
-      __m256i sumi = _mm256_setr_epi32(-32 * offset, 0, 0, 0, 0, 0, 0, 0);
+      __m256i sumi[C];
+      YUAN_UNROLL
+      for (int c = 0; c < C; ++c) {
+        const int16_t* bs = x.bsums + ((t + c) * nb + b) * (kQ8KBlock / 16);
+        const int32_t offset =
+            HsumI32(_mm256_madd_epi16(sc16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bs))));
+        sumi[c] = _mm256_setr_epi32(-32 * offset, 0, 0, 0, 0, 0, 0, 0);
+      }
       for (int half = 0; half < 2; ++half) {
+        // this half's 8 scales in both 128-bit lanes; group g takes scale
+        // 2g in its low lane and 2g + 1 in its high lane
+        const __m256i sch = half == 0 ? _mm256_permute2x128_si256(sc16, sc16, 0x00)
+                                      : _mm256_permute2x128_si256(sc16, sc16, 0x11);
         const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
         const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));
         const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qh));
@@ -527,22 +550,40 @@ struct Q6KDot {
                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), m2), 4));
         q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), m2), 4));
+        YUAN_UNROLL
         for (int g = 0; g < 4; ++g) {
-          const __m256i yv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + 32 * g));
-          // q . y per 16-group (the -32 offset is applied below from bsums)
-          const __m256i p = _mm256_maddubs_epi16(q[g], yv);
-          const __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[2 * g + 1]), _mm_set1_epi16(sc[2 * g]));
-          sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, s));
+          const __m256i sg = _mm256_shuffle_epi8(sch, _mm256_setr_epi8(
+              4 * g, 4 * g + 1, 4 * g, 4 * g + 1, 4 * g, 4 * g + 1, 4 * g, 4 * g + 1, 4 * g, 4 * g + 1, 4 * g,
+              4 * g + 1, 4 * g, 4 * g + 1, 4 * g, 4 * g + 1, 4 * g + 2, 4 * g + 3, 4 * g + 2, 4 * g + 3, 4 * g + 2,
+              4 * g + 3, 4 * g + 2, 4 * g + 3, 4 * g + 2, 4 * g + 3, 4 * g + 2, 4 * g + 3, 4 * g + 2, 4 * g + 3,
+              4 * g + 2, 4 * g + 3));
+          YUAN_UNROLL
+          for (int c = 0; c < C; ++c) {
+            const int8_t* y = x.qs + (t + c) * x.cols + b * kQ8KBlock + 128 * half + 32 * g;
+            // q . y per 16-group (the -32 offset is in sumi from bsums)
+            const __m256i p = _mm256_maddubs_epi16(q[g], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y)));
+            sumi[c] = _mm256_add_epi32(sumi[c], _mm256_madd_epi16(p, sg));
+          }
         }
         ql += 64;
         qh += 32;
-        sc += 8;
-        y += 128;
       }
-      const float d = HalfToFloat(w[b].d) * x.d[t * nb + b];
-      acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+      YUAN_UNROLL
+      for (int c = 0; c < C; ++c) {
+        const float d = HalfToFloat(w[b].d) * x.d[(t + c) * nb + b];
+        acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[c]), acc[c]);
+      }
     }
-    return Hsum(acc);
+    YUAN_UNROLL
+    for (int c = 0; c < C; ++c) out[c * ld] = Hsum(acc[c]);
+  }
+
+  // The register tile for MatMulRowsT: one row, kC tokens.
+  static constexpr int kR = 1, kC = 4, kRDecode = 1;
+  template <int R, int C>
+  static void Tile(const uint8_t* w, uint64_t rb, const Acts& x, int64_t t, float* y, int64_t ldy) {
+    YUAN_UNROLL
+    for (int r = 0; r < R; ++r) Tokens<C>(w + r * rb, x, t, y + r, ldy);
   }
 };
 
@@ -593,7 +634,7 @@ void MatMulRows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y
       if (x.n_tokens >= kBandMinTokens || w.interleaved8) return BandQ8<DType::kQ4_0>::Rows(w, x, r0, r1, y, ldy);
       return MatMulRowsT<Q8Micro<DType::kQ4_0>>(w, x, r0, r1, y, ldy);
     case DType::kQ4_K: return MatMulRowsT<PairwiseMicro<Q4KDot, 1, 4>>(w, x, r0, r1, y, ldy);
-    case DType::kQ6_K: return MatMulRowsT<PairwiseMicro<Q6KDot, 1, 4>>(w, x, r0, r1, y, ldy);
+    case DType::kQ6_K: return MatMulRowsT<Q6KDot>(w, x, r0, r1, y, ldy);
     default: return MatMulRowsDequant(w, x, r0, r1, y, ldy);
   }
 }
