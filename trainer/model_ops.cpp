@@ -6,6 +6,10 @@
 
 #include "runtime/cpu/kernels.h"
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 namespace yuan::train {
 
 uint64_t Mix64(uint64_t x) {
@@ -198,6 +202,35 @@ void AttentionBwd(const AttnShape& a, const float* q, const float* k, const floa
   });
 }
 
+namespace {
+
+#if defined(__x86_64__)
+// dst[c * ldd + r] = src[r * lds + c] for an 8 x 8 block, in registers:
+// pairs of rows interleaved, then 4-row groups, then 128-bit halves swapped.
+__attribute__((target("avx2"))) void Transpose8x8Avx2(const float* src, int64_t lds, float* dst, int64_t ldd) {
+  __m256 r[8], t[8], u[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * lds);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);      // columns 0,1 | 4,5 of rows i, i+1
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);  // columns 2,3 | 6,7
+  }
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);      // column 0 | 4 of 4 rows
+    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);  // column 1 | 5
+    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);  // column 2 | 6
+    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);  // column 3 | 7
+  }
+  for (int c = 0; c < 4; ++c) {
+    _mm256_storeu_ps(dst + c * ldd, _mm256_permute2f128_ps(u[c], u[c + 4], 0x20));
+    _mm256_storeu_ps(dst + (c + 4) * ldd, _mm256_permute2f128_ps(u[c], u[c + 4], 0x31));
+  }
+}
+
+const bool kHaveAvx2 = __builtin_cpu_supports("avx2");
+#endif
+
+}  // namespace
+
 void Transpose(const float* src, int64_t rows, int64_t cols, float* dst, ThreadPool* pool) {
   constexpr int64_t kB = 32;
   const int64_t n_cb = (cols + kB - 1) / kB;
@@ -205,7 +238,19 @@ void Transpose(const float* src, int64_t rows, int64_t cols, float* dst, ThreadP
     const int64_t c0 = cb * kB, c1 = std::min(cols, c0 + kB);
     for (int64_t r0 = 0; r0 < rows; r0 += kB) {
       const int64_t r1 = std::min(rows, r0 + kB);
-      for (int64_t c = c0; c < c1; ++c) {
+      int64_t c = c0;
+#if defined(__x86_64__)
+      if (kHaveAvx2) {  // whole 8 x 8 blocks in registers, the edges below
+        const int64_t r8 = r0 + (r1 - r0) / 8 * 8;
+        for (; c + 8 <= c1; c += 8) {
+          for (int64_t r = r0; r < r8; r += 8) Transpose8x8Avx2(src + r * cols + c, cols, dst + c * rows + r, rows);
+          for (int64_t cc = c; cc < c + 8; ++cc) {
+            for (int64_t r = r8; r < r1; ++r) dst[cc * rows + r] = src[r * cols + cc];
+          }
+        }
+      }
+#endif
+      for (; c < c1; ++c) {
         for (int64_t r = r0; r < r1; ++r) dst[c * rows + r] = src[r * cols + c];
       }
     }

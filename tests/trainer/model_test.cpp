@@ -3,6 +3,7 @@
 // its own loss for the gradients, the packing and determinism contracts, and
 // the exports read back by the engine.
 #include "trainer/model.h"
+#include "trainer/model_ops.h"
 
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -646,6 +647,24 @@ TEST_CASE("TrainableModel LoRA step timing", "[.][model-bench]") {
     const double c2 = cpu_ms();
     std::printf("forward+backward: %.1f ms (cpu %.1f ms), forward only: %.1f ms (cpu %.1f ms)\n",
                 ms(a, b), c1 - c0, ms(b, c), c2 - c1);
+  }
+}
+
+TEST_CASE("Transpose moves every element, in whole 8 x 8 blocks and at the edges", "[model]") {
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  ThreadPool pool(2);
+  // under, at and over the 8 x 8 register blocks and the 32 x 32 tiles
+  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{1, 1}, {7, 9}, {8, 8}, {37, 53}, {64, 40}, {256, 16}}) {
+    INFO(rows << " x " << cols);
+    std::vector<float> src(rows * cols), dst(rows * cols, 0.0f);
+    for (float& v : src) v = u(rng);
+    Transpose(src.data(), rows, cols, dst.data(), &pool);
+    int64_t wrong = 0;
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t c = 0; c < cols; ++c) wrong += dst[c * rows + r] != src[r * cols + c];
+    }
+    CHECK(wrong == 0);
   }
 }
 
