@@ -494,6 +494,7 @@ struct BandQ8 {
                  scales + b * kBandRows);
         }
         int64_t t = 0;
+        for (; t + 4 <= T; t += 4) Tokens<4>(unpacked, scales, nb, x, t, y + t * ldy + r, ldy);
         for (; t + 2 <= T; t += 2) Tokens<2>(unpacked, scales, nb, x, t, y + t * ldy + r, ldy);
         for (; t < T; ++t) Tokens<1>(unpacked, scales, nb, x, t, y + t * ldy + r, ldy);
       }
