@@ -2,9 +2,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <thread>
+
+#include <sys/mman.h>
 
 #include "runtime/core/log.h"
 #include "runtime/core/mapped_file.h"
@@ -116,23 +120,51 @@ absl::StatusOr<std::shared_ptr<Engine>> Engine::Open(const EngineOptions& option
 void Engine::RepackWeights() {
   if (kernels::ActiveKernels().isa == kernels::Isa::kScalar) return;  // no interleaved kernels
   ModelWeights* W = model_->mutable_weights();
-  auto repack = [&](Weight* w) {
-    if (!kernels::CanInterleave8(w->type, w->rows) || w->interleaved8) return;
-    if (w->data == W->tok_embd.data) return;  // tied output: also read row by row
-    const size_t bytes = static_cast<size_t>(w->rows) * w->row_bytes;
-    uint8_t* dst = static_cast<uint8_t*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
-    if (dst == nullptr) return;  // keep computing from the mapping
-    const MatRef m{w->type, w->rows, w->cols, w->data, w->row_bytes};
-    pool_->ParallelFor(w->rows / 8, 8, [&](int64_t b0, int64_t b1) { kernels::Interleave8(m, b0, b1, dst); });
-    ReleaseMappedPages(w->data, bytes);
-    packed_weights_.emplace_back(dst);
-    w->data = dst;
-    w->interleaved8 = true;
-  };
+  // The matrices every token reads in full: the projections and the output
+  // head (unless tied to the token embeddings, which are read row by row).
+  std::vector<Weight*> ws;
   for (LayerWeights& L : W->layers) {
-    for (Weight* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) repack(w);
+    for (Weight* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) ws.push_back(w);
   }
-  repack(&W->output);
+  if (W->output.data != W->tok_embd.data) ws.push_back(&W->output);
+  std::erase_if(ws, [](const Weight* w) { return w->data == nullptr || w->rows <= 0; });
+  // One arena for all of them, 2 MiB aligned and advised as transparent huge
+  // pages: decoding streams every weight once per token, and with 4 KiB
+  // pages each of them costs a TLB miss (a two-level page walk on a virtual
+  // machine) that caps the read rate well below what the memory delivers.
+  constexpr size_t kHuge = size_t{2} << 20, kAlign = 64;
+  std::vector<size_t> offsets;
+  size_t total = 0;
+  for (const Weight* w : ws) {
+    offsets.push_back(total);
+    total += (static_cast<size_t>(w->rows) * w->row_bytes + kAlign - 1) / kAlign * kAlign;
+  }
+  if (total == 0) return;
+  const size_t alloc = (total + kHuge - 1) / kHuge * kHuge;
+  uint8_t* arena = static_cast<uint8_t*>(std::aligned_alloc(kHuge, alloc));
+  if (arena == nullptr) return;  // keep computing from the mapping
+#ifdef MADV_HUGEPAGE
+  ::madvise(arena, alloc, MADV_HUGEPAGE);  // a hint; without it only speed is lost
+#endif
+  packed_weights_.emplace_back(arena);
+  for (size_t i = 0; i < ws.size(); ++i) {
+    Weight* w = ws[i];
+    uint8_t* dst = arena + offsets[i];
+    const size_t bytes = static_cast<size_t>(w->rows) * w->row_bytes;
+    const MatRef m{w->type, w->rows, w->cols, w->data, w->row_bytes, w->interleaved8};
+    if (kernels::CanInterleave8(w->type, w->rows) && !w->interleaved8) {
+      // Q8_0 / Q4_0: the layout the vector kernels compute 8 rows at a time with
+      pool_->ParallelFor(w->rows / 8, 8, [&](int64_t b0, int64_t b1) { kernels::Interleave8(m, b0, b1, dst); });
+      w->interleaved8 = true;
+    } else {
+      pool_->ParallelFor(w->rows, 64, [&](int64_t r0, int64_t r1) {
+        std::memcpy(dst + r0 * w->row_bytes, static_cast<const uint8_t*>(w->data) + r0 * w->row_bytes,
+                    static_cast<size_t>(r1 - r0) * w->row_bytes);
+      });
+    }
+    ReleaseMappedPages(w->data, bytes);
+    w->data = dst;
+  }
 }
 
 std::shared_ptr<const grammar::TokenVocab> Engine::grammar_vocab() const {

@@ -58,10 +58,13 @@ class Engine {
 
  private:
   Engine() = default;
-  // Moves each Q8_0/Q4_0 matrix (not the token embeddings, whose rows are
-  // read one at a time) into the layout the vector kernels compute 8 rows
-  // at a time with (kernels::Interleave8), and releases the mapped pages it
-  // came from, so resident memory stays about the file size.
+  // Moves every matrix a token reads in full (the projections and the
+  // output head; not the token embeddings, whose rows are read one at a
+  // time) into one arena backed by transparent huge pages where the kernel
+  // grants them: Q8_0/Q4_0 in the layout the vector kernels compute 8 rows
+  // at a time with (kernels::Interleave8), other types as they are. The
+  // mapped pages they came from are released, so resident memory stays
+  // about the file size.
   void RepackWeights();
 
   std::vector<MallocPtr<uint8_t>> packed_weights_;
