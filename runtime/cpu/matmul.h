@@ -30,6 +30,12 @@ struct MatRef {
 // Quantized weights meet activations quantized to int8 blocks (kernels.h).
 void MatMul(const MatRef& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool);
 
+// MatMul of several matrices against the same x (q, k and v; gate and up):
+// y_i = W_i x for i < n. The activations are quantized once and the rows of
+// all matrices are shared out in one hand-off to the pool. Every W_i has
+// x's columns; results are bit for bit those of separate MatMul calls.
+void MatMulGroup(const MatRef* w, float* const* y, int n, const float* x, int64_t n_tokens, ThreadPool* pool);
+
 // One row of W against one activation vector, with the active kernel set.
 float DotRow(DType type, const void* row, const float* x, int64_t n);
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <initializer_list>
+#include <tuple>
 #include <vector>
 
 #include "runtime/core/status.h"
@@ -24,6 +26,25 @@ void Project(const Weight& w, const Weight& bias, const float* x, int64_t T, flo
   if (!bias.empty()) {
     const float* b = static_cast<const float*>(bias.data);
     for (int64_t t = 0; t < T; ++t) AddInPlace(y + t * w.rows, b, w.rows);
+  }
+}
+
+// Project for up to 3 weights on the same input (one quantization of x and
+// one hand-off to the pool; the same bits as one Project each).
+void ProjectGroup(std::initializer_list<std::tuple<const Weight*, const Weight*, float*>> ps, const float* x,
+                  int64_t T, ThreadPool* pool) {
+  MatRef ws[3];
+  float* ys[3] = {};
+  int n = 0;
+  for (const auto& [w, bias, y] : ps) {
+    ws[n] = Mat(*w);
+    ys[n++] = y;
+  }
+  MatMulGroup(ws, ys, n, x, T, pool);
+  for (const auto& [w, bias, y] : ps) {
+    if (bias->empty()) continue;
+    const float* b = static_cast<const float*>(bias->data);
+    for (int64_t t = 0; t < T; ++t) AddInPlace(y + t * w->rows, b, w->rows);
   }
 }
 
@@ -204,9 +225,8 @@ absl::Status Forward(const Model& model, const ForwardArgs& a, KvCache* cache,
     };
 
     // ---- attention: q,k,v = xn W^T
-    Project(L.wq, L.bq, s->xn.data(), T, s->q.data(), pool);
-    Project(L.wk, L.bk, s->xn.data(), T, s->k.data(), pool);
-    Project(L.wv, L.bv, s->xn.data(), T, s->v.data(), pool);
+    ProjectGroup({{&L.wq, &L.bq, s->q.data()}, {&L.wk, &L.bk, s->k.data()}, {&L.wv, &L.bv, s->v.data()}},
+                 s->xn.data(), T, pool);
     lora({{LoraProj::kQ, s->q.data()}, {LoraProj::kK, s->k.data()}, {LoraProj::kV, s->v.data()}},
          s->xn.data());
 
@@ -294,8 +314,8 @@ absl::Status Forward(const Model& model, const ForwardArgs& a, KvCache* cache,
     });
 
     // ---- feed-forward (SwiGLU): x += W_down (silu(xn W_gate^T) * (xn W_up^T))
-    Project(L.w_gate, Weight{}, s->xn.data(), T, s->gate.data(), pool);
-    Project(L.w_up, Weight{}, s->xn.data(), T, s->up.data(), pool);
+    const Weight none;
+    ProjectGroup({{&L.w_gate, &none, s->gate.data()}, {&L.w_up, &none, s->up.data()}}, s->xn.data(), T, pool);
     lora({{LoraProj::kGate, s->gate.data()}, {LoraProj::kUp, s->up.data()}}, s->xn.data());
     ForTokens(pool, T, c.n_ff, [&](int64_t t) {
       SiluMul(&s->gate[t * c.n_ff], &s->up[t * c.n_ff], c.n_ff);

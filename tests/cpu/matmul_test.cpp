@@ -232,6 +232,50 @@ TEST_CASE("weights interleaved by 8 rows give the row-major results", "[cpu]") {
   }
 }
 
+TEST_CASE("MatMulGroup gives each matrix the bits of its own MatMul", "[cpu]") {
+  std::mt19937 rng(13);
+  const int64_t cols = 512;
+  const int64_t rows[3] = {48, 16, 24};  // units of work span matrix boundaries
+  for (auto isa : SupportedIsas()) {
+    IsaScope scope(isa);
+    for (DType type : kComputeTypes) {
+      for (bool interleave : {false, true}) {
+        if (interleave && !kernels::CanInterleave8(type, 16)) continue;
+        INFO(kernels::IsaName(isa) << " " << DTypeName(type) << (interleave ? " interleaved" : ""));
+        std::vector<std::vector<uint8_t>> data;
+        MatRef ws[3];
+        for (int i = 0; i < 3; ++i) {
+          data.push_back(RandomWeights(type, rows[i], cols, rng));
+          ws[i] = MatRef{type, rows[i], cols, data[i].data(), *RowBytes(type, cols)};
+          if (interleave) {
+            std::vector<uint8_t> packed(data[i].size());
+            kernels::Interleave8(ws[i], 0, rows[i] / 8, packed.data());
+            data[i] = std::move(packed);
+            ws[i].data = data[i].data();
+            ws[i].interleaved8 = true;
+          }
+        }
+        for (int64_t T : {1, 5}) {
+          std::vector<float> x = RandomActs(T * cols, rng);
+          for (int threads : {1, 2, 3}) {
+            ThreadPool pool(threads);
+            std::vector<float> want[3], got[3];
+            float* ys[3];
+            for (int i = 0; i < 3; ++i) {
+              want[i].resize(T * rows[i]);
+              got[i].resize(T * rows[i]);
+              ys[i] = got[i].data();
+              MatMul(ws[i], x.data(), T, want[i].data(), &pool);
+            }
+            MatMulGroup(ws, ys, 3, x.data(), T, &pool);
+            for (int i = 0; i < 3; ++i) CHECK(got[i] == want[i]);
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("DotRow uses the active kernels", "[cpu]") {
   std::mt19937 rng(11);
   for (DType type : kComputeTypes) {
