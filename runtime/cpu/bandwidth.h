@@ -18,6 +18,9 @@ struct BandwidthOptions {
   size_t bytes = size_t{512} << 20;  // buffer size: keep it far above the last-level cache
   int streams = 8;                 // streams per thread: 1, 2, 4, 8 or 16 (others round down)
   int passes = 8;                  // timed passes; the best one counts
+  // Read these `bytes` in place instead of a buffer of the probe's own (the
+  // model's weights, in the pages decoding reads them from); 64-byte aligned.
+  const void* data = nullptr;
 };
 
 struct BandwidthResult {

@@ -147,6 +147,7 @@ void Engine::RepackWeights() {
   ::madvise(arena, alloc, MADV_HUGEPAGE);  // a hint; without it only speed is lost
 #endif
   packed_weights_.emplace_back(arena);
+  packed_bytes_ = total;
   for (size_t i = 0; i < ws.size(); ++i) {
     Weight* w = ws[i];
     uint8_t* dst = arena + offsets[i];

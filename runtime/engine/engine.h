@@ -56,6 +56,13 @@ class Engine {
   // Thread-safe.
   std::shared_ptr<const grammar::TokenVocab> grammar_vocab() const;
 
+  // The arena RepackWeights moved the fully-read matrices into (2 MiB
+  // aligned), and its size; null and 0 when the weights stay in the file
+  // mapping. yuan bench reads it in place to measure the bandwidth decoding
+  // can get from those very pages.
+  const uint8_t* weight_arena() const { return packed_weights_.empty() ? nullptr : packed_weights_[0].get(); }
+  size_t weight_arena_bytes() const { return packed_bytes_; }
+
  private:
   Engine() = default;
   // Moves every matrix a token reads in full (the projections and the
@@ -68,6 +75,7 @@ class Engine {
   void RepackWeights();
 
   std::vector<MallocPtr<uint8_t>> packed_weights_;
+  size_t packed_bytes_ = 0;  // of packed_weights_'s arena
   std::unique_ptr<Model> model_;
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<ThreadPool> pool_;
