@@ -310,19 +310,23 @@ struct BandQ8 {
   // row j's block with the token's block. q: 8 group vectors; sgn: Q8_0's
   // signed weights. `xsum` = sum of the token block's quants.
   static __m256i LaneDot(const __m256i* q, const __m256i* sgn, const int8_t* xb, int32_t xsum) {
-    if constexpr (!kQ8) {
 #if YUAN_X86_VNNI
-      // vpdpbusd sums straight into int32 (the same exact sums), in two
-      // chains so consecutive groups do not wait on each other
-      __m256i a[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
-      YUAN_UNROLL
-      for (int g = 0; g < 8; ++g) {
-        int32_t x4;
-        __builtin_memcpy(&x4, xb + 4 * g, 4);
-        a[g & 1] = _mm256_dpbusd_epi32(a[g & 1], q[g], _mm256_set1_epi32(x4));
-      }
-      return _mm256_sub_epi32(_mm256_add_epi32(a[0], a[1]), _mm256_set1_epi32(8 * xsum));
-#endif
+    // vpdpbusd sums straight into int32 (the same exact sums as below), in
+    // two chains so consecutive groups do not wait on each other
+    __m256i a[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+    YUAN_UNROLL
+    for (int g = 0; g < 8; ++g) {
+      int32_t x4;
+      __builtin_memcpy(&x4, xb + 4 * g, 4);
+      __m256i xv = _mm256_set1_epi32(x4);
+      if constexpr (kQ8) xv = _mm256_sign_epi8(xv, sgn[g]);  // w's sign onto x, |w| in q
+      a[g & 1] = _mm256_dpbusd_epi32(a[g & 1], q[g], xv);
+    }
+    const __m256i p32 = _mm256_add_epi32(a[0], a[1]);
+    if constexpr (kQ8) return p32;
+    return _mm256_sub_epi32(p32, _mm256_set1_epi32(8 * xsum));  // Q4_0: (q - 8) . x = q . x - 8 * sum(x)
+#else
+    if constexpr (!kQ8) {
       // int16 pair sums of 8 groups: each at most 2 * 15 * 127, so their
       // total stays below 32768
       __m256i s16 = _mm256_setzero_si256();
@@ -335,16 +339,6 @@ struct BandQ8 {
       // (q - 8) . x = q . x - 8 * sum(x)
       return _mm256_sub_epi32(_mm256_madd_epi16(s16, _mm256_set1_epi16(1)), _mm256_set1_epi32(8 * xsum));
     } else {
-#if YUAN_X86_VNNI
-      __m256i a[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
-      YUAN_UNROLL
-      for (int g = 0; g < 8; ++g) {
-        int32_t x4;
-        __builtin_memcpy(&x4, xb + 4 * g, 4);
-        a[g & 1] = _mm256_dpbusd_epi32(a[g & 1], q[g], _mm256_sign_epi8(_mm256_set1_epi32(x4), sgn[g]));
-      }
-      return _mm256_add_epi32(a[0], a[1]);
-#endif
       __m256i p32 = _mm256_setzero_si256();
       YUAN_UNROLL
       for (int g = 0; g < 8; ++g) {
@@ -354,6 +348,7 @@ struct BandQ8 {
       }
       return p32;
     }
+#endif
   }
 
   // Unpacks block column b of a band into `out` (kUnpackedBytes) and its 8
