@@ -107,6 +107,18 @@ Rss ReadRss() {
   return r;
 }
 
+// The multi-stream probe: the better of 4 and 8 streams per thread (which
+// is best varies by CPU).
+BandwidthResult BestOfStreams(BandwidthOptions o) {
+  BandwidthResult best;
+  for (int streams : {4, 8}) {
+    o.streams = streams;
+    const BandwidthResult r = MeasureReadBandwidth(o);
+    if (r.gb_per_s > best.gb_per_s) best = r;
+  }
+  return best;
+}
+
 // Resets VmHWM to the current RSS (Linux >= 4.0), so each model's peak
 // excludes the bandwidth probe's buffer and earlier models. False when the
 // kernel refuses.
@@ -455,11 +467,7 @@ int BenchCommand(int argc, char** argv) {
         BandwidthOptions bo;
         bo.n_threads = n_threads;
         bo.bytes = static_cast<size_t>(bw_mib) << 20;
-        for (int streams : {4, 8}) {
-          bo.streams = streams;
-          const BandwidthResult r = MeasureReadBandwidth(bo);
-          if (r.gb_per_s > bw_multi[n_threads].gb_per_s) bw_multi[n_threads] = r;
-        }
+        bw_multi[n_threads] = BestOfStreams(bo);
         bo.streams = 1;
         bw_single[n_threads] = MeasureReadBandwidth(bo);
         ResetPeakRss();
@@ -474,10 +482,7 @@ int BenchCommand(int argc, char** argv) {
         bo.n_threads = n_threads;
         bo.data = e.weight_arena();
         bo.bytes = e.weight_arena_bytes();
-        for (int streams : {4, 8}) {
-          bo.streams = streams;
-          bw_weights = std::max(bw_weights, MeasureReadBandwidth(bo).gb_per_s);
-        }
+        bw_weights = BestOfStreams(bo).gb_per_s;
         notes.push_back(absl::StrFormat("read bandwidth of %s's weights in place (%.0f MiB), %d thread%s: %.1f GB/s",
                                         desc, e.weight_arena_bytes() / kMiB, n_threads, n_threads == 1 ? "" : "s",
                                         bw_weights));

@@ -15,36 +15,27 @@ constexpr int64_t kRowGrain = 24;
 }  // namespace
 
 void MatMul(const MatRef& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool) {
-  const kernels::KernelSet& ks = kernels::ActiveKernels();
-  // Buffers reused across calls. Named through a reference so the workers'
-  // lambda sees this thread's object, not their own thread_local copies.
-  thread_local kernels::Acts tls_acts;
-  kernels::Acts& acts = tls_acts;
-  acts.kind = kernels::ActKind(w.type);
-  acts.n_tokens = n_tokens;
-  acts.cols = w.cols;
-  acts.f32 = x;
-  kernels::PrepareActs(ks, &acts, pool);
-  pool->ParallelFor(w.rows, kRowGrain, [&](int64_t r0, int64_t r1) {
-    ks.matmul_rows(w, acts, r0, r1, y, w.rows);
-  });
+  MatMulGroup(&w, &y, 1, x, n_tokens, pool);
 }
 
 void MatMulGroup(const MatRef* w, float* const* y, int n, const float* x, int64_t n_tokens, ThreadPool* pool) {
   int64_t total = 0;
-  bool same_acts = true;
+  bool together = true;
   for (int i = 0; i < n; ++i) {
     total += w[i].rows;
-    same_acts = same_acts && w[i].cols == w[0].cols && kernels::ActKind(w[i].type) == kernels::ActKind(w[0].type) &&
-                w[i].rows % 8 == 0;
+    // One set of activations, and every boundary between matrices on a
+    // whole 8-row band (so interleaved bands stay whole). Otherwise
+    // separately: e.g. a Q6_K v beside Q4_K q and k meets other activations.
+    together = together && w[i].cols == w[0].cols && kernels::ActKind(w[i].type) == kernels::ActKind(w[0].type) &&
+               (i == n - 1 || w[i].rows % 8 == 0);
   }
-  // Otherwise separately: a Q6_K v beside Q4_K q and k meets other
-  // activations; and only whole 8-row bands keep interleaved bands whole.
-  if (!same_acts) {
-    for (int i = 0; i < n; ++i) MatMul(w[i], x, n_tokens, y[i], pool);
+  if (!together) {
+    for (int i = 0; i < n; ++i) MatMulGroup(&w[i], &y[i], 1, x, n_tokens, pool);
     return;
   }
   const kernels::KernelSet& ks = kernels::ActiveKernels();
+  // Buffers reused across calls. Named through a reference so the workers'
+  // lambda sees this thread's object, not their own thread_local copies.
   thread_local kernels::Acts tls_acts;
   kernels::Acts& acts = tls_acts;
   acts.kind = kernels::ActKind(w[0].type);
@@ -53,8 +44,6 @@ void MatMulGroup(const MatRef* w, float* const* y, int n, const float* x, int64_
   acts.f32 = x;
   kernels::PrepareActs(ks, &acts, pool);
   // Rows of the matrices one after the other; a unit of work may span two.
-  // Matrix boundaries are multiples of 8 rows wherever a matrix is
-  // interleaved, and so are the units' boundaries, so bands stay whole.
   pool->ParallelFor(total, kRowGrain, [&](int64_t r0, int64_t r1) {
     int64_t base = 0;
     for (int i = 0; i < n && base < r1; base += w[i].rows, ++i) {

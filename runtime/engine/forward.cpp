@@ -19,18 +19,8 @@ MatRef Mat(const Weight& w) {
   return MatRef{w.type, w.rows, w.cols, w.data, w.row_bytes, w.interleaved8};
 }
 
-// y[T][w.rows] = x[T][w.cols] . W^T (+ bias)
-void Project(const Weight& w, const Weight& bias, const float* x, int64_t T, float* y,
-             ThreadPool* pool) {
-  MatMul(Mat(w), x, T, y, pool);
-  if (!bias.empty()) {
-    const float* b = static_cast<const float*>(bias.data);
-    for (int64_t t = 0; t < T; ++t) AddInPlace(y + t * w.rows, b, w.rows);
-  }
-}
-
-// Project for up to 3 weights on the same input (one quantization of x and
-// one hand-off to the pool; the same bits as one Project each).
+// y = x W^T (+ bias) for up to 3 weights on the same input x: one
+// quantization of x and one hand-off to the pool (MatMulGroup).
 void ProjectGroup(std::initializer_list<std::tuple<const Weight*, const Weight*, float*>> ps, const float* x,
                   int64_t T, ThreadPool* pool) {
   MatRef ws[3];
@@ -46,6 +36,11 @@ void ProjectGroup(std::initializer_list<std::tuple<const Weight*, const Weight*,
     const float* b = static_cast<const float*>(bias->data);
     for (int64_t t = 0; t < T; ++t) AddInPlace(y + t * w->rows, b, w->rows);
   }
+}
+
+// y[T][w.rows] = x[T][w.cols] . W^T (+ bias)
+void Project(const Weight& w, const Weight& bias, const float* x, int64_t T, float* y, ThreadPool* pool) {
+  ProjectGroup({{&w, &bias, y}}, x, T, pool);
 }
 
 const float* F32(const Weight& w) { return static_cast<const float*>(w.data); }
