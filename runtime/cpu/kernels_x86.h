@@ -298,19 +298,28 @@ constexpr int64_t kBandMinTokens = 4;
 template <DType kType>
 struct BandQ8 {
   static constexpr bool kQ8 = kType == DType::kQ8_0;
+  // vpdpbusd multiplies unsigned by signed bytes. Q4_0's nibbles are
+  // unsigned already (w = q - 8). With VNNI a Q8_0 weight goes in offset by
+  // 128 (w + 128 = w ^ 0x80, one xor per weight vector) and the offset comes
+  // out as 128 * sum(x) per block, as Q4_0's 8 does; without VNNI the int16
+  // pair sums of vpmaddubsw would saturate on w + 128, so Q8_0 keeps |w| and
+  // moves w's sign onto x (one vpsignb per token and group).
+  static constexpr bool kOffsetQ8 = kQ8 && YUAN_X86_VNNI;
+  static constexpr int32_t kOffset = kQ8 ? 128 : 8;
   // The unpacked form of one block column of a band: 8 groups x 32 bytes of
-  // quants (Q4_0: the nibbles 0..15; Q8_0: |w|), Q8_0 also 8 x 32 bytes of
-  // the signed weights (for their signs).
+  // unsigned quants (Q4_0: the nibbles 0..15; Q8_0: w + 128 with VNNI, else
+  // |w| followed by 8 x 32 bytes of the signed weights, for their signs).
   static constexpr int64_t kGroupBytes = 32 * 8;
-  static constexpr int64_t kUnpackedBytes = kQ8 ? 2 * kGroupBytes : kGroupBytes;
+  static constexpr int64_t kUnpackedBytes = kQ8 && !kOffsetQ8 ? 2 * kGroupBytes : kGroupBytes;
   static constexpr int64_t kBlockBytes = kQ8 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0);
   static constexpr int64_t kPrefetchBlocks = 16;
 
   // One token's block against the band: lane j = exact int32 dot product of
   // row j's block with the token's block. q: 8 group vectors; sgn: Q8_0's
-  // signed weights. `xsum` = sum of the token block's quants.
+  // signed weights (without VNNI). `xsum` = sum of the token block's quants.
   static __m256i LaneDot(const __m256i* q, const __m256i* sgn, const int8_t* xb, int32_t xsum) {
 #if YUAN_X86_VNNI
+    (void)sgn;
     // vpdpbusd sums straight into int32 (the same exact sums as below), in
     // two chains so consecutive groups do not wait on each other
     __m256i a[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
@@ -318,13 +327,10 @@ struct BandQ8 {
     for (int g = 0; g < 8; ++g) {
       int32_t x4;
       __builtin_memcpy(&x4, xb + 4 * g, 4);
-      __m256i xv = _mm256_set1_epi32(x4);
-      if constexpr (kQ8) xv = _mm256_sign_epi8(xv, sgn[g]);  // w's sign onto x, |w| in q
-      a[g & 1] = _mm256_dpbusd_epi32(a[g & 1], q[g], xv);
+      a[g & 1] = _mm256_dpbusd_epi32(a[g & 1], q[g], _mm256_set1_epi32(x4));
     }
-    const __m256i p32 = _mm256_add_epi32(a[0], a[1]);
-    if constexpr (kQ8) return p32;
-    return _mm256_sub_epi32(p32, _mm256_set1_epi32(8 * xsum));  // Q4_0: (q - 8) . x = q . x - 8 * sum(x)
+    // (q - offset) . x = q . x - offset * sum(x)
+    return _mm256_sub_epi32(_mm256_add_epi32(a[0], a[1]), _mm256_set1_epi32(kOffset * xsum));
 #else
     if constexpr (!kQ8) {
       // int16 pair sums of 8 groups: each at most 2 * 15 * 127, so their
@@ -359,7 +365,13 @@ struct BandQ8 {
       const uint8_t* blk = w + b * kBandRows * kBlockBytes;
       _mm256_storeu_ps(scales, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk))));
       __m256i* o = reinterpret_cast<__m256i*>(out);
-      if constexpr (kQ8) {
+      if constexpr (kOffsetQ8) {
+        const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+        for (int g = 0; g < 8; ++g) {
+          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * g));
+          _mm256_storeu_si256(o + g, _mm256_xor_si256(v, flip));
+        }
+      } else if constexpr (kQ8) {
         for (int g = 0; g < 8; ++g) {
           const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * g));
           _mm256_storeu_si256(o + g, _mm256_sign_epi8(v, v));
@@ -395,7 +407,9 @@ struct BandQ8 {
       for (int j = 0; j < kBandRows; ++j) {
         for (int i = 0; i < 4; ++i) {
           const int8_t v = q[j][4 * g + i];
-          if constexpr (kQ8) {
+          if constexpr (kOffsetQ8) {
+            out[g * 32 + 4 * j + i] = static_cast<int8_t>(static_cast<uint8_t>(v) ^ 0x80);  // v + 128 as u8
+          } else if constexpr (kQ8) {
             out[g * 32 + 4 * j + i] = static_cast<int8_t>(v < 0 ? -v : v);  // -128 -> 128 as u8
             out[kGroupBytes + g * 32 + 4 * j + i] = v;
           } else {
@@ -447,7 +461,13 @@ struct BandQ8 {
       }
       const __m256 sw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
       __m256i q[8], sgn[8];
-      if constexpr (kQ8) {
+      if constexpr (kOffsetQ8) {
+        const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+        YUAN_UNROLL
+        for (int g = 0; g < 8; ++g) {
+          q[g] = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * g)), flip);
+        }
+      } else if constexpr (kQ8) {
         YUAN_UNROLL
         for (int g = 0; g < 8; ++g) {
           sgn[g] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * g));
