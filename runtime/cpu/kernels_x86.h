@@ -128,9 +128,47 @@ void QuantizeQ8_K(const float* x, int64_t n, int8_t* qs, float* d, int16_t* bsum
 
 template <DType kType>
 struct FloatMicro {
-  static constexpr int kR = 3, kC = 4, kRDecode = 4;
+  static constexpr int kRDecode = 4;
 
-  static __m256 Load8(const uint8_t* row, int64_t k) {
+#if YUAN_X86_VNNI
+  // 6 x 4 tiles: 24 accumulators of the 32 registers, enough reuse of each
+  // loaded vector that the loads keep up with two 512-bit FMAs a cycle
+  static constexpr int kR = 6, kC = 4;
+  // 16 floats per vector: full-width 512-bit FMA units (Zen 5, Intel) do
+  // twice the work per instruction; double-pumped ones (Zen 4) the same.
+  using V = __m512;
+  static constexpr int kLanes = 16;
+  static V Zero() { return _mm512_setzero_ps(); }
+  static V LoadX(const float* p) { return _mm512_loadu_ps(p); }
+  static V Fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  // (the masked forms below, with every lane on, because GCC 12 warns about
+  // the plain intrinsics' undefined pass-through operands)
+  static float Sum(V v) {  // upper half through the AVX-512F form (no DQ needed)
+    const __m512d d = _mm512_castps_pd(v);
+    return Hsum(_mm256_add_ps(_mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xFF, d, 0)),
+                              _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xFF, d, 1))));
+  }
+  static V LoadW(const uint8_t* row, int64_t k) {
+    const uint16_t* h = reinterpret_cast<const uint16_t*>(row) + k;
+    if constexpr (kType == DType::kF32) {
+      return _mm512_loadu_ps(reinterpret_cast<const float*>(row) + k);
+    } else if constexpr (kType == DType::kF16) {
+      return _mm512_maskz_cvtph_ps(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(h)));
+    } else {
+      return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(
+          0xFFFF,
+          _mm512_maskz_cvtepu16_epi32(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(h))), 16));
+    }
+  }
+#else
+  static constexpr int kR = 3, kC = 4;  // 12 accumulators of 16 registers
+  using V = __m256;
+  static constexpr int kLanes = 8;
+  static V Zero() { return _mm256_setzero_ps(); }
+  static V LoadX(const float* p) { return _mm256_loadu_ps(p); }
+  static V Fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static float Sum(V v) { return Hsum(v); }
+  static V LoadW(const uint8_t* row, int64_t k) {
     if constexpr (kType == DType::kF32) {
       return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + k);
     } else if constexpr (kType == DType::kF16) {
@@ -140,6 +178,7 @@ struct FloatMicro {
       return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
     }
   }
+#endif
   static float Load1(const uint8_t* row, int64_t k) {
     if constexpr (kType == DType::kF32) return reinterpret_cast<const float*>(row)[k];
     else if constexpr (kType == DType::kF16) return HalfToFloat(reinterpret_cast<const uint16_t*>(row)[k]);
@@ -152,28 +191,28 @@ struct FloatMicro {
     const float* xr[C];
     YUAN_UNROLL
     for (int c = 0; c < C; ++c) xr[c] = x.f32 + (t + c) * n;
-    __m256 acc[R][C];
+    V acc[R][C];
     YUAN_UNROLL
     for (int r = 0; r < R; ++r)
       YUAN_UNROLL
-      for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
+      for (int c = 0; c < C; ++c) acc[r][c] = Zero();
     int64_t k = 0;
-    for (; k + 8 <= n; k += 8) {
-      __m256 wv[R];
+    for (; k + kLanes <= n; k += kLanes) {
+      V wv[R];
       YUAN_UNROLL
-      for (int r = 0; r < R; ++r) wv[r] = Load8(w + r * rb, k);
+      for (int r = 0; r < R; ++r) wv[r] = LoadW(w + r * rb, k);
       YUAN_UNROLL
       for (int c = 0; c < C; ++c) {
-        const __m256 xv = _mm256_loadu_ps(xr[c] + k);
+        const V xv = LoadX(xr[c] + k);
         YUAN_UNROLL
-        for (int r = 0; r < R; ++r) acc[r][c] = _mm256_fmadd_ps(wv[r], xv, acc[r][c]);
+        for (int r = 0; r < R; ++r) acc[r][c] = Fma(wv[r], xv, acc[r][c]);
       }
     }
     YUAN_UNROLL
     for (int r = 0; r < R; ++r) {
       YUAN_UNROLL
       for (int c = 0; c < C; ++c) {
-        float s = Hsum(acc[r][c]);
+        float s = Sum(acc[r][c]);
         for (int64_t kk = k; kk < n; ++kk) s += Load1(w + r * rb, kk) * xr[c][kk];
         y[c * ldy + r] = s;
       }
