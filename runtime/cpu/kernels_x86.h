@@ -633,9 +633,9 @@ struct Q6KDot {
     const int64_t nb = x.cols / kQ8KBlock;
     const BlockQ6_K* w = reinterpret_cast<const BlockQ6_K*>(row);
     const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
-    __m256 acc[C];
+    float acc[C];
     YUAN_UNROLL
-    for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
+    for (int c = 0; c < C; ++c) acc[c] = 0.0f;
     for (int64_t b = 0; b < nb; ++b) {
       const uint8_t* ql = w[b].ql;
       const uint8_t* qh = w[b].qh;
@@ -684,14 +684,16 @@ struct Q6KDot {
         ql += 64;
         qh += 32;
       }
+      // the block's exact integer sum, then one FMA per block: what each
+      // lane of BandQ6K computes, so batches give single tokens' bits
       YUAN_UNROLL
       for (int c = 0; c < C; ++c) {
         const float d = HalfToFloat(w[b].d) * x.d[(t + c) * nb + b];
-        acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[c]), acc[c]);
+        acc[c] = std::fma(static_cast<float>(HsumI32(sumi[c])), d, acc[c]);
       }
     }
     YUAN_UNROLL
-    for (int c = 0; c < C; ++c) out[c * ld] = Hsum(acc[c]);
+    for (int c = 0; c < C; ++c) out[c * ld] = acc[c];
   }
 
   // The register tile for MatMulRowsT: one row, kC tokens.
@@ -702,6 +704,107 @@ struct Q6KDot {
     for (int r = 0; r < R; ++r) Tokens<C>(w + r * rb, x, t, y + r, ldy);
   }
 };
+
+#if YUAN_X86_VNNI
+// Q6_K against a prompt batch, 16 rows in the lanes of a zmm (as BandQ8's
+// Tokens16): each block of 16 rows is first unpacked to the 6-bit quants
+// q (0..63) in groups of 4 per row, with the sub-block scales as int32.
+// Per token and sub-block j (16 values): a = q . x by vpdpbusd, then
+// isum += sc_j * (a - 32 * sum_j(x)), the block's exact integer sum for all
+// 16 rows at once; one FMA per block applies d_w * d_x. Q6KDot computes the
+// same integer and the same FMA per row, so the bits match single tokens.
+struct BandQ6K {
+  static constexpr int kRows = 16;
+  static constexpr int64_t kGroups = kQ8KBlock / 4;  // 64 groups of 4 values
+  // Per block: 64 x 64 bytes of quants, 16 x 16 int32 scales, 16 f32 d.
+  static constexpr int64_t kQuantBytes = kGroups * 64, kScaleBytes = 16 * 64;
+  static constexpr int64_t kBlockBytes = kQuantBytes + kScaleBytes + 64;
+
+  static void Unpack(const uint8_t* w, uint64_t rb, int64_t nb, uint8_t* out) {
+    alignas(64) uint8_t q[kQ8KBlock];
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* ob = out + b * kBlockBytes;
+      int32_t* sc = reinterpret_cast<int32_t*>(ob + kQuantBytes);
+      float* d = reinterpret_cast<float*>(ob + kQuantBytes + kScaleBytes);
+      for (int r = 0; r < kRows; ++r) {
+        const BlockQ6_K& blk = reinterpret_cast<const BlockQ6_K*>(w + r * rb)[b];
+        for (int half = 0; half < 2; ++half) {  // ggml's Q6_K layout
+          const uint8_t* ql = blk.ql + 64 * half;
+          const uint8_t* qh = blk.qh + 32 * half;
+          uint8_t* qo = q + 128 * half;
+          for (int l = 0; l < 32; ++l) {
+            qo[l] = static_cast<uint8_t>((ql[l] & 0x0F) | ((qh[l] & 3) << 4));
+            qo[l + 32] = static_cast<uint8_t>((ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4));
+            qo[l + 64] = static_cast<uint8_t>((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
+            qo[l + 96] = static_cast<uint8_t>((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
+          }
+        }
+        for (int64_t g = 0; g < kGroups; ++g) std::memcpy(ob + g * 64 + 4 * r, q + 4 * g, 4);
+        for (int j = 0; j < 16; ++j) sc[j * kRows + r] = blk.scales[j];
+        d[r] = HalfToFloat(blk.d);
+      }
+    }
+  }
+
+  template <int C>
+  static void Tokens(const uint8_t* unpacked, int64_t nb, const Acts& x, int64_t t, float* y, int64_t ldy) {
+    __m512 acc[C];
+    YUAN_UNROLL
+    for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* ob = unpacked + b * kBlockBytes;
+      const __m512i* qv = reinterpret_cast<const __m512i*>(ob);
+      const __m512i* scv = reinterpret_cast<const __m512i*>(ob + kQuantBytes);
+      __m512i isum[C];
+      YUAN_UNROLL
+      for (int c = 0; c < C; ++c) isum[c] = _mm512_setzero_si512();
+      for (int j = 0; j < 16; ++j) {
+        __m512i q[4];
+        YUAN_UNROLL
+        for (int g = 0; g < 4; ++g) q[g] = _mm512_load_si512(qv + 4 * j + g);
+        const __m512i sc = _mm512_load_si512(scv + j);
+        YUAN_UNROLL
+        for (int c = 0; c < C; ++c) {
+          const int8_t* xb = x.qs + (t + c) * x.cols + b * kQ8KBlock + 16 * j;
+          __m512i a = _mm512_set1_epi32(-32 * x.bsums[((t + c) * nb + b) * 16 + j]);
+          YUAN_UNROLL
+          for (int g = 0; g < 4; ++g) {
+            int32_t x4;
+            __builtin_memcpy(&x4, xb + 4 * g, 4);
+            a = _mm512_dpbusd_epi32(a, q[g], _mm512_set1_epi32(x4));
+          }
+          isum[c] = _mm512_add_epi32(isum[c], _mm512_mullo_epi32(a, sc));
+        }
+      }
+      const __m512 dw = _mm512_load_ps(reinterpret_cast<const float*>(ob + kQuantBytes + kScaleBytes));
+      YUAN_UNROLL
+      for (int c = 0; c < C; ++c) {
+        const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(x.d[(t + c) * nb + b]));
+        acc[c] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, isum[c]), scale, acc[c]);
+      }
+    }
+    YUAN_UNROLL
+    for (int c = 0; c < C; ++c) _mm512_storeu_ps(y + c * ldy, acc[c]);
+  }
+
+  static void Rows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+    const int64_t nb = x.cols / kQ8KBlock, T = x.n_tokens;
+    const uint8_t* base = static_cast<const uint8_t*>(w.data);
+    const int64_t full = r0 + (r1 - r0) / kRows * kRows;
+    if (full > r0) {
+      uint8_t* unpacked = static_cast<uint8_t*>(std::aligned_alloc(64, nb * kBlockBytes));
+      for (int64_t r = r0; r < full; r += kRows) {
+        Unpack(base + r * w.row_bytes, w.row_bytes, nb, unpacked);
+        int64_t t = 0;
+        for (; t + 4 <= T; t += 4) Tokens<4>(unpacked, nb, x, t, y + t * ldy + r, ldy);
+        for (; t < T; ++t) Tokens<1>(unpacked, nb, x, t, y + t * ldy + r, ldy);
+      }
+      std::free(unpacked);
+    }
+    if (full < r1) MatMulRowsT<Q6KDot>(w, x, full, r1, y, ldy);
+  }
+};
+#endif
 
 struct Q4KDot {
   static float Dot(const uint8_t* row, const Acts& x, int64_t t) {
@@ -750,7 +853,11 @@ void MatMulRows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y
       if (x.n_tokens >= kBandMinTokens || w.interleaved8) return BandQ8<DType::kQ4_0>::Rows(w, x, r0, r1, y, ldy);
       return MatMulRowsT<Q8Micro<DType::kQ4_0>>(w, x, r0, r1, y, ldy);
     case DType::kQ4_K: return MatMulRowsT<PairwiseMicro<Q4KDot, 1, 4>>(w, x, r0, r1, y, ldy);
-    case DType::kQ6_K: return MatMulRowsT<Q6KDot>(w, x, r0, r1, y, ldy);
+    case DType::kQ6_K:
+#if YUAN_X86_VNNI
+      if (x.n_tokens >= kBandMinTokens) return BandQ6K::Rows(w, x, r0, r1, y, ldy);
+#endif
+      return MatMulRowsT<Q6KDot>(w, x, r0, r1, y, ldy);
     default: return MatMulRowsDequant(w, x, r0, r1, y, ldy);
   }
 }
