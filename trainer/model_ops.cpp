@@ -280,6 +280,83 @@ void AccumulateOuter(const float* dy, int64_t R, const float* x, int64_t C, int6
   }
 }
 
+namespace {
+
+// Tokens [t0, t1) of MulSmallInner: 4 tokens x 4 vectors of y per tile,
+// each a chain of K FMAs (a broadcast of x times a row of w).
+#if defined(__x86_64__)
+__attribute__((target("avx512f"))) void SmallInner512(const float* x, int64_t t0, int64_t t1, int64_t K,
+                                                      const float* w, int64_t N, float* y, bool acc_in) {
+  constexpr int64_t kV = 16, kN = 4 * kV;
+  int64_t t = t0;
+  for (; t + 4 <= t1; t += 4) {
+    int64_t n = 0;
+    for (; n + kN <= N; n += kN) {
+      __m512 a[4][4];
+      for (int i = 0; i < 4; ++i) {
+        for (int j = 0; j < 4; ++j) {
+          a[i][j] = acc_in ? _mm512_loadu_ps(y + (t + i) * N + n + j * kV) : _mm512_setzero_ps();
+        }
+      }
+      for (int64_t k = 0; k < K; ++k) {
+        __m512 wv[4];
+        for (int j = 0; j < 4; ++j) wv[j] = _mm512_loadu_ps(w + k * N + n + j * kV);
+        for (int i = 0; i < 4; ++i) {
+          const __m512 xv = _mm512_set1_ps(x[(t + i) * K + k]);
+          for (int j = 0; j < 4; ++j) a[i][j] = _mm512_fmadd_ps(xv, wv[j], a[i][j]);
+        }
+      }
+      for (int i = 0; i < 4; ++i) {
+        for (int j = 0; j < 4; ++j) _mm512_storeu_ps(y + (t + i) * N + n + j * kV, a[i][j]);
+      }
+    }
+    for (int i = 0; i < 4; ++i) {  // the columns left over, one at a time
+      for (int64_t nn = n; nn < N; ++nn) {
+        float s = acc_in ? y[(t + i) * N + nn] : 0.0f;
+        for (int64_t k = 0; k < K; ++k) s = std::fma(x[(t + i) * K + k], w[k * N + nn], s);
+        y[(t + i) * N + nn] = s;
+      }
+    }
+  }
+  for (; t < t1; ++t) {
+    for (int64_t n = 0; n < N; ++n) {
+      float s = acc_in ? y[t * N + n] : 0.0f;
+      for (int64_t k = 0; k < K; ++k) s = std::fma(x[t * K + k], w[k * N + n], s);
+      y[t * N + n] = s;
+    }
+  }
+}
+const bool kHaveAvx512 = __builtin_cpu_supports("avx512f");
+#endif
+
+// The same in plain C++ (the same FMA chain per element, so the same bits).
+void SmallInnerScalar(const float* x, int64_t t0, int64_t t1, int64_t K, const float* w, int64_t N,
+                      float* y, bool acc_in) {
+  for (int64_t t = t0; t < t1; ++t) {
+    float* yr = y + t * N;
+    if (!acc_in) std::fill(yr, yr + N, 0.0f);
+    for (int64_t k = 0; k < K; ++k) {
+      const float xv = x[t * K + k];
+      const float* wr = w + k * N;
+      for (int64_t n = 0; n < N; ++n) yr[n] = std::fma(xv, wr[n], yr[n]);
+    }
+  }
+}
+
+}  // namespace
+
+void MulSmallInner(const float* x, int64_t T, int64_t K, const float* w, int64_t N, float* y,
+                   bool accumulate, ThreadPool* pool) {
+  // whole tiles of 4 tokens per thread
+  ParallelEach(pool, (T + 3) / 4, N * K, [&](int64_t tb) {
+    const int64_t t0 = tb * 4, t1 = std::min(T, t0 + 4);
+#if defined(__x86_64__)
+    if (kHaveAvx512) return SmallInner512(x, t0, t1, K, w, N, y, accumulate);
+#endif
+    SmallInnerScalar(x, t0, t1, K, w, N, y, accumulate);
+  });
+}
+
 void AddScaled(const float* x, float s, int64_t n, float* y, ThreadPool* pool) {
   constexpr int64_t kChunk = 1 << 14;
   ParallelEach(pool, (n + kChunk - 1) / kChunk, [&](int64_t b) {

@@ -119,6 +119,14 @@ OwnedMatrix InterleavedCopy(const MatRef& w, ThreadPool* pool);
 void TransposedF32(const float* w, int64_t rows, int64_t cols, OwnedMatrix* out,
                    ThreadPool* pool);
 
+// y[t * N + n] (+)= sum over k < K of x[t * K + k] * w[k * N + n], for
+// t < T, n < N: a product whose inner dimension K is small (LoRA's rank),
+// computed as K row updates of y (no horizontal sums, which would cost more
+// than the K multiply-adds of a dot product). Accumulating adds the product
+// into y in the same FMA chain. Each y element in one thread, in k order.
+void MulSmallInner(const float* x, int64_t T, int64_t K, const float* w, int64_t N, float* y,
+                   bool accumulate, ThreadPool* pool);
+
 // y[i] += x[i] * s over n values, threaded.
 void AddScaled(const float* x, float s, int64_t n, float* y, ThreadPool* pool);
 

@@ -139,7 +139,7 @@ absl::StatusOr<LossSum> TrainableModel::Impl::Run(const Batch& b, bool train, fl
       const float* bv = VecData(*bias);
       ParallelEach(pool, T, E, [&](int64_t t) { AddInPlace(y + t * mt.rows, bv, mt.rows); });
     }
-    const LoraPairParams& lp = layers[static_cast<size_t>(l)].lora[static_cast<size_t>(p)];
+    LoraPairParams& lp = layers[static_cast<size_t>(l)].lora[static_cast<size_t>(p)];
     if (lp.a < 0) return;
     const float* xin = x_in;
     if (p_drop > 0.0f) {
@@ -151,9 +151,9 @@ absl::StatusOr<LossSum> TrainableModel::Impl::Run(const Batch& b, bool train, fl
     MulF32(Value(lp.a), R, lp.in, xin, T, lu->data(), &lora_tmp, pool);
     const float s = lora_scaling;
     for (int64_t i = 0; i < T * R; ++i) (*lu)[i] *= s;
-    Grow(&tmp_out, T * lp.out);
-    MulF32(Value(lp.b), lp.out, R, lu->data(), T, tmp_out.data(), &lora_tmp, pool);
-    AddScaled(tmp_out.data(), 1.0f, T * lp.out, y, pool);
+    lp.bt.resize(static_cast<size_t>(R * lp.out));
+    Transpose(Value(lp.b), lp.out, R, lp.bt.data(), pool);
+    MulSmallInner(lu->data(), T, R, lp.bt.data(), lp.out, y, true, pool);  // y += lu B^T
   };
 
   // ---- forward
@@ -327,11 +327,13 @@ absl::StatusOr<LossSum> TrainableModel::Impl::Run(const Batch& b, bool train, fl
     }
     AccumulateOuter(lora_du.data(), R, xin, lp.in, T, Grad(lp.a), &outer, pool);  // dA
     if (!need_dx) return;
-    lp.at.resize(static_cast<size_t>(R * lp.in));
-    Transpose(Value(lp.a), R, lp.in, lp.at.data(), pool);
-    Grow(&tmp_out, T * lp.in);
-    MulF32(lp.at.data(), lp.in, R, lora_du.data(), T, tmp_out.data(), &lora_tmp, pool);
-    if (p_drop > 0.0f) dropout(l, p, tmp_out.data(), lp.in, tmp_out.data());
+    if (p_drop == 0.0f) {  // dx += du A
+      MulSmallInner(lora_du.data(), T, R, Value(lp.a), lp.in, dx_out, true, pool);
+      return;
+    }
+    Grow(&tmp_out, T * lp.in);  // dx += dropout(du A), the mask of the forward pass
+    MulSmallInner(lora_du.data(), T, R, Value(lp.a), lp.in, tmp_out.data(), false, pool);
+    dropout(l, p, tmp_out.data(), lp.in, tmp_out.data());
     AddScaled(tmp_out.data(), 1.0f, T * lp.in, dx_out, pool);
   };
 

@@ -668,5 +668,37 @@ TEST_CASE("Transpose moves every element, in whole 8 x 8 blocks and at the edges
   }
 }
 
+TEST_CASE("MulSmallInner is a chain of FMAs in k order for every element", "[model]") {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  ThreadPool pool(2);
+  // tokens under, at and over the 4-token tiles; columns under, at and over
+  // the 64-column vector tiles; LoRA-sized and tiny inner dimensions
+  for (int64_t T : {1, 5, 256}) {
+    for (int64_t K : {1, 16}) {
+      for (int64_t N : {3, 64, 100, 1024}) {
+        for (bool accumulate : {false, true}) {
+          INFO(T << " x " << K << " x " << N << (accumulate ? " accumulating" : ""));
+          std::vector<float> x(T * K), w(K * N), y(T * N), want(T * N);
+          for (float& v : x) v = u(rng);
+          for (float& v : w) v = u(rng);
+          for (float& v : y) v = u(rng);
+          for (int64_t t = 0; t < T; ++t) {
+            for (int64_t n = 0; n < N; ++n) {
+              float s = accumulate ? y[t * N + n] : 0.0f;
+              for (int64_t k = 0; k < K; ++k) s = std::fma(x[t * K + k], w[k * N + n], s);
+              want[t * N + n] = s;
+            }
+          }
+          MulSmallInner(x.data(), T, K, w.data(), N, y.data(), accumulate, &pool);
+          int64_t wrong = 0;
+          for (int64_t i = 0; i < T * N; ++i) wrong += y[i] != want[i];
+          CHECK(wrong == 0);
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace yuan::train
