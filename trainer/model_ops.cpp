@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "runtime/cpu/kernels.h"
+#include "runtime/cpu/ops.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -115,11 +116,10 @@ void AttentionFwd(const AttnShape& a, const float* q, const float* k, const floa
           const int64_t lo = a.start[t0 + i] - base - ks0, hi = q0 + i - ks0;  // keys [lo, hi]
           float mx = -std::numeric_limits<float>::infinity();
           for (int64_t j = lo; j <= hi; ++j) mx = std::max(mx, p[j] * a.scale);
+          for (int64_t j = lo; j <= hi; ++j) p[j] = p[j] * a.scale - mx;
+          ExpArray(p + lo, p + lo, hi - lo + 1);
           float sum = 0.0f;
-          for (int64_t j = lo; j <= hi; ++j) {
-            p[j] = std::exp(p[j] * a.scale - mx);
-            sum += p[j];
-          }
+          for (int64_t j = lo; j <= hi; ++j) sum += p[j];
           const float inv = 1.0f / sum;
           for (int64_t j = 0; j < nk; ++j) p[j] = j >= lo && j <= hi ? p[j] * inv : 0.0f;
           lse[(t0 + i) * a.n_head + h] = mx + std::log(sum);
@@ -170,8 +170,10 @@ void AttentionBwd(const AttnShape& a, const float* q, const float* k, const floa
             for (int64_t d = 0; d < hd; ++d) D += db[i * hd + d] * out[t * q_dim + h * hd + d];
             float* pi = &p[i * nk];
             float* di = &dp[i * nk];
+            for (int64_t j = lo; j <= hi; ++j) pi[j] = pi[j] * a.scale - l;
+            ExpArray(pi + lo, pi + lo, hi - lo + 1);  // the probabilities, from lse
             for (int64_t j = 0; j < nk; ++j) {
-              const float pr = j >= lo && j <= hi ? std::exp(pi[j] * a.scale - l) : 0.0f;
+              const float pr = j >= lo && j <= hi ? pi[j] : 0.0f;
               pi[j] = pr;
               di[j] = pr * (di[j] - D);  // dS
             }

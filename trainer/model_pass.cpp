@@ -31,10 +31,16 @@ void MulF32(const float* w, int64_t rows, int64_t cols, const float* x, int64_t 
   Transpose(tmp->data(), rows, n, y, pool);
 }
 
-void Silu(float g, float* act, float* dact) {
-  const float sig = 1.0f / (1.0f + std::exp(-g));
-  *act = g * sig;
-  *dact = sig * (1.0f + g * (1.0f - sig));
+// silu(g) = g * sigmoid(g) over n values and its derivative, from exp(-g)
+// by the vector ExpArray (`e`: n floats of scratch).
+void SiluBwd(const float* g, int64_t n, float* e, float* act, float* dact) {
+  for (int64_t i = 0; i < n; ++i) e[i] = -g[i];
+  ExpArray(e, e, n);
+  for (int64_t i = 0; i < n; ++i) {
+    const float sig = 1.0f / (1.0f + e[i]);
+    act[i] = g[i] * sig;
+    dact[i] = sig * (1.0f + g[i] * (1.0f - sig));
+  }
 }
 
 }  // namespace
@@ -228,12 +234,9 @@ absl::StatusOr<LossSum> TrainableModel::Impl::Run(const Batch& b, bool train, fl
     });
     project(l, kGate, nullptr, s.xn2.data(), s.g.data(), &s.lu[kGate]);
     project(l, kUp, nullptr, s.xn2.data(), s.u.data(), &s.lu[kUp]);
-    ParallelEach(pool, T, E, [&](int64_t t) {
-      for (int64_t i = t * F; i < (t + 1) * F; ++i) {
-        float act, dact;
-        Silu(s.g[i], &act, &dact);
-        s.h[i] = act * s.u[i];
-      }
+    ParallelEach(pool, T, E, [&](int64_t t) {  // h = silu(g) * u, as the engine's SiluMul
+      std::copy(&s.g[t * F], &s.g[(t + 1) * F], &s.h[t * F]);
+      SiluMul(&s.h[t * F], &s.u[t * F], F);
     });
     project(l, kDown, nullptr, s.h.data(), tmp_in.data(), &s.lu[kDown]);
     ParallelEach(pool, T, E, [&](int64_t t) {
@@ -350,12 +353,15 @@ absl::StatusOr<LossSum> TrainableModel::Impl::Run(const Batch& b, bool train, fl
     // feed-forward: dx is the gradient of the layer's output x1 + down(h)
     project_back(l, kDown, dx.data(), s.h.data(), s.lu[kDown], dg.data(), false, true);  // dh
     ParallelEach(pool, T, E, [&](int64_t t) {
-      for (int64_t i = t * F; i < (t + 1) * F; ++i) {
-        float act, dact;
-        Silu(s.g[i], &act, &dact);
-        const float dh = dg[i];
-        du[i] = dh * act;
-        dg[i] = dh * s.u[i] * dact;
+      thread_local std::vector<float> buf;
+      Grow(&buf, 3 * F);
+      float *e = buf.data(), *act = e + F, *dact = act + F;
+      SiluBwd(&s.g[t * F], F, e, act, dact);
+      for (int64_t i = 0; i < F; ++i) {
+        const int64_t j = t * F + i;
+        const float dh = dg[j];
+        du[j] = dh * act[i];
+        dg[j] = dh * s.u[j] * dact[i];
       }
     });
     project_back(l, kGate, dg.data(), s.xn2.data(), s.lu[kGate], dxn.data(), false, true);
