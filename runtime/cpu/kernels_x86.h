@@ -598,6 +598,7 @@ struct BandQ8 {
           Unpack(base + (r + kBandRows) * w.row_bytes, w.row_bytes, w.interleaved8, b, o + 32, sc + kBandRows, 2);
         }
         int64_t t = 0;
+        for (; t + 8 <= T; t += 8) Tokens16<8>(unpacked, scales, nb, x, t, y + t * ldy + r, ldy);
         for (; t + 4 <= T; t += 4) Tokens16<4>(unpacked, scales, nb, x, t, y + t * ldy + r, ldy);
         for (; t + 2 <= T; t += 2) Tokens16<2>(unpacked, scales, nb, x, t, y + t * ldy + r, ldy);
         for (; t < T; ++t) Tokens16<1>(unpacked, scales, nb, x, t, y + t * ldy + r, ldy);
