@@ -63,149 +63,6 @@ void SumRowsInto(const float* part, int64_t T, int64_t n, float* grad, ThreadPoo
 
 namespace {
 
-// y[t * ldy + r] = w[r] . x[t] for r < rows, t < n: one thread's f32 product
-// through the active kernel set (`w` rows `stride` floats apart, `x` rows
-// contiguous). Attention runs many small ones inside its own parallel loop.
-void Mm(const float* w, int64_t rows, int64_t cols, int64_t stride, const float* x, int64_t n,
-        float* y, int64_t ldy) {
-  if (rows <= 0 || n <= 0) return;
-  const kernels::KernelSet& ks = kernels::ActiveKernels();
-  const MatRef m{DType::kF32, rows, cols, w, static_cast<uint64_t>(stride) * sizeof(float), false};
-  kernels::Acts acts;
-  acts.kind = DType::kF32;
-  acts.n_tokens = n;
-  acts.cols = cols;
-  acts.f32 = x;
-  ks.matmul_rows(m, acts, 0, rows, y, ldy);
-}
-
-// dst[c * ldd + r] = src[r * lds + c] for r < rows, c < cols.
-void TransposeStrided(const float* src, int64_t rows, int64_t cols, int64_t lds, float* dst,
-                      int64_t ldd) {
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t c = 0; c < cols; ++c) dst[c * ldd + r] = src[r * lds + c];
-  }
-}
-
-constexpr int64_t kQueryBlock = 64;
-
-}  // namespace
-
-void AttentionFwd(const AttnShape& a, const float* q, const float* k, const float* v, float* out,
-                  float* lse, ThreadPool* pool) {
-  const int64_t hd = a.head_dim, q_dim = a.n_head * hd, kv_dim = a.n_head_kv * hd;
-  const int64_t group = a.n_head / a.n_head_kv, S = a.seq_len;
-  const int64_t n_items = a.n_rows * a.n_head;
-  pool->ParallelFor(n_items, 1, [&](int64_t i0, int64_t i1) {
-    const int64_t QB = std::min(kQueryBlock, S);
-    std::vector<float> vt(static_cast<size_t>(hd * S)), qb(static_cast<size_t>(QB * hd)),
-        sc(static_cast<size_t>(QB * S));
-    for (int64_t item = i0; item < i1; ++item) {
-      const int64_t row = item / a.n_head, h = item % a.n_head, g = h / group;
-      const int64_t base = row * S;
-      TransposeStrided(v + base * kv_dim + g * hd, S, hd, kv_dim, vt.data(), S);
-      for (int64_t q0 = 0; q0 < S; q0 += QB) {
-        const int64_t nq = std::min(QB, S - q0), t0 = base + q0;
-        const int64_t ks0 = a.start[t0] - base, nk = q0 + nq - ks0;
-        for (int64_t i = 0; i < nq; ++i) {
-          std::copy(q + (t0 + i) * q_dim + h * hd, q + (t0 + i) * q_dim + (h + 1) * hd, &qb[i * hd]);
-        }
-        Mm(k + (base + ks0) * kv_dim + g * hd, nk, hd, kv_dim, qb.data(), nq, sc.data(), nk);
-        for (int64_t i = 0; i < nq; ++i) {
-          float* p = &sc[i * nk];
-          const int64_t lo = a.start[t0 + i] - base - ks0, hi = q0 + i - ks0;  // keys [lo, hi]
-          float mx = -std::numeric_limits<float>::infinity();
-          for (int64_t j = lo; j <= hi; ++j) mx = std::max(mx, p[j] * a.scale);
-          for (int64_t j = lo; j <= hi; ++j) p[j] = p[j] * a.scale - mx;
-          ExpArray(p + lo, p + lo, hi - lo + 1);
-          float sum = 0.0f;
-          for (int64_t j = lo; j <= hi; ++j) sum += p[j];
-          const float inv = 1.0f / sum;
-          for (int64_t j = 0; j < nk; ++j) p[j] = j >= lo && j <= hi ? p[j] * inv : 0.0f;
-          lse[(t0 + i) * a.n_head + h] = mx + std::log(sum);
-        }
-        Mm(vt.data() + ks0, hd, nk, S, sc.data(), nq, out + t0 * q_dim + h * hd, q_dim);
-      }
-    }
-  });
-}
-
-void AttentionBwd(const AttnShape& a, const float* q, const float* k, const float* v,
-                  const float* out, const float* lse, const float* dout, float* dq, float* dk,
-                  float* dv, ThreadPool* pool) {
-  const int64_t hd = a.head_dim, q_dim = a.n_head * hd, kv_dim = a.n_head_kv * hd;
-  const int64_t group = a.n_head / a.n_head_kv, S = a.seq_len;
-  const int64_t n_items = a.n_rows * a.n_head_kv;
-  pool->ParallelFor(n_items, 1, [&](int64_t i0, int64_t i1) {
-    const int64_t QB = std::min(kQueryBlock, S);
-    std::vector<float> kt(static_cast<size_t>(hd * S)), qb(static_cast<size_t>(QB * hd)),
-        db(static_cast<size_t>(QB * hd)), p(static_cast<size_t>(QB * S)),
-        dp(static_cast<size_t>(QB * S)), tr1(static_cast<size_t>(S * QB)),
-        tr2(static_cast<size_t>(hd * QB)), tmp(static_cast<size_t>(S * hd)),
-        dk_acc(static_cast<size_t>(S * hd)), dv_acc(static_cast<size_t>(S * hd));
-    for (int64_t item = i0; item < i1; ++item) {
-      const int64_t row = item / a.n_head_kv, g = item % a.n_head_kv;
-      const int64_t base = row * S;
-      const float* kg = k + base * kv_dim + g * hd;
-      const float* vg = v + base * kv_dim + g * hd;
-      TransposeStrided(kg, S, hd, kv_dim, kt.data(), S);
-      std::fill(dk_acc.begin(), dk_acc.end(), 0.0f);
-      std::fill(dv_acc.begin(), dv_acc.end(), 0.0f);
-      for (int64_t h = g * group; h < (g + 1) * group; ++h) {
-        for (int64_t q0 = 0; q0 < S; q0 += QB) {
-          const int64_t nq = std::min(QB, S - q0), t0 = base + q0;
-          const int64_t ks0 = a.start[t0] - base, nk = q0 + nq - ks0;
-          for (int64_t i = 0; i < nq; ++i) {
-            const int64_t o = (t0 + i) * q_dim + h * hd;
-            std::copy(q + o, q + o + hd, &qb[i * hd]);
-            std::copy(dout + o, dout + o + hd, &db[i * hd]);
-          }
-          Mm(kg + ks0 * kv_dim, nk, hd, kv_dim, qb.data(), nq, p.data(), nk);   // scores
-          Mm(vg + ks0 * kv_dim, nk, hd, kv_dim, db.data(), nq, dp.data(), nk);  // dO . V
-          for (int64_t i = 0; i < nq; ++i) {
-            const int64_t t = t0 + i;
-            const int64_t lo = a.start[t] - base - ks0, hi = q0 + i - ks0;
-            const float l = lse[t * a.n_head + h];
-            float D = 0.0f;
-            for (int64_t d = 0; d < hd; ++d) D += db[i * hd + d] * out[t * q_dim + h * hd + d];
-            float* pi = &p[i * nk];
-            float* di = &dp[i * nk];
-            for (int64_t j = lo; j <= hi; ++j) pi[j] = pi[j] * a.scale - l;
-            ExpArray(pi + lo, pi + lo, hi - lo + 1);  // the probabilities, from lse
-            for (int64_t j = 0; j < nk; ++j) {
-              const float pr = j >= lo && j <= hi ? pi[j] : 0.0f;
-              pi[j] = pr;
-              di[j] = pr * (di[j] - D);  // dS
-            }
-          }
-          // dQ = scale * dS K
-          float* dqb = dq + t0 * q_dim + h * hd;
-          Mm(kt.data() + ks0, hd, nk, S, dp.data(), nq, dqb, q_dim);
-          for (int64_t i = 0; i < nq; ++i) {
-            for (int64_t d = 0; d < hd; ++d) dqb[i * q_dim + d] *= a.scale;
-          }
-          // dK += scale * dS^T Q
-          TransposeStrided(dp.data(), nq, nk, nk, tr1.data(), nq);
-          TransposeStrided(qb.data(), nq, hd, hd, tr2.data(), nq);
-          Mm(tr2.data(), hd, nq, nq, tr1.data(), nk, tmp.data(), hd);
-          for (int64_t j = 0; j < nk * hd; ++j) dk_acc[ks0 * hd + j] += a.scale * tmp[j];
-          // dV += P^T dO
-          TransposeStrided(p.data(), nq, nk, nk, tr1.data(), nq);
-          TransposeStrided(db.data(), nq, hd, hd, tr2.data(), nq);
-          Mm(tr2.data(), hd, nq, nq, tr1.data(), nk, tmp.data(), hd);
-          for (int64_t j = 0; j < nk * hd; ++j) dv_acc[ks0 * hd + j] += tmp[j];
-        }
-      }
-      for (int64_t s = 0; s < S; ++s) {
-        std::copy(&dk_acc[s * hd], &dk_acc[(s + 1) * hd], dk + (base + s) * kv_dim + g * hd);
-        std::copy(&dv_acc[s * hd], &dv_acc[(s + 1) * hd], dv + (base + s) * kv_dim + g * hd);
-      }
-    }
-  });
-}
-
-namespace {
-
 #if defined(__x86_64__)
 // dst[c * ldd + r] = src[r * lds + c] for an 8 x 8 block, in registers:
 // pairs of rows interleaved, then 4-row groups, then 128-bit halves swapped.
@@ -231,7 +88,130 @@ __attribute__((target("avx2"))) void Transpose8x8Avx2(const float* src, int64_t 
 const bool kHaveAvx2 = __builtin_cpu_supports("avx2");
 #endif
 
+// dst[c * ldd + r] = src[r * lds + c] for r < rows, c < cols: whole 8 x 8
+// blocks in registers, the edges one at a time.
+void TransposeStrided(const float* src, int64_t rows, int64_t cols, int64_t lds, float* dst,
+                      int64_t ldd) {
+  int64_t r8 = 0, c8 = 0;
+#if defined(__x86_64__)
+  if (kHaveAvx2) {
+    r8 = rows / 8 * 8;
+    c8 = cols / 8 * 8;
+    for (int64_t r = 0; r < r8; r += 8) {
+      for (int64_t c = 0; c < c8; c += 8) Transpose8x8Avx2(src + r * lds + c, lds, dst + c * ldd + r, ldd);
+    }
+  }
+#endif
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = r < r8 ? c8 : 0; c < cols; ++c) dst[c * ldd + r] = src[r * lds + c];
+  }
+}
+
+constexpr int64_t kQueryBlock = 64;
+
 }  // namespace
+
+void AttentionFwd(const AttnShape& a, const float* q, const float* k, const float* v, float* out,
+                  float* lse, ThreadPool* pool) {
+  const int64_t hd = a.head_dim, q_dim = a.n_head * hd, kv_dim = a.n_head_kv * hd;
+  const int64_t group = a.n_head / a.n_head_kv, S = a.seq_len;
+  // items (row, KV head): K^T once for the group's query heads
+  const int64_t n_items = a.n_rows * a.n_head_kv;
+  pool->ParallelFor(n_items, 1, [&](int64_t i0, int64_t i1) {
+    const int64_t QB = std::min(kQueryBlock, S);
+    std::vector<float> kt(static_cast<size_t>(hd * S)), sc(static_cast<size_t>(QB * S));
+    for (int64_t item = i0; item < i1; ++item) {
+      const int64_t row = item / a.n_head_kv, g = item % a.n_head_kv;
+      const int64_t base = row * S;
+      TransposeStrided(k + base * kv_dim + g * hd, S, hd, kv_dim, kt.data(), S);
+      for (int64_t h = g * group; h < (g + 1) * group; ++h) {
+        for (int64_t q0 = 0; q0 < S; q0 += QB) {
+          const int64_t nq = std::min(QB, S - q0), t0 = base + q0;
+          const int64_t ks0 = a.start[t0] - base, nk = q0 + nq - ks0;
+          // scores [nq][nk] = Q K^T
+          SmallInnerRows({q + t0 * q_dim + h * hd, q_dim, 1, kt.data() + ks0, S, sc.data(), nk, hd, nk, false}, 0, nq);
+          for (int64_t i = 0; i < nq; ++i) {
+            float* p = &sc[i * nk];
+            const int64_t lo = a.start[t0 + i] - base - ks0, hi = q0 + i - ks0;  // keys [lo, hi]
+            float mx = -std::numeric_limits<float>::infinity();
+            for (int64_t j = lo; j <= hi; ++j) mx = std::max(mx, p[j] * a.scale);
+            for (int64_t j = lo; j <= hi; ++j) p[j] = p[j] * a.scale - mx;
+            ExpArray(p + lo, p + lo, hi - lo + 1);
+            float sum = 0.0f;
+            for (int64_t j = lo; j <= hi; ++j) sum += p[j];
+            const float inv = 1.0f / sum;
+            for (int64_t j = 0; j < nk; ++j) p[j] = j >= lo && j <= hi ? p[j] * inv : 0.0f;
+            lse[(t0 + i) * a.n_head + h] = mx + std::log(sum);
+          }
+          // out = P V, V read in place
+          SmallInnerRows({sc.data(), nk, 1, v + (base + ks0) * kv_dim + g * hd, kv_dim,
+                          out + t0 * q_dim + h * hd, q_dim, nk, hd, false}, 0, nq);
+        }
+      }
+    }
+  });
+}
+
+void AttentionBwd(const AttnShape& a, const float* q, const float* k, const float* v,
+                  const float* out, const float* lse, const float* dout, float* dq, float* dk,
+                  float* dv, ThreadPool* pool) {
+  const int64_t hd = a.head_dim, q_dim = a.n_head * hd, kv_dim = a.n_head_kv * hd;
+  const int64_t group = a.n_head / a.n_head_kv, S = a.seq_len;
+  const int64_t n_items = a.n_rows * a.n_head_kv;
+  pool->ParallelFor(n_items, 1, [&](int64_t i0, int64_t i1) {
+    const int64_t QB = std::min(kQueryBlock, S);
+    std::vector<float> kt(static_cast<size_t>(hd * S)), vt(static_cast<size_t>(hd * S)),
+        p(static_cast<size_t>(QB * S)), dp(static_cast<size_t>(QB * S)),
+        dk_acc(static_cast<size_t>(S * hd)), dv_acc(static_cast<size_t>(S * hd));
+    for (int64_t item = i0; item < i1; ++item) {
+      const int64_t row = item / a.n_head_kv, g = item % a.n_head_kv;
+      const int64_t base = row * S;
+      const float* kg = k + base * kv_dim + g * hd;
+      const float* vg = v + base * kv_dim + g * hd;
+      TransposeStrided(kg, S, hd, kv_dim, kt.data(), S);
+      TransposeStrided(vg, S, hd, kv_dim, vt.data(), S);
+      std::fill(dk_acc.begin(), dk_acc.end(), 0.0f);
+      std::fill(dv_acc.begin(), dv_acc.end(), 0.0f);
+      for (int64_t h = g * group; h < (g + 1) * group; ++h) {
+        for (int64_t q0 = 0; q0 < S; q0 += QB) {
+          const int64_t nq = std::min(QB, S - q0), t0 = base + q0;
+          const int64_t ks0 = a.start[t0] - base, nk = q0 + nq - ks0;
+          const float* qh = q + t0 * q_dim + h * hd;
+          const float* doh = dout + t0 * q_dim + h * hd;
+          SmallInnerRows({qh, q_dim, 1, kt.data() + ks0, S, p.data(), nk, hd, nk, false}, 0, nq);    // scores
+          SmallInnerRows({doh, q_dim, 1, vt.data() + ks0, S, dp.data(), nk, hd, nk, false}, 0, nq);  // dO V^T
+          for (int64_t i = 0; i < nq; ++i) {
+            const int64_t t = t0 + i;
+            const int64_t lo = a.start[t] - base - ks0, hi = q0 + i - ks0;
+            const float l = lse[t * a.n_head + h];
+            float D = 0.0f;
+            for (int64_t d = 0; d < hd; ++d) D += doh[i * q_dim + d] * out[t * q_dim + h * hd + d];
+            float* pi = &p[i * nk];
+            float* di = &dp[i * nk];
+            for (int64_t j = lo; j <= hi; ++j) pi[j] = pi[j] * a.scale - l;
+            ExpArray(pi + lo, pi + lo, hi - lo + 1);  // the probabilities, from lse
+            for (int64_t j = 0; j < nk; ++j) {
+              const float pr = j >= lo && j <= hi ? pi[j] : 0.0f;
+              pi[j] = pr;
+              di[j] = pr * (di[j] - D) * a.scale;  // scale * dS
+            }
+          }
+          // dQ = scale * dS K, K read in place
+          SmallInnerRows({dp.data(), nk, 1, kg + ks0 * kv_dim, kv_dim, dq + t0 * q_dim + h * hd, q_dim, nk, hd, false},
+                         0, nq);
+          // dK += scale * dS^T Q and dV += P^T dO (dS and P read transposed)
+          SmallInnerRows({dp.data(), 1, nk, qh, q_dim, dk_acc.data() + ks0 * hd, hd, nq, hd, true}, 0, nk);
+          SmallInnerRows({p.data(), 1, nk, doh, q_dim, dv_acc.data() + ks0 * hd, hd, nq, hd, true}, 0, nk);
+        }
+      }
+      for (int64_t s = 0; s < S; ++s) {
+        std::copy(&dk_acc[s * hd], &dk_acc[(s + 1) * hd], dk + (base + s) * kv_dim + g * hd);
+        std::copy(&dv_acc[s * hd], &dv_acc[(s + 1) * hd], dv + (base + s) * kv_dim + g * hd);
+      }
+    }
+  });
+}
+
 
 void Transpose(const float* src, int64_t rows, int64_t cols, float* dst, ThreadPool* pool) {
   constexpr int64_t kB = 32;
@@ -284,47 +264,71 @@ void AccumulateOuter(const float* dy, int64_t R, const float* x, int64_t C, int6
 
 namespace {
 
-// Tokens [t0, t1) of MulSmallInner: 4 tokens x 4 vectors of y per tile,
-// each a chain of K FMAs (a broadcast of x times a row of w).
+// The 4 x 4 tile loops must be unrolled for the accumulators to live in
+// registers (rolled, GCC keeps them on the stack).
+#define YUAN_TRAIN_UNROLL _Pragma("GCC unroll 16")
+
+// Rows [t0, t1) of y: tiles of 4 rows x 4 vectors of y, then one row at a
+// time, and the last columns of each row under a mask; every element a
+// chain of K FMAs (a broadcast of x times a row of w), as the scalar form.
 #if defined(__x86_64__)
-__attribute__((target("avx512f"))) void SmallInner512(const float* x, int64_t t0, int64_t t1, int64_t K,
-                                                      const float* w, int64_t N, float* y, bool acc_in) {
+__attribute__((target("avx512f"))) void SmallInner512(const SmallInner& a, int64_t t0, int64_t t1) {
   constexpr int64_t kV = 16, kN = 4 * kV;
+  const int64_t K = a.K, N = a.N;
+  auto X = [&](int64_t t, int64_t k) { return a.x[t * a.xt + k * a.xk]; };
   int64_t t = t0;
   for (; t + 4 <= t1; t += 4) {
     int64_t n = 0;
     for (; n + kN <= N; n += kN) {
-      __m512 a[4][4];
+      __m512 acc[4][4];
+      YUAN_TRAIN_UNROLL
       for (int i = 0; i < 4; ++i) {
+        YUAN_TRAIN_UNROLL
         for (int j = 0; j < 4; ++j) {
-          a[i][j] = acc_in ? _mm512_loadu_ps(y + (t + i) * N + n + j * kV) : _mm512_setzero_ps();
+          acc[i][j] = a.accumulate ? _mm512_loadu_ps(a.y + (t + i) * a.ldy + n + j * kV) : _mm512_setzero_ps();
         }
       }
       for (int64_t k = 0; k < K; ++k) {
         __m512 wv[4];
-        for (int j = 0; j < 4; ++j) wv[j] = _mm512_loadu_ps(w + k * N + n + j * kV);
+        YUAN_TRAIN_UNROLL
+        for (int j = 0; j < 4; ++j) wv[j] = _mm512_loadu_ps(a.w + k * a.ldw + n + j * kV);
+        YUAN_TRAIN_UNROLL
         for (int i = 0; i < 4; ++i) {
-          const __m512 xv = _mm512_set1_ps(x[(t + i) * K + k]);
-          for (int j = 0; j < 4; ++j) a[i][j] = _mm512_fmadd_ps(xv, wv[j], a[i][j]);
+          const __m512 xv = _mm512_set1_ps(X(t + i, k));
+          YUAN_TRAIN_UNROLL
+          for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_fmadd_ps(xv, wv[j], acc[i][j]);
         }
       }
+      YUAN_TRAIN_UNROLL
       for (int i = 0; i < 4; ++i) {
-        for (int j = 0; j < 4; ++j) _mm512_storeu_ps(y + (t + i) * N + n + j * kV, a[i][j]);
+        YUAN_TRAIN_UNROLL
+        for (int j = 0; j < 4; ++j) _mm512_storeu_ps(a.y + (t + i) * a.ldy + n + j * kV, acc[i][j]);
       }
     }
-    for (int i = 0; i < 4; ++i) {  // the columns left over, one at a time
-      for (int64_t nn = n; nn < N; ++nn) {
-        float s = acc_in ? y[(t + i) * N + nn] : 0.0f;
-        for (int64_t k = 0; k < K; ++k) s = std::fma(x[(t + i) * K + k], w[k * N + nn], s);
-        y[(t + i) * N + nn] = s;
+    for (; n < N; n += kV) {  // 16 columns (or the last few, masked) of the 4 rows
+      const __mmask16 m = N - n >= kV ? __mmask16(0xFFFF) : __mmask16((1u << (N - n)) - 1);
+      __m512 acc[4];
+      YUAN_TRAIN_UNROLL
+      for (int i = 0; i < 4; ++i) {
+        acc[i] = a.accumulate ? _mm512_maskz_loadu_ps(m, a.y + (t + i) * a.ldy + n) : _mm512_setzero_ps();
       }
+      for (int64_t k = 0; k < K; ++k) {
+        const __m512 wv = _mm512_maskz_loadu_ps(m, a.w + k * a.ldw + n);
+        YUAN_TRAIN_UNROLL
+        for (int i = 0; i < 4; ++i) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(X(t + i, k)), wv, acc[i]);
+      }
+      YUAN_TRAIN_UNROLL
+      for (int i = 0; i < 4; ++i) _mm512_mask_storeu_ps(a.y + (t + i) * a.ldy + n, m, acc[i]);
     }
   }
-  for (; t < t1; ++t) {
-    for (int64_t n = 0; n < N; ++n) {
-      float s = acc_in ? y[t * N + n] : 0.0f;
-      for (int64_t k = 0; k < K; ++k) s = std::fma(x[t * K + k], w[k * N + n], s);
-      y[t * N + n] = s;
+  for (; t < t1; ++t) {  // the rows left over, 16 columns at a time
+    for (int64_t n = 0; n < N; n += kV) {
+      const __mmask16 m = N - n >= kV ? __mmask16(0xFFFF) : __mmask16((1u << (N - n)) - 1);
+      __m512 acc = a.accumulate ? _mm512_maskz_loadu_ps(m, a.y + t * a.ldy + n) : _mm512_setzero_ps();
+      for (int64_t k = 0; k < K; ++k) {
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(X(t, k)), _mm512_maskz_loadu_ps(m, a.w + k * a.ldw + n), acc);
+      }
+      _mm512_mask_storeu_ps(a.y + t * a.ldy + n, m, acc);
     }
   }
 }
@@ -332,31 +336,32 @@ const bool kHaveAvx512 = __builtin_cpu_supports("avx512f");
 #endif
 
 // The same in plain C++ (the same FMA chain per element, so the same bits).
-void SmallInnerScalar(const float* x, int64_t t0, int64_t t1, int64_t K, const float* w, int64_t N,
-                      float* y, bool acc_in) {
+void SmallInnerScalar(const SmallInner& a, int64_t t0, int64_t t1) {
   for (int64_t t = t0; t < t1; ++t) {
-    float* yr = y + t * N;
-    if (!acc_in) std::fill(yr, yr + N, 0.0f);
-    for (int64_t k = 0; k < K; ++k) {
-      const float xv = x[t * K + k];
-      const float* wr = w + k * N;
-      for (int64_t n = 0; n < N; ++n) yr[n] = std::fma(xv, wr[n], yr[n]);
+    float* yr = a.y + t * a.ldy;
+    if (!a.accumulate) std::fill(yr, yr + a.N, 0.0f);
+    for (int64_t k = 0; k < a.K; ++k) {
+      const float xv = a.x[t * a.xt + k * a.xk];
+      const float* wr = a.w + k * a.ldw;
+      for (int64_t n = 0; n < a.N; ++n) yr[n] = std::fma(xv, wr[n], yr[n]);
     }
   }
 }
 
 }  // namespace
 
+void SmallInnerRows(const SmallInner& a, int64_t t0, int64_t t1) {
+#if defined(__x86_64__)
+  if (kHaveAvx512) return SmallInner512(a, t0, t1);
+#endif
+  SmallInnerScalar(a, t0, t1);
+}
+
 void MulSmallInner(const float* x, int64_t T, int64_t K, const float* w, int64_t N, float* y,
                    bool accumulate, ThreadPool* pool) {
+  const SmallInner a{x, K, 1, w, N, y, N, K, N, accumulate};
   // whole tiles of 4 tokens per thread
-  ParallelEach(pool, (T + 3) / 4, N * K, [&](int64_t tb) {
-    const int64_t t0 = tb * 4, t1 = std::min(T, t0 + 4);
-#if defined(__x86_64__)
-    if (kHaveAvx512) return SmallInner512(x, t0, t1, K, w, N, y, accumulate);
-#endif
-    SmallInnerScalar(x, t0, t1, K, w, N, y, accumulate);
-  });
+  ParallelEach(pool, (T + 3) / 4, N * K, [&](int64_t tb) { SmallInnerRows(a, tb * 4, std::min(T, tb * 4 + 4)); });
 }
 
 void AddScaled(const float* x, float s, int64_t n, float* y, ThreadPool* pool) {

@@ -127,6 +127,22 @@ void TransposedF32(const float* w, int64_t rows, int64_t cols, OwnedMatrix* out,
 void MulSmallInner(const float* x, int64_t T, int64_t K, const float* w, int64_t N, float* y,
                    bool accumulate, ThreadPool* pool);
 
+// The general form, on this thread: y[t * ldy + n] (+)= sum over k < K of
+// x[t * xt + k * xk] * w[k * ldw + n] for t in [t0, t1), n < N (x may be
+// read transposed: xt = 1, xk = its row length). Attention's products run
+// it inside their own parallel loop.
+struct SmallInner {
+  const float* x;
+  int64_t xt, xk;
+  const float* w;
+  int64_t ldw;
+  float* y;
+  int64_t ldy;
+  int64_t K, N;
+  bool accumulate;
+};
+void SmallInnerRows(const SmallInner& a, int64_t t0, int64_t t1);
+
 // y[i] += x[i] * s over n values, threaded.
 void AddScaled(const float* x, float s, int64_t n, float* y, ThreadPool* pool);
 
