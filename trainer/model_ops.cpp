@@ -364,6 +364,15 @@ void MulSmallInner(const float* x, int64_t T, int64_t K, const float* w, int64_t
   ParallelEach(pool, (T + 3) / 4, N * K, [&](int64_t tb) { SmallInnerRows(a, tb * 4, std::min(T, tb * 4 + 4)); });
 }
 
+void OuterSmall(const float* a, int64_t R, const float* b, int64_t N, int64_t T, float* out,
+                ThreadPool* pool) {
+  constexpr int64_t kCols = 256;
+  ParallelEach(pool, (N + kCols - 1) / kCols, R * T * kCols, [&](int64_t cb) {
+    const int64_t n0 = cb * kCols, n = std::min(N - n0, kCols);
+    SmallInnerRows({a, 1, R, b + n0, N, out + n0, N, T, n, false}, 0, R);
+  });
+}
+
 void AddScaled(const float* x, float s, int64_t n, float* y, ThreadPool* pool) {
   constexpr int64_t kChunk = 1 << 14;
   ParallelEach(pool, (n + kChunk - 1) / kChunk, [&](int64_t b) {

@@ -143,6 +143,12 @@ struct SmallInner {
 };
 void SmallInnerRows(const SmallInner& a, int64_t t0, int64_t t1);
 
+// out[r * N + n] = sum over t < T of a[t * R + r] * b[t * N + n]: a^T b for
+// two token-major matrices when R is small (LoRA's rank), reading both in
+// place; threaded over columns. Each element a chain of FMAs in t order.
+void OuterSmall(const float* a, int64_t R, const float* b, int64_t N, int64_t T, float* out,
+                ThreadPool* pool);
+
 // y[i] += x[i] * s over n values, threaded.
 void AddScaled(const float* x, float s, int64_t n, float* y, ThreadPool* pool);
 

@@ -316,7 +316,13 @@ absl::StatusOr<LossSum> TrainableModel::Impl::Run(const Batch& b, bool train, fl
     if (mt.param >= 0) AccumulateOuter(dy, mt.rows, x_in, mt.cols, T, Grad(mt.param), &outer, pool);
     LoraPairParams& lp = layers[static_cast<size_t>(l)].lora[static_cast<size_t>(p)];
     if (lp.a < 0) return;
-    AccumulateOuter(dy, lp.out, lu.data(), R, T, Grad(lp.b), &outer, pool);  // dB
+    // dB[o][r] += sum_t dy[t][o] lu[t][r], from its transpose lu^T dy
+    Grow(&lora_tmp, R * lp.out);
+    OuterSmall(lu.data(), R, dy, lp.out, T, lora_tmp.data(), pool);
+    float* gb = Grad(lp.b);
+    ParallelEach(pool, lp.out, R, [&](int64_t o) {
+      for (int64_t r = 0; r < R; ++r) gb[o * R + r] += lora_tmp[r * lp.out + o];
+    });
     lp.bt.resize(static_cast<size_t>(R * lp.out));
     Transpose(Value(lp.b), lp.out, R, lp.bt.data(), pool);
     Grow(&lora_du, T * R);
@@ -328,7 +334,11 @@ absl::StatusOr<LossSum> TrainableModel::Impl::Run(const Batch& b, bool train, fl
       dropout(l, p, x_in, lp.in, xd.data());
       xin = xd.data();
     }
-    AccumulateOuter(lora_du.data(), R, xin, lp.in, T, Grad(lp.a), &outer, pool);  // dA
+    // dA += du^T x, summed apart and then added (so that gradients of
+    // successive batches add exactly, as everywhere)
+    Grow(&lora_tmp, R * lp.in);
+    OuterSmall(lora_du.data(), R, xin, lp.in, T, lora_tmp.data(), pool);
+    AddScaled(lora_tmp.data(), 1.0f, R * lp.in, Grad(lp.a), pool);
     if (!need_dx) return;
     if (p_drop == 0.0f) {  // dx += du A
       MulSmallInner(lora_du.data(), T, R, Value(lp.a), lp.in, dx_out, true, pool);

@@ -700,5 +700,33 @@ TEST_CASE("MulSmallInner is a chain of FMAs in k order for every element", "[mod
   }
 }
 
+TEST_CASE("OuterSmall is a^T b as a chain of FMAs in t order, both read in place", "[model]") {
+  std::mt19937 rng(6);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  ThreadPool pool(2);
+  // rows under and over a 4-row tile, columns across the 256-column chunks
+  // and the masked 16-column tail
+  for (int64_t R : {3, 16}) {
+    for (int64_t N : {5, 300, 1024}) {
+      const int64_t T = 37;
+      INFO(R << " x " << N);
+      std::vector<float> a(T * R), b(T * N), out(R * N, 7.0f), want(R * N);
+      for (float& v : a) v = u(rng);
+      for (float& v : b) v = u(rng);
+      for (int64_t r = 0; r < R; ++r) {
+        for (int64_t n = 0; n < N; ++n) {
+          float s = 0.0f;
+          for (int64_t t = 0; t < T; ++t) s = std::fma(a[t * R + r], b[t * N + n], s);
+          want[r * N + n] = s;
+        }
+      }
+      OuterSmall(a.data(), R, b.data(), N, T, out.data(), &pool);
+      int64_t wrong = 0;
+      for (int64_t i = 0; i < R * N; ++i) wrong += out[i] != want[i];
+      CHECK(wrong == 0);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace yuan::train
