@@ -332,7 +332,6 @@ __attribute__((target("avx512f"))) void SmallInner512(const SmallInner& a, int64
     }
   }
 }
-const bool kHaveAvx512 = __builtin_cpu_supports("avx512f");
 #endif
 
 // The same in plain C++ (the same FMA chain per element, so the same bits).
@@ -352,7 +351,8 @@ void SmallInnerScalar(const SmallInner& a, int64_t t0, int64_t t1) {
 
 void SmallInnerRows(const SmallInner& a, int64_t t0, int64_t t1) {
 #if defined(__x86_64__)
-  if (kHaveAvx512) return SmallInner512(a, t0, t1);
+  // the kernel set's choice (YUAN_CPU_ISA, tests) picks the form here too
+  if (kernels::ActiveKernels().isa == kernels::Isa::kAvx512) return SmallInner512(a, t0, t1);
 #endif
   SmallInnerScalar(a, t0, t1);
 }

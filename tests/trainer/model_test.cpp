@@ -5,6 +5,8 @@
 #include "trainer/model.h"
 #include "trainer/model_ops.h"
 
+#include "runtime/cpu/kernels.h"
+
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cmath>
@@ -668,32 +670,49 @@ TEST_CASE("Transpose moves every element, in whole 8 x 8 blocks and at the edges
   }
 }
 
+// The kernel sets this CPU has (the trainer's vector forms follow them),
+// each made the active one for a scope.
+std::vector<kernels::Isa> TestedIsas() {
+  std::vector<kernels::Isa> out;
+  for (auto isa : {kernels::Isa::kScalar, kernels::Isa::kAvx2, kernels::Isa::kAvx512}) {
+    if (kernels::IsaSupported(isa)) out.push_back(isa);
+  }
+  return out;
+}
+
+struct IsaScope {
+  explicit IsaScope(kernels::Isa isa) { kernels::SetActiveIsa(isa); }
+  ~IsaScope() { kernels::SetActiveIsa(kernels::BestIsa()); }
+};
+
 TEST_CASE("MulSmallInner is a chain of FMAs in k order for every element", "[model]") {
   std::mt19937 rng(5);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   ThreadPool pool(2);
-  // tokens under, at and over the 4-token tiles; columns under, at and over
-  // the 64-column vector tiles; LoRA-sized and tiny inner dimensions
-  for (int64_t T : {1, 5, 256}) {
-    for (int64_t K : {1, 16}) {
-      for (int64_t N : {3, 64, 100, 1024}) {
-        for (bool accumulate : {false, true}) {
-          INFO(T << " x " << K << " x " << N << (accumulate ? " accumulating" : ""));
-          std::vector<float> x(T * K), w(K * N), y(T * N), want(T * N);
-          for (float& v : x) v = u(rng);
-          for (float& v : w) v = u(rng);
-          for (float& v : y) v = u(rng);
-          for (int64_t t = 0; t < T; ++t) {
-            for (int64_t n = 0; n < N; ++n) {
-              float s = accumulate ? y[t * N + n] : 0.0f;
-              for (int64_t k = 0; k < K; ++k) s = std::fma(x[t * K + k], w[k * N + n], s);
-              want[t * N + n] = s;
+  for (auto isa : TestedIsas()) {
+    IsaScope scope(isa);
+    INFO(kernels::IsaName(isa));
+    for (int64_t T : {1, 5, 256}) {
+      for (int64_t K : {1, 16}) {
+        for (int64_t N : {3, 64, 100, 1024}) {
+          for (bool accumulate : {false, true}) {
+            INFO(T << " x " << K << " x " << N << (accumulate ? " accumulating" : ""));
+            std::vector<float> x(T * K), w(K * N), y(T * N), want(T * N);
+            for (float& v : x) v = u(rng);
+            for (float& v : w) v = u(rng);
+            for (float& v : y) v = u(rng);
+            for (int64_t t = 0; t < T; ++t) {
+              for (int64_t n = 0; n < N; ++n) {
+                float s = accumulate ? y[t * N + n] : 0.0f;
+                for (int64_t k = 0; k < K; ++k) s = std::fma(x[t * K + k], w[k * N + n], s);
+                want[t * N + n] = s;
+              }
             }
+            MulSmallInner(x.data(), T, K, w.data(), N, y.data(), accumulate, &pool);
+            int64_t wrong = 0;
+            for (int64_t i = 0; i < T * N; ++i) wrong += y[i] != want[i];
+            CHECK(wrong == 0);
           }
-          MulSmallInner(x.data(), T, K, w.data(), N, y.data(), accumulate, &pool);
-          int64_t wrong = 0;
-          for (int64_t i = 0; i < T * N; ++i) wrong += y[i] != want[i];
-          CHECK(wrong == 0);
         }
       }
     }
@@ -704,26 +723,30 @@ TEST_CASE("OuterSmall is a^T b as a chain of FMAs in t order, both read in place
   std::mt19937 rng(6);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   ThreadPool pool(2);
-  // rows under and over a 4-row tile, columns across the 256-column chunks
-  // and the masked 16-column tail
-  for (int64_t R : {3, 16}) {
-    for (int64_t N : {5, 300, 1024}) {
-      const int64_t T = 37;
-      INFO(R << " x " << N);
-      std::vector<float> a(T * R), b(T * N), out(R * N, 7.0f), want(R * N);
-      for (float& v : a) v = u(rng);
-      for (float& v : b) v = u(rng);
-      for (int64_t r = 0; r < R; ++r) {
-        for (int64_t n = 0; n < N; ++n) {
-          float s = 0.0f;
-          for (int64_t t = 0; t < T; ++t) s = std::fma(a[t * R + r], b[t * N + n], s);
-          want[r * N + n] = s;
+  for (auto isa : TestedIsas()) {
+    IsaScope scope(isa);
+    INFO(kernels::IsaName(isa));
+    // rows under and over a 4-row tile, columns across the 256-column chunks
+    // and the masked 16-column tail
+    for (int64_t R : {3, 16}) {
+      for (int64_t N : {5, 300, 1024}) {
+        const int64_t T = 37;
+        INFO(R << " x " << N);
+        std::vector<float> a(T * R), b(T * N), out(R * N, 7.0f), want(R * N);
+        for (float& v : a) v = u(rng);
+        for (float& v : b) v = u(rng);
+        for (int64_t r = 0; r < R; ++r) {
+          for (int64_t n = 0; n < N; ++n) {
+            float s = 0.0f;
+            for (int64_t t = 0; t < T; ++t) s = std::fma(a[t * R + r], b[t * N + n], s);
+            want[r * N + n] = s;
+          }
         }
+        OuterSmall(a.data(), R, b.data(), N, T, out.data(), &pool);
+        int64_t wrong = 0;
+        for (int64_t i = 0; i < R * N; ++i) wrong += out[i] != want[i];
+        CHECK(wrong == 0);
       }
-      OuterSmall(a.data(), R, b.data(), N, T, out.data(), &pool);
-      int64_t wrong = 0;
-      for (int64_t i = 0; i < R * N; ++i) wrong += out[i] != want[i];
-      CHECK(wrong == 0);
     }
   }
 }
