@@ -332,6 +332,61 @@ __attribute__((target("avx512f"))) void SmallInner512(const SmallInner& a, int64
     }
   }
 }
+
+// The AVX2 + FMA form: tiles of 4 rows x 2 vectors of 8 (8 accumulators of
+// the 16 registers), the last columns one at a time (an FMA instruction).
+__attribute__((target("avx2,fma"))) void SmallInner256(const SmallInner& a, int64_t t0, int64_t t1) {
+  constexpr int64_t kV = 8, kN = 2 * kV;
+  const int64_t K = a.K, N = a.N;
+  auto X = [&](int64_t t, int64_t k) { return a.x[t * a.xt + k * a.xk]; };
+  auto tail = [&](int64_t t, int64_t n) {
+    float s = a.accumulate ? a.y[t * a.ldy + n] : 0.0f;
+    for (int64_t k = 0; k < K; ++k) s = __builtin_fmaf(X(t, k), a.w[k * a.ldw + n], s);
+    a.y[t * a.ldy + n] = s;
+  };
+  int64_t t = t0;
+  for (; t + 4 <= t1; t += 4) {
+    int64_t n = 0;
+    for (; n + kN <= N; n += kN) {
+      __m256 acc[4][2];
+      YUAN_TRAIN_UNROLL
+      for (int i = 0; i < 4; ++i) {
+        YUAN_TRAIN_UNROLL
+        for (int j = 0; j < 2; ++j) {
+          acc[i][j] = a.accumulate ? _mm256_loadu_ps(a.y + (t + i) * a.ldy + n + j * kV) : _mm256_setzero_ps();
+        }
+      }
+      for (int64_t k = 0; k < K; ++k) {
+        const __m256 w0 = _mm256_loadu_ps(a.w + k * a.ldw + n), w1 = _mm256_loadu_ps(a.w + k * a.ldw + n + kV);
+        YUAN_TRAIN_UNROLL
+        for (int i = 0; i < 4; ++i) {
+          const __m256 xv = _mm256_set1_ps(X(t + i, k));
+          acc[i][0] = _mm256_fmadd_ps(xv, w0, acc[i][0]);
+          acc[i][1] = _mm256_fmadd_ps(xv, w1, acc[i][1]);
+        }
+      }
+      YUAN_TRAIN_UNROLL
+      for (int i = 0; i < 4; ++i) {
+        YUAN_TRAIN_UNROLL
+        for (int j = 0; j < 2; ++j) _mm256_storeu_ps(a.y + (t + i) * a.ldy + n + j * kV, acc[i][j]);
+      }
+    }
+    for (int i = 0; i < 4; ++i) {
+      for (int64_t nn = n; nn < N; ++nn) tail(t + i, nn);
+    }
+  }
+  for (; t < t1; ++t) {
+    int64_t n = 0;
+    for (; n + kV <= N; n += kV) {
+      __m256 acc = a.accumulate ? _mm256_loadu_ps(a.y + t * a.ldy + n) : _mm256_setzero_ps();
+      for (int64_t k = 0; k < K; ++k) {
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(X(t, k)), _mm256_loadu_ps(a.w + k * a.ldw + n), acc);
+      }
+      _mm256_storeu_ps(a.y + t * a.ldy + n, acc);
+    }
+    for (; n < N; ++n) tail(t, n);
+  }
+}
 #endif
 
 // The same in plain C++ (the same FMA chain per element, so the same bits).
@@ -352,7 +407,9 @@ void SmallInnerScalar(const SmallInner& a, int64_t t0, int64_t t1) {
 void SmallInnerRows(const SmallInner& a, int64_t t0, int64_t t1) {
 #if defined(__x86_64__)
   // the kernel set's choice (YUAN_CPU_ISA, tests) picks the form here too
-  if (kernels::ActiveKernels().isa == kernels::Isa::kAvx512) return SmallInner512(a, t0, t1);
+  const kernels::Isa isa = kernels::ActiveKernels().isa;
+  if (isa == kernels::Isa::kAvx512) return SmallInner512(a, t0, t1);
+  if (isa == kernels::Isa::kAvx2) return SmallInner256(a, t0, t1);
 #endif
   SmallInnerScalar(a, t0, t1);
 }
