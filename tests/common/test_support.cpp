@@ -88,6 +88,14 @@ std::string RunCommand(const std::string& command, int* status) {
   return out;
 }
 
+std::vector<kernels::Isa> SupportedIsas() {
+  std::vector<kernels::Isa> out;
+  for (auto isa : {kernels::Isa::kScalar, kernels::Isa::kAvx2, kernels::Isa::kAvx512}) {
+    if (kernels::IsaSupported(isa)) out.push_back(isa);
+  }
+  return out;
+}
+
 double TimeScale() {
 #if defined(__SANITIZE_ADDRESS__)
   return 5.0;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "runtime/core/dtype.h"
+#include "runtime/cpu/kernels.h"
 #include "runtime/model/gguf_writer.h"
 
 namespace yuan::testing {
@@ -23,6 +24,17 @@ std::string SharedGolden(const std::string& file);
 // Factor for wall-clock bounds in tests: sanitizer builds run several times
 // slower (1 in normal builds).
 double TimeScale();
+
+// The kernel sets this CPU supports, scalar first; tests of code that
+// follows kernels::ActiveKernels() run under each in an IsaScope, which
+// makes it the active set and restores the best one when it ends.
+std::vector<kernels::Isa> SupportedIsas();
+struct IsaScope {
+  explicit IsaScope(kernels::Isa isa) { kernels::SetActiveIsa(isa); }
+  ~IsaScope() { kernels::SetActiveIsa(kernels::BestIsa()); }
+  IsaScope(const IsaScope&) = delete;
+  IsaScope& operator=(const IsaScope&) = delete;
+};
 
 // A fresh temporary directory for this test process, removed at exit.
 std::string TempDir();

@@ -8,6 +8,7 @@
 #include "runtime/cpu/kernels.h"
 #include "runtime/cpu/matmul.h"
 #include "runtime/cpu/ops.h"
+#include "tests/common/test_support.h"
 
 namespace yuan {
 namespace {
@@ -51,19 +52,8 @@ std::vector<float> RandomActs(int64_t n, std::mt19937& rng) {
   return x;
 }
 
-std::vector<kernels::Isa> SupportedIsas() {
-  std::vector<kernels::Isa> out;
-  for (auto isa : {kernels::Isa::kScalar, kernels::Isa::kAvx2, kernels::Isa::kAvx512}) {
-    if (kernels::IsaSupported(isa)) out.push_back(isa);
-  }
-  return out;
-}
-
-// Restores the process-wide kernel choice when a test ends.
-struct IsaScope {
-  explicit IsaScope(kernels::Isa isa) { kernels::SetActiveIsa(isa); }
-  ~IsaScope() { kernels::SetActiveIsa(kernels::BestIsa()); }
-};
+using testing::IsaScope;
+using testing::SupportedIsas;
 
 constexpr DType kComputeTypes[] = {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0,
                                    DType::kQ4_0, DType::kQ4_K, DType::kQ6_K};

@@ -670,27 +670,12 @@ TEST_CASE("Transpose moves every element, in whole 8 x 8 blocks and at the edges
   }
 }
 
-// The kernel sets this CPU has (the trainer's vector forms follow them),
-// each made the active one for a scope.
-std::vector<kernels::Isa> TestedIsas() {
-  std::vector<kernels::Isa> out;
-  for (auto isa : {kernels::Isa::kScalar, kernels::Isa::kAvx2, kernels::Isa::kAvx512}) {
-    if (kernels::IsaSupported(isa)) out.push_back(isa);
-  }
-  return out;
-}
-
-struct IsaScope {
-  explicit IsaScope(kernels::Isa isa) { kernels::SetActiveIsa(isa); }
-  ~IsaScope() { kernels::SetActiveIsa(kernels::BestIsa()); }
-};
-
 TEST_CASE("MulSmallInner is a chain of FMAs in k order for every element", "[model]") {
   std::mt19937 rng(5);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   ThreadPool pool(2);
-  for (auto isa : TestedIsas()) {
-    IsaScope scope(isa);
+  for (auto isa : testing::SupportedIsas()) {
+    testing::IsaScope scope(isa);
     INFO(kernels::IsaName(isa));
     for (int64_t T : {1, 5, 256}) {
       for (int64_t K : {1, 16}) {
@@ -723,8 +708,8 @@ TEST_CASE("OuterSmall is a^T b as a chain of FMAs in t order, both read in place
   std::mt19937 rng(6);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   ThreadPool pool(2);
-  for (auto isa : TestedIsas()) {
-    IsaScope scope(isa);
+  for (auto isa : testing::SupportedIsas()) {
+    testing::IsaScope scope(isa);
     INFO(kernels::IsaName(isa));
     // rows under and over a 4-row tile, columns across the 256-column chunks
     // and the masked 16-column tail
