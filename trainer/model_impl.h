@@ -38,7 +38,7 @@ struct Vec {
 struct LoraPairParams {
   int a = -1, b = -1;   // Param indices; a < 0: no LoRA on this projection
   int64_t in = 0, out = 0;
-  std::vector<float> bt;  // B^T [rank x out], refreshed per pass
+  std::vector<float> bt;  // B^T [rank x out], made by each forward pass, read by its backward
 };
 
 struct LayerParams {

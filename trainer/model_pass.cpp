@@ -323,8 +323,7 @@ absl::StatusOr<LossSum> TrainableModel::Impl::Run(const Batch& b, bool train, fl
     ParallelEach(pool, lp.out, R, [&](int64_t o) {
       for (int64_t r = 0; r < R; ++r) gb[o * R + r] += lora_tmp[r * lp.out + o];
     });
-    lp.bt.resize(static_cast<size_t>(R * lp.out));
-    Transpose(Value(lp.b), lp.out, R, lp.bt.data(), pool);
+    // lp.bt = B^T was made by this pass's forward (B has not changed since)
     Grow(&lora_du, T * R);
     MulF32(lp.bt.data(), R, lp.out, dy, T, lora_du.data(), &lora_tmp, pool);  // dy B
     for (int64_t i = 0; i < T * R; ++i) lora_du[i] *= lora_scaling;

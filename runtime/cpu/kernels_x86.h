@@ -9,9 +9,11 @@
 //
 // Each file is compiled with its -m flags and only called after a run-time
 // CPU check (kernels.cpp). Integer products take an unsigned operand times a
-// signed one: |w| with w's sign moved onto x for Q8_0, the raw nibbles with
-// the offset of 8 subtracted afterwards for Q4_0, the raw 6-bit values minus
-// 32 . x for Q6_K. One FMA per block then applies both blocks' scales.
+// signed one: for Q8_0, w + 128 with 128 . sum(x) subtracted afterwards
+// under VNNI (|w| with w's sign moved onto x in the AVX2 form, whose int16
+// pairs would saturate otherwise), the raw nibbles with the offset of 8
+// subtracted afterwards for Q4_0, the raw 6-bit values minus 32 . x for
+// Q6_K. One FMA per block then applies both blocks' scales.
 #pragma once
 
 #include <immintrin.h>

@@ -9,7 +9,8 @@ namespace yuan {
 namespace {
 
 // Rows per unit of work handed to a thread: a multiple of every kernel's
-// register tile (2, 3, 4 rows), so only the last band has a ragged edge.
+// register tile (2, 3, 4, 6 rows) and of the 8-row bands, so only the last
+// band has a ragged edge (a thread's 16-row pairs may end in one 8-row band).
 constexpr int64_t kRowGrain = 24;
 
 }  // namespace
