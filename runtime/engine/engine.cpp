@@ -120,13 +120,19 @@ absl::StatusOr<std::shared_ptr<Engine>> Engine::Open(const EngineOptions& option
 void Engine::RepackWeights() {
   if (kernels::ActiveKernels().isa == kernels::Isa::kScalar) return;  // no interleaved kernels
   ModelWeights* W = model_->mutable_weights();
-  // The matrices every token reads in full: the projections and the output
-  // head (unless tied to the token embeddings, which are read row by row).
+  // Everything every token reads in full: the projections, the output head
+  // (unless tied to the token embeddings, which are read row by row) and the
+  // small vectors (norms, biases). The vectors matter for memory, not speed:
+  // left in the mapping, each read of one faults in the file's large folio
+  // around it, which holds the neighbouring matrices' released pages, and
+  // those then count twice (about 57 MiB on bench-1b Q4_0).
   std::vector<Weight*> ws;
   for (LayerWeights& L : W->layers) {
     for (Weight* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) ws.push_back(w);
+    for (Weight* w : {&L.attn_norm, &L.bq, &L.bk, &L.bv, &L.q_norm, &L.k_norm, &L.ffn_norm}) ws.push_back(w);
   }
   if (W->output.data != W->tok_embd.data) ws.push_back(&W->output);
+  ws.push_back(&W->output_norm);
   std::erase_if(ws, [](const Weight* w) { return w->data == nullptr || w->rows <= 0; });
   // One arena for all of them, 2 MiB aligned and advised as transparent huge
   // pages: decoding streams every weight once per token, and with 4 KiB
