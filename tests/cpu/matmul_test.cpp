@@ -181,7 +181,9 @@ TEST_CASE("MatMul gives the same bits for any thread count, and batches match si
 
 TEST_CASE("weights interleaved by 8 rows give the row-major results", "[cpu]") {
   std::mt19937 rng(5);
-  const int64_t rows = 48, cols = 512;
+  // 10 bands: decoding reads 4 runs of bands side by side and then single
+  // bands (2 + 2 with one thread, 1 + 1 with two)
+  const int64_t rows = 80, cols = 512;
   CHECK_FALSE(kernels::CanInterleave8(DType::kQ4_0, 44));
   CHECK_FALSE(kernels::CanInterleave8(DType::kF16, 48));
   for (auto isa : SupportedIsas()) {
@@ -217,6 +219,11 @@ TEST_CASE("weights interleaved by 8 rows give the row-major results", "[cpu]") {
           MatMul(mi, &x[t * cols], 1, one.data(), p);
           CHECK(std::equal(one.begin(), one.end(), yi.begin() + t * rows));
         }
+      }
+      for (int64_t few : {2, 3}) {  // below the batch kernels' minimum: decoded token by token
+        std::vector<float> yf(few * rows);
+        MatMul(mi, x.data(), few, yf.data(), &p2);
+        CHECK(std::equal(yf.begin(), yf.end(), yi.begin()));
       }
     }
   }
