@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 
 namespace yuan {
 namespace {
@@ -40,7 +41,11 @@ void SplitRange(int64_t n, int64_t grain, int parts, int i, int64_t* begin, int6
   *end = std::min(n, u1 * grain);
 }
 
-ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
+ThreadPool::ThreadPool(int n_threads)
+    : n_threads_(std::max(1, n_threads)),
+      bounds_(static_cast<size_t>(n_threads_) + 1),
+      part_ns_(static_cast<size_t>(n_threads_)),
+      shares_(static_cast<size_t>(n_threads_), 1.0 / n_threads_) {
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { WorkerLoop(i); });
 }
 
@@ -65,14 +70,19 @@ void ThreadPool::WorkerLoop(int index) {
     }
     if (stop_.load()) return;
     seen = generation_.load();
-    int64_t b, e;
-    SplitRange(job_n_, job_grain_, n_threads_, index, &b, &e);
-    if (b < e) (*job_)(b, e);
+    RunPart(index);
     if (pending_.fetch_sub(1) == 1 && caller_sleeping_.load()) {
       std::lock_guard<std::mutex> lock(mu_);
       done_.notify_one();
     }
   }
+}
+
+void ThreadPool::RunPart(int index) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const int64_t b = bounds_[index], e = bounds_[index + 1];
+  if (b < e) (*job_)(b, e);
+  part_ns_[index] = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
 }
 
 void ThreadPool::ParallelFor(int64_t n, int64_t grain,
@@ -83,18 +93,63 @@ void ThreadPool::ParallelFor(int64_t n, int64_t grain,
     fn(0, n);
     return;
   }
+  for (int i = 0; i < n_threads_; ++i) SplitRange(n, grain, n_threads_, i, &bounds_[i], &bounds_[i + 1]);
+  Run(fn);
+}
+
+void ThreadPool::ParallelForBalanced(int64_t n, int64_t grain,
+                                     const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(grain, 1);
+  std::lock_guard<std::mutex> call_lock(call_mu_);
+  if (n_threads_ == 1 || n <= grain) {
+    fn(0, n);
+    return;
+  }
+  const int64_t units = (n + grain - 1) / grain;
+  double cum = 0.0;
+  bounds_[0] = 0;
+  for (int i = 0; i < n_threads_; ++i) {
+    cum += shares_[i];
+    const int64_t u = i + 1 == n_threads_ ? units : std::llround(cum * static_cast<double>(units));
+    bounds_[i + 1] = std::clamp<int64_t>(u * grain, bounds_[i], n);
+  }
+  Run(fn);
+  // Move the shares a quarter of the way towards the rates just measured.
+  // Calls shorter than kMinTimedNs are left out: wake-up lags and timer
+  // resolution would dominate them. No share falls below a quarter of an
+  // even one, so every thread keeps being timed.
+  constexpr int64_t kMinTimedNs = 20000;
+  double total_rate = 0.0;
+  std::vector<double> rate(static_cast<size_t>(n_threads_));
+  for (int i = 0; i < n_threads_; ++i) {
+    if (part_ns_[i] < kMinTimedNs || bounds_[i + 1] <= bounds_[i]) return;
+    rate[i] = static_cast<double>(bounds_[i + 1] - bounds_[i]) / static_cast<double>(part_ns_[i]);
+    total_rate += rate[i];
+  }
+  const double floor = 0.25 / n_threads_;
+  double sum = 0.0;
+  for (int i = 0; i < n_threads_; ++i) {
+    shares_[i] = std::max(floor, 0.75 * shares_[i] + 0.25 * rate[i] / total_rate);
+    sum += shares_[i];
+  }
+  for (double& v : shares_) v /= sum;
+}
+
+std::vector<double> ThreadPool::shares() const {
+  std::lock_guard<std::mutex> call_lock(call_mu_);
+  return shares_;
+}
+
+void ThreadPool::Run(const std::function<void(int64_t, int64_t)>& fn) {
   job_ = &fn;
-  job_n_ = n;
-  job_grain_ = grain;
   pending_.store(n_threads_ - 1);
   generation_.fetch_add(1);  // publishes the job
   if (sleeping_workers_.load() > 0) {
     std::lock_guard<std::mutex> lock(mu_);
     wake_.notify_all();
   }
-  int64_t b, e;
-  SplitRange(n, grain, n_threads_, 0, &b, &e);
-  if (b < e) fn(b, e);
+  RunPart(0);
   auto all_done = [&] { return pending_.load() == 0; };
   if (!SpinUntil(all_done)) {
     std::unique_lock<std::mutex> lock(mu_);

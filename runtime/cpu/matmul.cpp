@@ -45,7 +45,9 @@ void MatMulGroup(const MatRef* w, float* const* y, int n, const float* x, int64_
   acts.f32 = x;
   kernels::PrepareActs(ks, &acts, pool);
   // Rows of the matrices one after the other; a unit of work may span two.
-  pool->ParallelFor(total, kRowGrain, [&](int64_t r0, int64_t r1) {
+  // Per row the kernels compute the same for any partition, so the threads'
+  // shares can follow their speeds.
+  pool->ParallelForBalanced(total, kRowGrain, [&](int64_t r0, int64_t r1) {
     int64_t base = 0;
     for (int i = 0; i < n && base < r1; base += w[i].rows, ++i) {
       const int64_t a = std::max(r0, base), b = std::min(r1, base + w[i].rows);

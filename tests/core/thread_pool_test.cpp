@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 #include <atomic>
 #include <chrono>
+#include <mutex>
+#include <utility>
 #include <thread>
 #include <vector>
 
@@ -42,6 +44,48 @@ TEST_CASE("ParallelFor runs every index once, from several callers", "[core]") {
   body();
   other.join();
   for (auto& h : hits) CHECK(h.load() == 40);
+}
+
+TEST_CASE("ParallelForBalanced runs every index once in contiguous grain-aligned ranges", "[core]") {
+  ThreadPool pool(3);
+  for (int64_t n : {1, 7, 8, 9, 1000, 4099}) {
+    std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+    std::mutex mu;
+    std::vector<std::pair<int64_t, int64_t>> ranges;
+    pool.ParallelForBalanced(n, 8, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) hits[i].fetch_add(1);
+      std::lock_guard<std::mutex> lock(mu);
+      ranges.emplace_back(b, e);
+    });
+    for (auto& h : hits) CHECK(h.load() == 1);
+    CHECK(ranges.size() <= 3);
+    for (auto [b, e] : ranges) {
+      CHECK(b % 8 == 0);
+      if (e < n) CHECK(e % 8 == 0);
+    }
+  }
+}
+
+TEST_CASE("ParallelForBalanced gives a slower thread less work", "[core]") {
+  // The calling thread takes twice as long per unit as the worker: the
+  // shares should settle near 1/3 and 2/3, where both finish together.
+  ThreadPool pool(2);
+  const std::thread::id caller = std::this_thread::get_id();
+  auto work = [&](int64_t b, int64_t e) {
+    const int per_unit_us = std::this_thread::get_id() == caller ? 2 : 1;
+    std::this_thread::sleep_for(std::chrono::microseconds(per_unit_us * (e - b)));
+  };
+  CHECK(pool.shares()[0] == Approx(0.5));
+  for (int i = 0; i < 40; ++i) pool.ParallelForBalanced(3000, 10, work);
+  const std::vector<double> shares = pool.shares();
+  CHECK(shares[0] + shares[1] == Approx(1.0));
+  CHECK(shares[0] == Approx(1.0 / 3).margin(0.06));
+  // ParallelFor keeps its even split whatever the shares.
+  std::atomic<int64_t> caller_units{0};
+  pool.ParallelFor(3000, 10, [&](int64_t b, int64_t e) {
+    if (std::this_thread::get_id() == caller) caller_units += e - b;
+  });
+  CHECK(caller_units.load() == 1500);
 }
 
 TEST_CASE("an idle pool does not spin", "[core]") {
