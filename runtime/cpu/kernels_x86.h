@@ -743,9 +743,9 @@ struct Q6KDot {
   // of Tokens<1>, at about half its instructions. (Masked intrinsic forms
   // with every lane on: GCC 12 warns about the plain ones' undefined
   // pass-through operands.)
-  static float Decode512(const uint8_t* row, const Acts& x, int64_t t) {
+  template <int S>
+  static void Decode512(const uint8_t* const* rows, const Acts& x, int64_t t, float* const* out) {
     const int64_t nb = x.cols / kQ8KBlock;
-    const BlockQ6_K* w = reinterpret_cast<const BlockQ6_K*>(row);
     const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(3);
     // qh's bit pairs: bits 0-1 for the first 32 values of a half, 2-3 for
     // the next 32 (the upper 256 bits), 4-5 and 6-7 for the other two.
@@ -757,32 +757,63 @@ struct Q6KDot {
       for (int i = 0; i < 16; ++i) idx[i] = 4 * k + i / 4;
       lane_scale[k] = _mm512_load_si512(idx);
     }
-    float acc = 0.0f;
+    float acc[S];
+    YUAN_UNROLL
+    for (int r = 0; r < S; ++r) acc[r] = 0.0f;
     for (int64_t b = 0; b < nb; ++b) {
       const int8_t* y = x.qs + t * x.cols + b * kQ8KBlock;
-      const __m512i sc = _mm512_maskz_cvtepi8_epi32(0xFFFF, _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].scales)));
-      // -32 * sum_j sc_j * sum(y in sub-block j), as int32 lanes
       const __m512i bs = _mm512_maskz_cvtepi16_epi32(
-          0xFFFF,           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.bsums + (t * nb + b) * (kQ8KBlock / 16))));
-      __m512i sum = _mm512_mullo_epi32(_mm512_maskz_slli_epi32(0xFFFF, sc, 5), _mm512_sub_epi32(_mm512_setzero_si512(), bs));
-      for (int half = 0; half < 2; ++half) {
-        const __m512i l = _mm512_loadu_si512(w[b].ql + 64 * half);
-        const __m512i h = _mm512_maskz_broadcast_i64x4(0xFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qh + 32 * half)));
-        const __m512i q0 = _mm512_or_si512(_mm512_and_si512(l, m4),
-                                           _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(h, shift_lo), m2), 4));
-        const __m512i q1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
-                                           _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(h, shift_hi), m2), 4));
-        const __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q0, _mm512_loadu_si512(y + 128 * half));
-        const __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q1, _mm512_loadu_si512(y + 128 * half + 64));
-        sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(p0, _mm512_maskz_permutexvar_epi32(0xFFFF, lane_scale[2 * half], sc)));
-        sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(p1, _mm512_maskz_permutexvar_epi32(0xFFFF, lane_scale[2 * half + 1], sc)));
+          0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.bsums + (t * nb + b) * (kQ8KBlock / 16))));
+      const float dx = x.d[t * nb + b];
+      YUAN_UNROLL
+      for (int r = 0; r < S; ++r) {
+        const BlockQ6_K& w = reinterpret_cast<const BlockQ6_K*>(rows[r])[b];
+        const __m512i sc = _mm512_maskz_cvtepi8_epi32(0xFFFF, _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.scales)));
+        // -32 * sum_j sc_j * sum(y in sub-block j), as int32 lanes
+        __m512i sum = _mm512_mullo_epi32(_mm512_maskz_slli_epi32(0xFFFF, sc, 5), _mm512_sub_epi32(_mm512_setzero_si512(), bs));
+        for (int half = 0; half < 2; ++half) {
+          const __m512i l = _mm512_loadu_si512(w.ql + 64 * half);
+          const __m512i h =
+              _mm512_maskz_broadcast_i64x4(0xFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qh + 32 * half)));
+          const __m512i q0 = _mm512_or_si512(_mm512_and_si512(l, m4),
+                                             _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(h, shift_lo), m2), 4));
+          const __m512i q1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
+                                             _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(h, shift_hi), m2), 4));
+          const __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q0, _mm512_loadu_si512(y + 128 * half));
+          const __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q1, _mm512_loadu_si512(y + 128 * half + 64));
+          sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(p0, _mm512_maskz_permutexvar_epi32(0xFFFF, lane_scale[2 * half], sc)));
+          sum = _mm512_add_epi32(sum,
+                                 _mm512_mullo_epi32(p1, _mm512_maskz_permutexvar_epi32(0xFFFF, lane_scale[2 * half + 1], sc)));
+        }
+        const __m256i sum8 =
+            _mm256_add_epi32(_mm512_maskz_extracti64x4_epi64(0xF, sum, 0), _mm512_maskz_extracti64x4_epi64(0xF, sum, 1));
+        acc[r] = std::fma(static_cast<float>(HsumI32(sum8)), HalfToFloat(w.d) * dx, acc[r]);
       }
-      const float d = HalfToFloat(w[b].d) * x.d[t * nb + b];
-      const __m256i sum8 =
-          _mm256_add_epi32(_mm512_maskz_extracti64x4_epi64(0xF, sum, 0), _mm512_maskz_extracti64x4_epi64(0xF, sum, 1));
-      acc = std::fma(static_cast<float>(HsumI32(sum8)), d, acc);
     }
-    return acc;
+    YUAN_UNROLL
+    for (int r = 0; r < S; ++r) *out[r] = acc[r];
+  }
+
+  // One token against rows [r0, r1): kStreams runs of rows read side by
+  // side, block by block (see BandQ8::Gemv), then the rest one at a time.
+  static constexpr int kStreams = 4;
+  static void Decode(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y) {
+    const uint8_t* base = static_cast<const uint8_t*>(w.data);
+    const int64_t per = (r1 - r0) / kStreams;
+    for (int64_t i = 0; i < per; ++i) {
+      const uint8_t* rows[kStreams];
+      float* outs[kStreams];
+      for (int s = 0; s < kStreams; ++s) {
+        rows[s] = base + (r0 + s * per + i) * w.row_bytes;
+        outs[s] = y + r0 + s * per + i;
+      }
+      Decode512<kStreams>(rows, x, 0, outs);
+    }
+    for (int64_t r = r0 + kStreams * per; r < r1; ++r) {
+      const uint8_t* row = base + r * w.row_bytes;
+      float* out = y + r;
+      Decode512<1>(&row, x, 0, &out);
+    }
   }
 #endif
 
@@ -793,7 +824,11 @@ struct Q6KDot {
 #if YUAN_X86_VNNI
     if constexpr (C == 1) {
       YUAN_UNROLL
-      for (int r = 0; r < R; ++r) y[r] = Decode512(w + r * rb, x, t);
+      for (int r = 0; r < R; ++r) {
+        const uint8_t* row = w + r * rb;
+        float* out = y + r;
+        Decode512<1>(&row, x, t, &out);
+      }
       return;
     }
 #endif
@@ -953,6 +988,7 @@ void MatMulRows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y
     case DType::kQ6_K:
 #if YUAN_X86_VNNI
       if (x.n_tokens >= kBandMinTokens) return BandQ6K::Rows(w, x, r0, r1, y, ldy);
+      if (x.n_tokens == 1) return Q6KDot::Decode(w, x, r0, r1, y);
 #endif
       return MatMulRowsT<Q6KDot>(w, x, r0, r1, y, ldy);
     default: return MatMulRowsDequant(w, x, r0, r1, y, ldy);
