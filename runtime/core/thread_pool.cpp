@@ -120,17 +120,18 @@ void ThreadPool::ParallelForBalanced(int64_t n, int64_t grain,
   // resolution would dominate them. No share falls below a quarter of an
   // even one, so every thread keeps being timed.
   constexpr int64_t kMinTimedNs = 20000;
+  auto rate = [&](int i) {
+    return static_cast<double>(bounds_[i + 1] - bounds_[i]) / static_cast<double>(part_ns_[i]);
+  };
   double total_rate = 0.0;
-  std::vector<double> rate(static_cast<size_t>(n_threads_));
   for (int i = 0; i < n_threads_; ++i) {
     if (part_ns_[i] < kMinTimedNs || bounds_[i + 1] <= bounds_[i]) return;
-    rate[i] = static_cast<double>(bounds_[i + 1] - bounds_[i]) / static_cast<double>(part_ns_[i]);
-    total_rate += rate[i];
+    total_rate += rate(i);
   }
   const double floor = 0.25 / n_threads_;
   double sum = 0.0;
   for (int i = 0; i < n_threads_; ++i) {
-    shares_[i] = std::max(floor, 0.75 * shares_[i] + 0.25 * rate[i] / total_rate);
+    shares_[i] = std::max(floor, 0.75 * shares_[i] + 0.25 * rate(i) / total_rate);
     sum += shares_[i];
   }
   for (double& v : shares_) v /= sum;

@@ -735,7 +735,8 @@ struct Q6KDot {
   }
 
 #if YUAN_X86_VNNI
-  // One row against one token (decoding) in 512-bit registers: the block's
+  // S rows (read block by block) against one token (decoding) in 512-bit
+  // registers, each row as Tokens<1> would but in other instructions: the block's
   // 256 quants as 4 zmm in value order, q . y by vpdpbusd (int32 lane i of
   // zmm k covers values 64k + 4i .. + 3, in sub-block 4k + i / 4), each lane
   // times its sub-block's scale by vpmulld, the -32 offset from the
@@ -751,12 +752,14 @@ struct Q6KDot {
     // the next 32 (the upper 256 bits), 4-5 and 6-7 for the other two.
     const __m512i shift_lo = _mm512_mask_set1_epi16(_mm512_setzero_si512(), 0xFFFF0000, 2);
     const __m512i shift_hi = _mm512_mask_set1_epi16(_mm512_set1_epi16(4), 0xFFFF0000, 6);
-    __m512i lane_scale[4];  // which of the 16 scales lane i of zmm k takes
-    for (int k = 0; k < 4; ++k) {
-      alignas(64) int32_t idx[16];
-      for (int i = 0; i < 16; ++i) idx[i] = 4 * k + i / 4;
-      lane_scale[k] = _mm512_load_si512(idx);
-    }
+    // which of the 16 scales lane i of zmm k takes: 4k + i / 4
+    alignas(64) static constexpr int32_t kLaneScale[4][16] = {
+        {0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3},
+        {4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7},
+        {8, 8, 8, 8, 9, 9, 9, 9, 10, 10, 10, 10, 11, 11, 11, 11},
+        {12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15}};
+    __m512i lane_scale[4];
+    for (int k = 0; k < 4; ++k) lane_scale[k] = _mm512_load_si512(kLaneScale[k]);
     float acc[S];
     YUAN_UNROLL
     for (int r = 0; r < S; ++r) acc[r] = 0.0f;
