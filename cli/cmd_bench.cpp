@@ -7,9 +7,12 @@
 //   tgN: N single-token decoding steps from an empty context,
 // reporting tokens/s as mean ± sd (and the median). Decoding reads every
 // weight once per token, so tgN is also shown as a share of the
-// memory-bandwidth bound (bandwidth measured here, in the same run, divided
-// by the bytes read per token). A memory line checks that resident memory
-// stays within file size + KV cache + 64 MiB (issue 4, item 5).
+// memory-bandwidth bound: the bytes read per token against the read
+// bandwidth measured right before and right after each repetition (the
+// higher of the two; a VM's memory speed can move by half within a minute,
+// so a figure from earlier in the run would not describe the repetition).
+// A memory line checks that resident memory stays within file size + KV
+// cache + 64 MiB (issue 4, item 5).
 //
 // --lora FILE[:SCALE] adds, for every test, a row with that adapter applied
 // at run time (runtime/engine/lora.h); its repetitions alternate with the
@@ -228,9 +231,12 @@ struct Row {
   int64_t n_prompt = 0, n_gen = 0;
   std::vector<double> samples;  // tokens/s per repetition
   Stats stats;
-  double bound = 0;             // tg: bandwidth-bound tokens/s; 0 for pp
+  // tg only (0 for pp): per repetition, the bandwidth (GB/s) the bound uses
+  // and the bandwidth-bound tokens/s; their medians; the median of the
+  // repetitions' tokens/s over their bounds.
+  std::vector<double> bandwidths, bounds;
+  double bandwidth = 0, bound = 0, share = 0;
   uint64_t bytes_per_token = 0;  // tg: weights + average KV read
-  double bandwidth = 0;         // GB/s used for the bound
   std::string test() const {
     return n_prompt > 0 ? "pp" + std::to_string(n_prompt) : "tg" + std::to_string(n_gen);
   }
@@ -281,7 +287,7 @@ void PrintMarkdown(const std::vector<Row>& rows) {
     cells.push_back({r.desc, FormatBytes(r.file_bytes), FormatParams(r.n_params), "CPU",
                      std::to_string(r.threads), r.test(),
                      Fixed(r.stats.mean, 2) + " ± " + Fixed(r.stats.sd, 2), Fixed(r.stats.median, 2),
-                     r.bound > 0 ? Fixed(100 * r.stats.median / r.bound, 1) + " %" : ""});
+                     r.bound > 0 ? Fixed(100 * r.share, 1) + " %" : ""});
   }
   // Widths in code points: "±" is two bytes of UTF-8 but one column.
   auto width = [](const std::string& s) {
@@ -340,17 +346,17 @@ std::string CsvString(const std::string& s) {
 
 void PrintCsv(const std::vector<Row>& rows) {
   std::printf("model_filename,model_type,model_size,model_n_params,backend,n_threads,n_prompt,"
-              "n_gen,avg_ts,stddev_ts,median_ts,bw_gbps,bytes_per_token,bound_ts,samples_ts\n");
+              "n_gen,avg_ts,stddev_ts,median_ts,bw_gbps,bytes_per_token,bound_ts,bound_share,samples_ts\n");
   for (const Row& r : rows) {
     std::string samples;
     for (double s : r.samples) samples += (samples.empty() ? "" : ";") + Fixed(s, 3);
-    std::printf("%s,%s,%llu,%llu,CPU,%d,%lld,%lld,%.3f,%.3f,%.3f,%.2f,%llu,%.3f,\"%s\"\n",
+    std::printf("%s,%s,%llu,%llu,CPU,%d,%lld,%lld,%.3f,%.3f,%.3f,%.2f,%llu,%.3f,%.4f,\"%s\"\n",
                 CsvString(r.model_path).c_str(), CsvString(r.desc).c_str(),
                 static_cast<unsigned long long>(r.file_bytes),
                 static_cast<unsigned long long>(r.n_params), r.threads,
                 static_cast<long long>(r.n_prompt), static_cast<long long>(r.n_gen), r.stats.mean,
                 r.stats.sd, r.stats.median, r.bandwidth,
-                static_cast<unsigned long long>(r.bytes_per_token), r.bound, samples.c_str());
+                static_cast<unsigned long long>(r.bytes_per_token), r.bound, r.share, samples.c_str());
   }
 }
 
@@ -364,12 +370,13 @@ void PrintJson(const std::vector<Row>& rows) {
         "  {\"model_filename\": %s, \"model_type\": %s, \"model_size\": %llu, "
         "\"model_n_params\": %llu, \"backend\": \"CPU\", \"n_threads\": %d, \"n_prompt\": %lld, "
         "\"n_gen\": %lld, \"avg_ts\": %.3f, \"stddev_ts\": %.3f, \"median_ts\": %.3f, "
-        "\"bw_gbps\": %.2f, \"bytes_per_token\": %llu, \"bound_ts\": %.3f, \"samples_ts\": [%s]}%s\n",
+        "\"bw_gbps\": %.2f, \"bytes_per_token\": %llu, \"bound_ts\": %.3f, \"bound_share\": %.4f, "
+        "\"samples_ts\": [%s]}%s\n",
         JsonString(r.model_path).c_str(), JsonString(r.desc).c_str(),
         static_cast<unsigned long long>(r.file_bytes), static_cast<unsigned long long>(r.n_params),
         r.threads, static_cast<long long>(r.n_prompt), static_cast<long long>(r.n_gen),
         r.stats.mean, r.stats.sd, r.stats.median, r.bandwidth,
-        static_cast<unsigned long long>(r.bytes_per_token), r.bound, samples.c_str(),
+        static_cast<unsigned long long>(r.bytes_per_token), r.bound, r.share, samples.c_str(),
         i + 1 < rows.size() ? "," : "");
   }
   std::printf("]\n");
@@ -475,19 +482,28 @@ int BenchCommand(int argc, char** argv) {
       // The same reader on the model's own weights, in the very pages
       // decoding reads: the probe's buffer may be granted huge pages when
       // the weights were not, or the other way round, and alone then reads
-      // high or low. Only for weights well beyond the last-level cache.
-      double bw_weights = 0;
-      if (e.weight_arena() != nullptr && e.weight_arena_bytes() >= (size_t{64} << 20)) {
+      // high or low. Only for weights well beyond the last-level cache;
+      // then it is also the probe taken beside every tg repetition.
+      const bool probe_in_place = e.weight_arena() != nullptr && e.weight_arena_bytes() >= (size_t{64} << 20);
+      auto weights_bandwidth = [&](int passes) {
         BandwidthOptions bo;
         bo.n_threads = n_threads;
         bo.data = e.weight_arena();
         bo.bytes = e.weight_arena_bytes();
-        bw_weights = BestOfStreams(bo).gb_per_s;
+        bo.passes = passes;
+        return BestOfStreams(bo).gb_per_s;
+      };
+      double bw_weights = 0;
+      if (probe_in_place) {
+        bw_weights = weights_bandwidth(8);
         notes.push_back(absl::StrFormat("read bandwidth of %s's weights in place (%.0f MiB), %d thread%s: %.1f GB/s",
                                         desc, e.weight_arena_bytes() / kMiB, n_threads, n_threads == 1 ? "" : "s",
                                         bw_weights));
       }
       const double bw = std::max({bw_multi[n_threads].gb_per_s, bw_single[n_threads].gb_per_s, bw_weights});
+      // The bandwidth beside one tg repetition: the weights read in place
+      // just now, else (weights that caches could hold) the figure above.
+      auto bandwidth_now = [&] { return probe_in_place ? weights_bandwidth(3) : bw; };
 
       int64_t n_ctx = 1;
       for (int64_t v : prompts) n_ctx = std::max(n_ctx, v);
@@ -551,11 +567,24 @@ int BenchCommand(int argc, char** argv) {
                               : RunGenerate(s, 1, n_vocab, &rng, variants[v]);
           }
         }
+        // Bytes one decoding step reads: step i attends to i + 1
+        // positions, (n + 1) / 2 on average.
+        for (size_t v = 0; v < variants.size(); ++v) {
+          if (n_gen == 0) continue;
+          out[v].bytes_per_token = WeightBytesPerToken(m) + KvBytesPerPosition(e) * (n_gen + 1) / 2 +
+                                   (variants[v] != nullptr ? lora_read : 0);
+        }
         for (int64_t i = 0; st.ok() && i < reps; ++i) {
           for (size_t v = 0; st.ok() && v < variants.size(); ++v) {
+            const double bw_before = n_gen > 0 ? bandwidth_now() : 0;
             const auto t0 = std::chrono::steady_clock::now();
             st = run_once(variants[v]);
             out[v].samples.push_back((n_prompt > 0 ? n_prompt : n_gen) / Seconds(t0));
+            if (n_gen > 0) {
+              const double bw_rep = std::max(bw_before, bandwidth_now());
+              out[v].bandwidths.push_back(bw_rep);
+              out[v].bounds.push_back(bw_rep * 1e9 / static_cast<double>(out[v].bytes_per_token));
+            }
           }
         }
         if (!st.ok()) {
@@ -566,11 +595,11 @@ int BenchCommand(int argc, char** argv) {
         for (Row& r : out) {
           r.stats = Summarize(r.samples);
           if (n_gen > 0) {
-            // Step i attends to i + 1 positions: (n + 1) / 2 on average.
-            r.bytes_per_token = WeightBytesPerToken(m) + KvBytesPerPosition(e) * (n_gen + 1) / 2 +
-                                (&r == &out.back() && out.size() == 2 ? lora_read : 0);
-            r.bandwidth = bw;
-            r.bound = bw * 1e9 / static_cast<double>(r.bytes_per_token);
+            std::vector<double> shares;
+            for (size_t i = 0; i < r.samples.size(); ++i) shares.push_back(r.samples[i] / r.bounds[i]);
+            r.share = Summarize(shares).median;
+            r.bandwidth = Summarize(r.bandwidths).median;
+            r.bound = Summarize(r.bounds).median;
           }
         }
         if (out.size() == 2) {
@@ -639,14 +668,19 @@ int BenchCommand(int argc, char** argv) {
   for (const auto& [t, multi] : bw_multi) {
     std::fprintf(info,
                  "read bandwidth, %d thread%s: %.1f GB/s with %d streams/thread (%s), %.1f GB/s "
-                 "with 1 stream/thread; bound = best / bytes per token\n",
+                 "with 1 stream/thread\n",
                  t, t == 1 ? "" : "s", multi.gb_per_s, multi.streams,
                  multi.simd ? "AVX2 loads" : "scalar loads", bw_single[t].gb_per_s);
   }
   for (const Row& r : rows) {
     if (r.n_gen == 0) continue;
-    std::fprintf(info, "bound %s %s t=%d: %.1f MiB read per token -> %.1f t/s\n", r.desc.c_str(),
-                 r.test().c_str(), r.threads, r.bytes_per_token / kMiB, r.bound);
+    const auto [lo, hi] = std::minmax_element(r.bandwidths.begin(), r.bandwidths.end());
+    std::fprintf(info,
+                 "bound %s %s t=%d: %.1f MiB read per token; read bandwidth beside the repetitions "
+                 "%.1f-%.1f GB/s (median %.1f) -> %.1f t/s; %% of bound = median of t/s over each "
+                 "repetition's bound\n",
+                 r.desc.c_str(), r.test().c_str(), r.threads, r.bytes_per_token / kMiB, *lo, *hi,
+                 r.bandwidth, r.bound);
   }
   for (const std::string& n : notes) std::fprintf(info, "%s\n", n.c_str());
   return kExitOk;
