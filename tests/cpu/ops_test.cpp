@@ -11,7 +11,9 @@
 
 #include "runtime/core/dtype.h"
 #include "runtime/cpu/attention.h"
+#include "runtime/cpu/kernels.h"
 #include "runtime/cpu/ops.h"
+#include "tests/common/test_support.h"
 
 namespace yuan {
 namespace {
@@ -233,6 +235,15 @@ TEST_CASE("AttendGroup matches double-precision softmax attention", "[cpu][atten
             AttendGroup(kv, &q[j * hd], hd, 1, n_kv, &one[j * hd], hd, scratch.data());
           }
           CHECK(one == fast);
+          // AVX-512 (with that kernel set active) widens the value updates
+          // to 16 floats, in the same order per column: the AVX2 bits
+          for (kernels::Isa isa : testing::SupportedIsas()) {
+            if (isa == kernels::Isa::kScalar) continue;
+            testing::IsaScope scope(isa);
+            std::vector<float> other(n_q * hd);
+            AttendGroup(kv, q.data(), hd, n_q, n_kv, other.data(), hd, scratch.data());
+            CHECK(other == fast);
+          }
 
           // f16: q rounded to f16 and the accumulator rounded every step
           // (~2^-11 relative each); f32: float rounding only.
