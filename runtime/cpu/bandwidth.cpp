@@ -12,6 +12,8 @@
 
 #include <sys/mman.h>
 
+#include "runtime/core/thread_pool.h"
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define YUAN_BW_X86 1
@@ -100,7 +102,7 @@ bool HasAvx2() {
 BandwidthResult MeasureReadBandwidth(const BandwidthOptions& o) {
   BandwidthResult result;
   result.simd = HasAvx2();
-  const int n_threads = std::max(1, o.n_threads);
+  const int n_threads = o.pool != nullptr ? o.pool->size() : std::max(1, o.n_threads);
   int streams = 1;
   const ReadFn read = PickReader(result.simd, std::max(1, o.streams), &streams);
   result.streams = streams;
@@ -127,10 +129,28 @@ BandwidthResult MeasureReadBandwidth(const BandwidthOptions& o) {
 #endif
   }
 
+  const int passes = std::max(1, o.passes);
+  if (o.pool != nullptr) {  // the pool's threads, one slice each, one job per pass
+    std::atomic<uint64_t> sink{0};
+    if (own) o.pool->ParallelFor(n_threads, 1, [&](int64_t t, int64_t) { std::memset(buf + t * slice, 1, slice); });
+    double best = 0;
+    for (int p = 0; p < passes; ++p) {
+      const auto t0 = std::chrono::steady_clock::now();
+      o.pool->ParallelFor(n_threads, 1, [&](int64_t t, int64_t) {
+        sink.fetch_xor(read(buf + t * slice, part), std::memory_order_relaxed);
+      });
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (s > 0) best = std::max(best, static_cast<double>(total) / s / 1e9);
+    }
+    if (own) std::free(buf);
+    asm volatile("" : : "r"(sink.load()));
+    result.gb_per_s = best;
+    return result;
+  }
+
   // Workers touch their slice first (so its pages are resident and, on NUMA
   // machines, local), then run one read per pass between two barriers; the
   // main thread times from the first barrier to the second.
-  const int passes = std::max(1, o.passes);
   std::barrier start(n_threads + 1), done(n_threads + 1);
   std::atomic<uint64_t> sink{0};
   std::vector<std::thread> workers;

@@ -13,6 +13,8 @@
 
 namespace yuan {
 
+class ThreadPool;
+
 struct BandwidthOptions {
   int n_threads = 1;               // reader threads (std::thread), each with its own slice
   size_t bytes = size_t{512} << 20;  // buffer size: keep it far above the last-level cache
@@ -21,6 +23,11 @@ struct BandwidthOptions {
   // Read these `bytes` in place instead of a buffer of the probe's own (the
   // model's weights, in the pages decoding reads them from); 64-byte aligned.
   const void* data = nullptr;
+  // Read with this pool's threads (n_threads is then its size): the threads
+  // that decode, already placed and running. New threads can start on one
+  // core and share it for a while, which on a 2-vCPU VM made the probe read
+  // as little as half of what the pool's threads read right beside it.
+  ThreadPool* pool = nullptr;
 };
 
 struct BandwidthResult {

@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <vector>
 
+#include "runtime/core/thread_pool.h"
+
 namespace yuan {
 namespace {
 
@@ -27,10 +29,24 @@ TEST_CASE("the bandwidth probe reads memory in place without writing it", "[cpu]
   size_t changed = 0;
   for (size_t i = 0; i < bytes; ++i) changed += buf[i] != static_cast<uint8_t>(i * 131 + 7);
   CHECK(changed == 0);
+
+  // The same with a pool's threads (its size is the thread count).
+  ThreadPool pool(2);
+  o.pool = &pool;
+  o.n_threads = 7;
+  CHECK(MeasureReadBandwidth(o).gb_per_s > 0);
+  changed = 0;
+  for (size_t i = 0; i < bytes; ++i) changed += buf[i] != static_cast<uint8_t>(i * 131 + 7);
+  CHECK(changed == 0);
+  o.pool = nullptr;
+  o.n_threads = 2;
   std::free(buf);
 
-  // Its own buffer: allocated, touched, read and freed.
+  // Its own buffer: allocated, touched, read and freed; by new threads or
+  // the pool's.
   o.data = nullptr;
+  CHECK(MeasureReadBandwidth(o).gb_per_s > 0);
+  o.pool = &pool;
   CHECK(MeasureReadBandwidth(o).gb_per_s > 0);
 }
 
