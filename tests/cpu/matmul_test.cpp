@@ -181,49 +181,54 @@ TEST_CASE("MatMul gives the same bits for any thread count, and batches match si
 
 TEST_CASE("weights interleaved by 8 rows give the row-major results", "[cpu]") {
   std::mt19937 rng(5);
-  // 10 bands: decoding reads 4 runs of bands side by side and then single
-  // bands (2 + 2 with one thread, 1 + 1 with two)
-  const int64_t rows = 80, cols = 512;
+  // Decoding reads runs of bands side by side, then the bands left over one
+  // at a time: 80 rows (10 bands) make short runs, read two at a time (with
+  // a band left over in some of 3 threads' ranges); 8008 rows (2.2-4.2 MiB)
+  // runs long enough to read four at a time, with one band left over (one
+  // thread; with two, Q8_0).
+  const int64_t cols = 512;
   CHECK_FALSE(kernels::CanInterleave8(DType::kQ4_0, 44));
   CHECK_FALSE(kernels::CanInterleave8(DType::kF16, 48));
-  for (auto isa : SupportedIsas()) {
-    IsaScope scope(isa);
-    for (DType type : {DType::kQ8_0, DType::kQ4_0}) {
-      INFO(kernels::IsaName(isa) << " " << DTypeName(type));
-      REQUIRE(kernels::CanInterleave8(type, rows));
-      auto q = RandomWeights(type, rows, cols, rng);
-      if (type == DType::kQ8_0) {  // the extreme quant -128 must survive |w|
-        reinterpret_cast<BlockQ8_0*>(q.data())[3].qs[5] = -128;
-      }
-      MatRef m{type, rows, cols, q.data(), *RowBytes(type, cols)};
-      std::vector<uint8_t> packed(q.size());
-      kernels::Interleave8(m, 0, rows / 8, packed.data());
-      CHECK(packed != q);
-      MatRef mi = m;
-      mi.data = packed.data();
-      mi.interleaved8 = true;
-      const int64_t T = 9;
-      std::vector<float> x = RandomActs(T * cols, rng);
-      std::vector<float> y(T * rows), yi(T * rows), yi3(T * rows), one(rows);
-      ThreadPool p1(1), p3(3);
-      MatMul(m, x.data(), T, y.data(), &p1);
-      MatMul(mi, x.data(), T, yi.data(), &p1);
-      MatMul(mi, x.data(), T, yi3.data(), &p3);
-      CHECK(yi == yi3);
-      for (int64_t i = 0; i < T * rows; ++i) {
-        CHECK(std::fabs(yi[i] - y[i]) <= 1e-5f * (1.0f + std::fabs(y[i])));
-      }
-      ThreadPool p2(2);
-      for (int64_t t = 0; t < T; ++t) {  // decoding and batches: the same bits, any thread count
-        for (ThreadPool* p : {&p1, &p2, &p3}) {
-          MatMul(mi, &x[t * cols], 1, one.data(), p);
-          CHECK(std::equal(one.begin(), one.end(), yi.begin() + t * rows));
+  for (int64_t rows : {80, 8008}) {
+    for (auto isa : SupportedIsas()) {
+      IsaScope scope(isa);
+      for (DType type : {DType::kQ8_0, DType::kQ4_0}) {
+        INFO(kernels::IsaName(isa) << " " << DTypeName(type) << " rows=" << rows);
+        REQUIRE(kernels::CanInterleave8(type, rows));
+        auto q = RandomWeights(type, rows, cols, rng);
+        if (type == DType::kQ8_0) {  // the extreme quant -128 must survive |w|
+          reinterpret_cast<BlockQ8_0*>(q.data())[3].qs[5] = -128;
         }
-      }
-      for (int64_t few : {2, 3}) {  // below the batch kernels' minimum: decoded token by token
-        std::vector<float> yf(few * rows);
-        MatMul(mi, x.data(), few, yf.data(), &p2);
-        CHECK(std::equal(yf.begin(), yf.end(), yi.begin()));
+        MatRef m{type, rows, cols, q.data(), *RowBytes(type, cols)};
+        std::vector<uint8_t> packed(q.size());
+        kernels::Interleave8(m, 0, rows / 8, packed.data());
+        CHECK(packed != q);
+        MatRef mi = m;
+        mi.data = packed.data();
+        mi.interleaved8 = true;
+        const int64_t T = 9;
+        std::vector<float> x = RandomActs(T * cols, rng);
+        std::vector<float> y(T * rows), yi(T * rows), yi3(T * rows), one(rows);
+        ThreadPool p1(1), p3(3);
+        MatMul(m, x.data(), T, y.data(), &p1);
+        MatMul(mi, x.data(), T, yi.data(), &p1);
+        MatMul(mi, x.data(), T, yi3.data(), &p3);
+        CHECK(yi == yi3);
+        for (int64_t i = 0; i < T * rows; ++i) {
+          CHECK(std::fabs(yi[i] - y[i]) <= 1e-5f * (1.0f + std::fabs(y[i])));
+        }
+        ThreadPool p2(2);
+        for (int64_t t = 0; t < T; ++t) {  // decoding and batches: the same bits, any thread count
+          for (ThreadPool* p : {&p1, &p2, &p3}) {
+            MatMul(mi, &x[t * cols], 1, one.data(), p);
+            CHECK(std::equal(one.begin(), one.end(), yi.begin() + t * rows));
+          }
+        }
+        for (int64_t few : {2, 3}) {  // below the batch kernels' minimum: decoded token by token
+          std::vector<float> yf(few * rows);
+          MatMul(mi, x.data(), few, yf.data(), &p2);
+          CHECK(std::equal(yf.begin(), yf.end(), yi.begin()));
+        }
       }
     }
   }
