@@ -574,14 +574,17 @@ int BenchCommand(int argc, char** argv) {
           out[v].bytes_per_token = WeightBytesPerToken(m) + KvBytesPerPosition(e) * (n_gen + 1) / 2 +
                                    (variants[v] != nullptr ? lora_read : 0);
         }
+        // (the probe after one repetition is the one before the next)
+        double bw_last = n_gen > 0 ? bandwidth_now() : 0;
         for (int64_t i = 0; st.ok() && i < reps; ++i) {
           for (size_t v = 0; st.ok() && v < variants.size(); ++v) {
-            const double bw_before = n_gen > 0 ? bandwidth_now() : 0;
+            const double bw_before = bw_last;
             const auto t0 = std::chrono::steady_clock::now();
             st = run_once(variants[v]);
             out[v].samples.push_back((n_prompt > 0 ? n_prompt : n_gen) / Seconds(t0));
             if (n_gen > 0) {
-              const double bw_rep = std::max(bw_before, bandwidth_now());
+              bw_last = bandwidth_now();
+              const double bw_rep = std::max(bw_before, bw_last);
               out[v].bandwidths.push_back(bw_rep);
               out[v].bounds.push_back(bw_rep * 1e9 / static_cast<double>(out[v].bytes_per_token));
             }

@@ -14,8 +14,9 @@
 // processed together, so each K and V row is loaded once for all of them.
 // The AVX2/F16C kernel is chosen at run time (its value updates in 16-float
 // AVX-512 vectors, the same bits, when the AVX-512 kernel set is active); the
-// scalar one is its reference (tests/cpu/ops_test.cpp compares them). Each output depends only
-// on its inputs, never on how work was split across threads.
+// scalar one is its reference (tests/cpu/ops_test.cpp compares them). Each
+// output depends only on its inputs, never on how work was split across
+// threads.
 #pragma once
 
 #include <cstdint>
