@@ -38,9 +38,9 @@ absl::StatusOr<KvCache> KvCache::CreatePaged(const ModelConfig& c, int32_t n_pag
                                                      " positions is too large"));
   }
   cache.bytes_ = static_cast<size_t>(n * cache.elem_);
-  cache.k_.reset(static_cast<uint8_t*>(std::calloc(cache.bytes_, 1)));
-  cache.v_.reset(static_cast<uint8_t*>(std::calloc(cache.bytes_, 1)));
-  if (cache.k_ == nullptr || cache.v_ == nullptr) {  // a huge request is plausible: report it
+  cache.k_ = HugePageBuffer::Allocate(cache.bytes_);
+  cache.v_ = HugePageBuffer::Allocate(cache.bytes_);
+  if (cache.k_.data() == nullptr || cache.v_.data() == nullptr) {  // a huge request is plausible: report it
     return absl::ResourceExhaustedError(
         absl::StrFormat("cannot allocate the KV cache (%d positions, %.1f MiB)", positions,
                         2.0 * n * cache.elem_ / (1 << 20)));
