@@ -44,8 +44,7 @@ void SplitRange(int64_t n, int64_t grain, int parts, int i, int64_t* begin, int6
 ThreadPool::ThreadPool(int n_threads)
     : n_threads_(std::max(1, n_threads)),
       bounds_(static_cast<size_t>(n_threads_) + 1),
-      part_ns_(static_cast<size_t>(n_threads_)),
-      shares_(static_cast<size_t>(n_threads_), 1.0 / n_threads_) {
+      part_ns_(static_cast<size_t>(n_threads_)) {
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { WorkerLoop(i); });
 }
 
@@ -62,7 +61,8 @@ void ThreadPool::WorkerLoop(int index) {
   uint64_t seen = 0;
   for (;;) {
     auto has_job = [&] { return stop_.load() || generation_.load() != seen; };
-    if (!SpinUntil(has_job)) {
+    const bool polled = SpinUntil(has_job);
+    if (!polled) {
       std::unique_lock<std::mutex> lock(mu_);
       sleeping_workers_.fetch_add(1);
       wake_.wait(lock, has_job);
@@ -70,7 +70,7 @@ void ThreadPool::WorkerLoop(int index) {
     }
     if (stop_.load()) return;
     seen = generation_.load();
-    RunPart(index);
+    RunPart(index, !polled);
     if (pending_.fetch_sub(1) == 1 && caller_sleeping_.load()) {
       std::lock_guard<std::mutex> lock(mu_);
       done_.notify_one();
@@ -78,8 +78,11 @@ void ThreadPool::WorkerLoop(int index) {
   }
 }
 
-void ThreadPool::RunPart(int index) {
-  const auto t0 = std::chrono::steady_clock::now();
+void ThreadPool::RunPart(int index, bool woken) {
+  // Timed from the publication when the thread was polling for it (its lag
+  // in seeing the job counts against it), from its own start after a
+  // wake-up through the kernel (which says nothing about its speed).
+  const auto t0 = woken ? std::chrono::steady_clock::now() : published_;
   const int64_t b = bounds_[index], e = bounds_[index + 1];
   if (b < e) (*job_)(b, e);
   part_ns_[index] = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
@@ -98,7 +101,7 @@ void ThreadPool::ParallelFor(int64_t n, int64_t grain,
 }
 
 void ThreadPool::ParallelForBalanced(int64_t n, int64_t grain,
-                                     const std::function<void(int64_t, int64_t)>& fn) {
+                                     const std::function<void(int64_t, int64_t)>& fn, uint64_t site) {
   if (n <= 0) return;
   grain = std::max<int64_t>(grain, 1);
   std::lock_guard<std::mutex> call_lock(call_mu_);
@@ -106,20 +109,21 @@ void ThreadPool::ParallelForBalanced(int64_t n, int64_t grain,
     fn(0, n);
     return;
   }
+  std::vector<double>& shares = SharesOf(site);
   const int64_t units = (n + grain - 1) / grain;
   double cum = 0.0;
   bounds_[0] = 0;
   for (int i = 0; i < n_threads_; ++i) {
-    cum += shares_[i];
+    cum += shares[i];
     const int64_t u = i + 1 == n_threads_ ? units : std::llround(cum * static_cast<double>(units));
     bounds_[i + 1] = std::clamp<int64_t>(u * grain, bounds_[i], n);
   }
   Run(fn);
   // Move the shares a quarter of the way towards the rates just measured.
-  // Calls shorter than kMinTimedNs are left out: wake-up lags and timer
-  // resolution would dominate them. No share falls below a quarter of an
-  // even one, so every thread keeps being timed.
-  constexpr int64_t kMinTimedNs = 20000;
+  // Calls shorter than kMinTimedNs are left out: timer resolution and
+  // wake-up jitter would dominate them. No share falls below a quarter of
+  // an even one, so every thread keeps being timed.
+  constexpr int64_t kMinTimedNs = 5000;
   auto rate = [&](int i) {
     return static_cast<double>(bounds_[i + 1] - bounds_[i]) / static_cast<double>(part_ns_[i]);
   };
@@ -131,26 +135,45 @@ void ThreadPool::ParallelForBalanced(int64_t n, int64_t grain,
   const double floor = 0.25 / n_threads_;
   double sum = 0.0;
   for (int i = 0; i < n_threads_; ++i) {
-    shares_[i] = std::max(floor, 0.75 * shares_[i] + 0.25 * rate(i) / total_rate);
-    sum += shares_[i];
+    shares[i] = std::max(floor, 0.75 * shares[i] + 0.25 * rate(i) / total_rate);
+    sum += shares[i];
   }
-  for (double& v : shares_) v /= sum;
+  for (double& v : shares) v /= sum;
 }
 
-std::vector<double> ThreadPool::shares() const {
+std::vector<double>& ThreadPool::SharesOf(uint64_t site) {
+  for (SiteShares& s : sites_) {
+    if (s.site == site) return s.shares;
+  }
+  SiteShares fresh{site, std::vector<double>(static_cast<size_t>(n_threads_), 1.0 / n_threads_)};
+  if (sites_.size() < kMaxSites) {
+    sites_.push_back(std::move(fresh));
+    return sites_.back().shares;
+  }
+  SiteShares& replaced = sites_[next_replaced_];
+  next_replaced_ = (next_replaced_ + 1) % kMaxSites;
+  replaced = std::move(fresh);
+  return replaced.shares;
+}
+
+std::vector<double> ThreadPool::shares(uint64_t site) const {
   std::lock_guard<std::mutex> call_lock(call_mu_);
-  return shares_;
+  for (const SiteShares& s : sites_) {
+    if (s.site == site) return s.shares;
+  }
+  return std::vector<double>(static_cast<size_t>(n_threads_), 1.0 / n_threads_);
 }
 
 void ThreadPool::Run(const std::function<void(int64_t, int64_t)>& fn) {
   job_ = &fn;
   pending_.store(n_threads_ - 1);
+  published_ = std::chrono::steady_clock::now();
   generation_.fetch_add(1);  // publishes the job
   if (sleeping_workers_.load() > 0) {
     std::lock_guard<std::mutex> lock(mu_);
     wake_.notify_all();
   }
-  RunPart(0);
+  RunPart(0, false);
   auto all_done = [&] { return pending_.load() == 0; };
   if (!SpinUntil(all_done)) {
     std::unique_lock<std::mutex> lock(mu_);

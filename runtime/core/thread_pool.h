@@ -23,6 +23,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -51,23 +52,32 @@ class ThreadPool {
   // from several threads are serialised.
   void ParallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
-  // As ParallelFor, but thread i's range is about shares()[i] of [0, n)
-  // (boundaries still multiples of `grain`), and the shares then move
-  // towards each thread's measured rate in this call (units per second),
-  // when the call ran long enough to time. fn must compute the same results
-  // for any partition.
-  void ParallelForBalanced(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+  // As ParallelFor, but thread i's range is about shares(site)[i] of
+  // [0, n) (boundaries still multiples of `grain`), and the shares then
+  // move towards each thread's measured rate in this call: units per
+  // second, counted from when the job was published, so a worker's wake-up
+  // lag counts against it and the shares settle where the threads finish
+  // together. `site` names the kind of work, each with its own shares:
+  // where a slower thread falls behind depends on the work (a product whose
+  // last rows span three matrices, compute-bound against memory-bound
+  // weights). fn must compute the same results for any partition.
+  void ParallelForBalanced(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn,
+                           uint64_t site = 0);
 
-  // The current fractions of a balanced call's work per thread (sum 1).
-  std::vector<double> shares() const;
+  // The current fractions of `site`'s work per thread (sum 1); even for a
+  // site not seen yet.
+  std::vector<double> shares(uint64_t site = 0) const;
 
  private:
   void WorkerLoop(int index);
   // Publishes a job over the ranges in bounds_, runs the caller's range and
   // waits for the workers.
   void Run(const std::function<void(int64_t, int64_t)>& fn);
-  // Runs thread `index`'s range of the current job, timing it.
-  void RunPart(int index);
+  // Runs thread `index`'s range of the current job, timing it; `woken`:
+  // the thread slept before the job instead of polling for it.
+  void RunPart(int index, bool woken);
+  // `site`'s balanced shares, even ones the first time it is seen.
+  std::vector<double>& SharesOf(uint64_t site);
 
   const int n_threads_;
   std::vector<std::thread> workers_;
@@ -76,9 +86,19 @@ class ThreadPool {
   // after seeing the new generation).
   const std::function<void(int64_t, int64_t)>* job_ = nullptr;
   std::vector<int64_t> bounds_;  // thread i runs [bounds_[i], bounds_[i + 1])
-  std::vector<int64_t> part_ns_;  // how long each thread's range took
-  // Balanced calls' shares per thread; only touched under call_mu_.
-  std::vector<double> shares_;
+  // How long each thread's range took (see RunPart), and when the job was
+  // published (written before generation_ is bumped).
+  std::vector<int64_t> part_ns_;
+  std::chrono::steady_clock::time_point published_;
+  // Balanced calls' shares per thread, per site (at most kMaxSites, the
+  // oldest replaced first); only touched under call_mu_.
+  static constexpr size_t kMaxSites = 32;
+  struct SiteShares {
+    uint64_t site;
+    std::vector<double> shares;
+  };
+  std::vector<SiteShares> sites_;
+  size_t next_replaced_ = 0;
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> pending_{0};  // workers still running the current job
   // Sleeping happens under mu_; the counters tell the other side whether a

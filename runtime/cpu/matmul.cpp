@@ -47,13 +47,25 @@ void MatMulGroup(const MatRef* w, float* const* y, int n, const float* x, int64_
   // Rows of the matrices one after the other; a unit of work may span two.
   // Per row the kernels compute the same for any partition, so the threads'
   // shares can follow their speeds.
-  pool->ParallelForBalanced(total, kRowGrain, [&](int64_t r0, int64_t r1) {
-    int64_t base = 0;
-    for (int i = 0; i < n && base < r1; base += w[i].rows, ++i) {
-      const int64_t a = std::max(r0, base), b = std::min(r1, base + w[i].rows);
-      if (a < b) ks.matmul_rows(w[i], acts, a - base, b - base, y[i], w[i].rows);
+  // The threads' shares are kept per kind of product (weight types and
+  // shapes; one token or a batch).
+  uint64_t site = n_tokens > 1 ? 2 : 1;
+  for (int i = 0; i < n; ++i) {
+    for (uint64_t v : {static_cast<uint64_t>(w[i].type), static_cast<uint64_t>(w[i].rows),
+                       static_cast<uint64_t>(w[i].cols)}) {
+      site = site * 0x100000001b3ULL + v;
     }
-  });
+  }
+  pool->ParallelForBalanced(
+      total, kRowGrain,
+      [&](int64_t r0, int64_t r1) {
+        int64_t base = 0;
+        for (int i = 0; i < n && base < r1; base += w[i].rows, ++i) {
+          const int64_t a = std::max(r0, base), b = std::min(r1, base + w[i].rows);
+          if (a < b) ks.matmul_rows(w[i], acts, a - base, b - base, y[i], w[i].rows);
+        }
+      },
+      site);
 }
 
 float DotRow(DType type, const void* row, const float* x, int64_t n) {

@@ -88,6 +88,26 @@ TEST_CASE("ParallelForBalanced gives a slower thread less work", "[core]") {
   CHECK(caller_units.load() == 1500);
 }
 
+TEST_CASE("ParallelForBalanced keeps each site's shares apart", "[core]") {
+  // On site 1 the caller is the slow one, on site 2 the worker: each site
+  // settles on its own split, and an unseen site starts even.
+  ThreadPool pool(2);
+  const std::thread::id caller = std::this_thread::get_id();
+  auto work = [&](bool caller_slow) {
+    return [&, caller_slow](int64_t b, int64_t e) {
+      const bool slow = (std::this_thread::get_id() == caller) == caller_slow;
+      std::this_thread::sleep_for(std::chrono::microseconds((slow ? 2 : 1) * (e - b)));
+    };
+  };
+  for (int i = 0; i < 40; ++i) {
+    pool.ParallelForBalanced(3000, 10, work(true), 1);
+    pool.ParallelForBalanced(3000, 10, work(false), 2);
+  }
+  CHECK(pool.shares(1)[0] == Approx(1.0 / 3).margin(0.06));
+  CHECK(pool.shares(2)[0] == Approx(2.0 / 3).margin(0.06));
+  CHECK(pool.shares(3)[0] == Approx(0.5));
+}
+
 TEST_CASE("an idle pool does not spin", "[core]") {
   ThreadPool pool(2);
   pool.ParallelFor(100, 1, [](int64_t, int64_t) {});
