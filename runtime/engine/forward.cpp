@@ -181,6 +181,10 @@ absl::Status Forward(const Model& model, const ForwardArgs& a, KvCache* cache,
   }
   s->kv_pages.resize(n_ptrs);
   const int64_t attn_workers = attn_macs < (int64_t{1} << 15) ? 1 : pool->size();
+  if (static_cast<int64_t>(s->attn.size()) < attn_workers) s->attn.resize(attn_workers);
+  for (int64_t i = 0; i < attn_workers; ++i) {
+    if (static_cast<int64_t>(s->attn[i].size()) < attn_scratch) s->attn[i].resize(attn_scratch);
+  }
 
   for (int layer = 0; layer < c.n_layer; ++layer) {
     if (a.cancel != nullptr && a.cancel->load(std::memory_order_relaxed)) {
@@ -271,8 +275,8 @@ absl::Status Forward(const Model& model, const ForwardArgs& a, KvCache* cache,
     // triangle). Each item is computed whole by one thread, so the result
     // does not depend on who takes it.
     std::atomic<int64_t> next_item{0};
-    pool->ParallelFor(attn_workers, 1, [&](int64_t, int64_t) {
-      std::vector<float> scratch(static_cast<size_t>(attn_scratch));
+    pool->ParallelFor(attn_workers, 1, [&](int64_t worker, int64_t) {
+      float* scratch = s->attn[worker].data();
       for (;;) {
         const int64_t i = next_item.fetch_add(1, std::memory_order_relaxed);
         if (i >= n_items) break;
@@ -296,7 +300,7 @@ absl::Status Forward(const Model& model, const ForwardArgs& a, KvCache* cache,
         kv.head_dim = hd;
         kv.scale = attn_scale;
         AttendGroup(kv, &s->q[t * q_dim + h0 * hd], hd, n_q, s->pos[t] + 1,
-                    &s->att_out[t * q_dim + h0 * hd], hd, scratch.data());
+                    &s->att_out[t * q_dim + h0 * hd], hd, scratch);
       }
     });
     Project(L.wo, Weight{}, s->att_out.data(), T, s->att.data(), pool);
