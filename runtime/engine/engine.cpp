@@ -242,12 +242,12 @@ absl::Status Session::Decode(const std::vector<int32_t>& tokens, const LoraSet* 
     cancel_.store(false);
   }
   const size_t n_before = history_.size();
-  const std::vector<float> logits_before = logits_;
+  logits_before_.swap(logits_);
   history_text_.clear();  // raw tokens: the text view of the context is lost
   absl::Status st = Eval(tokens.data(), static_cast<int64_t>(tokens.size()));
   if (!st.ok()) {  // restore: the cache past n_before is simply ignored
     history_.resize(n_before);
-    logits_ = logits_before;
+    logits_.swap(logits_before_);
   }
   std::lock_guard<std::mutex> lock(run_mu_);
   running_ = false;

@@ -176,6 +176,9 @@ class Session {
   // with them): a context is only reused under the same set.
   std::vector<LoraChoice> history_loras_;
   std::vector<float> logits_;
+  // Decode's logits from before the step, to restore if it fails: swapped
+  // with logits_, so a step copies nothing and reuses this buffer.
+  std::vector<float> logits_before_;
   std::atomic<bool> cancel_{false};
   std::mutex run_mu_;      // guards running_ for Cancel
   bool running_ = false;

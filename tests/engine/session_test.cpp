@@ -86,6 +86,30 @@ TEST_CASE("context limits are errors or a length finish, never overruns", "[engi
   CHECK(absl::IsInvalidArgument((*s)->Decode({999999})));
 }
 
+TEST_CASE("a failed Decode leaves the logits and the context as they were", "[engine]") {
+  auto engine = OpenRandom({}, "restore.gguf", 2, 1024);
+  auto s = Session::Create(engine, 0);
+  auto ref = Session::Create(engine, 0);
+  REQUIRE((*s)->Decode({1, 270}).ok());
+  const std::vector<float> before = (*s)->logits();
+  REQUIRE(!before.empty());
+  // Refused before anything is computed, and after a first chunk of 512
+  // tokens has been evaluated (and has overwritten the logits).
+  CHECK(absl::IsInvalidArgument((*s)->Decode({280, 999999})));
+  CHECK((*s)->logits() == before);
+  std::vector<int32_t> long_batch(600, 275);
+  long_batch.back() = 999999;
+  CHECK(absl::IsInvalidArgument((*s)->Decode(long_batch)));
+  CHECK((*s)->logits() == before);
+  CHECK((*s)->n_past() == 2);
+  // The next step continues from the restored state, like a session that
+  // never failed.
+  REQUIRE((*s)->Decode({290}).ok());
+  REQUIRE((*ref)->Decode({1, 270}).ok());
+  REQUIRE((*ref)->Decode({290}).ok());
+  CHECK((*s)->logits() == (*ref)->logits());
+}
+
 TEST_CASE("stop strings end generation and are not part of the text", "[engine]") {
   auto engine = OpenRandom({}, "stop.gguf");
   auto s = Session::Create(engine, 0);
