@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <utility>
 
 namespace yuan {
@@ -10,6 +11,11 @@ namespace yuan {
 HugePageBuffer HugePageBuffer::Allocate(size_t bytes) {
   HugePageBuffer b;
   if (bytes == 0) return b;
+  if constexpr (kFromHeap) {
+    b.data_ = static_cast<uint8_t*>(std::calloc(bytes, 1));
+    b.size_ = b.data_ != nullptr ? bytes : 0;
+    return b;
+  }
   const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
   const bool huge = bytes >= kHugePage;
   const size_t unit = huge ? kHugePage : page;
@@ -37,9 +43,16 @@ HugePageBuffer HugePageBuffer::Allocate(size_t bytes) {
   return b;
 }
 
-HugePageBuffer::~HugePageBuffer() {
-  if (data_ != nullptr) ::munmap(data_, mapped_);
+void HugePageBuffer::Release() {
+  if (data_ == nullptr) return;
+  if (mapped_ > 0) {
+    ::munmap(data_, mapped_);
+  } else {
+    std::free(data_);
+  }
 }
+
+HugePageBuffer::~HugePageBuffer() { Release(); }
 
 HugePageBuffer::HugePageBuffer(HugePageBuffer&& other) noexcept
     : data_(std::exchange(other.data_, nullptr)),
@@ -48,7 +61,7 @@ HugePageBuffer::HugePageBuffer(HugePageBuffer&& other) noexcept
 
 HugePageBuffer& HugePageBuffer::operator=(HugePageBuffer&& other) noexcept {
   if (this != &other) {
-    if (data_ != nullptr) ::munmap(data_, mapped_);
+    Release();
     data_ = std::exchange(other.data_, nullptr);
     size_ = std::exchange(other.size_, 0);
     mapped_ = std::exchange(other.mapped_, 0);
