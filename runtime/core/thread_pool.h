@@ -55,9 +55,10 @@ class ThreadPool {
   // As ParallelFor, but thread i's range is about shares(site)[i] of
   // [0, n) (boundaries still multiples of `grain`), and the shares then
   // move towards each thread's measured rate in this call: units per
-  // second, counted from when the job was published, so a worker's wake-up
-  // lag counts against it and the shares settle where the threads finish
-  // together. `site` names the kind of work, each with its own shares:
+  // second, counted from when the job was published (for a worker that was
+  // polling for it; from its own start after sleeping), so its lag in
+  // seeing the job counts against it and the shares settle where the
+  // threads finish together. `site` names the kind of work, each with its own shares:
   // where a slower thread falls behind depends on the work (a product whose
   // last rows span three matrices, compute-bound against memory-bound
   // weights). fn must compute the same results for any partition.
@@ -76,7 +77,7 @@ class ThreadPool {
   // Runs thread `index`'s range of the current job, timing it; `woken`:
   // the thread slept before the job instead of polling for it.
   void RunPart(int index, bool woken);
-  // `site`'s balanced shares, even ones the first time it is seen.
+  // `site`'s balanced shares, made even the first time it is seen.
   std::vector<double>& SharesOf(uint64_t site);
 
   const int n_threads_;
