@@ -29,6 +29,23 @@ bool SpinUntil(Pred ready) {
   }
 }
 
+// Thread i's part [*begin, *end) of [0, n) by `shares` (one per thread),
+// on multiples of grain.
+void BalancedRange(int64_t n, int64_t grain, const std::vector<double>& shares, int i, int64_t* begin,
+                   int64_t* end) {
+  const int parts = static_cast<int>(shares.size());
+  const int64_t units = (n + grain - 1) / grain;
+  double cum = 0.0;
+  int64_t b = 0;
+  for (int j = 0; j <= i; ++j) {
+    cum += shares[j];
+    const int64_t u = j + 1 == parts ? units : std::llround(cum * static_cast<double>(units));
+    *begin = b;
+    b = std::clamp<int64_t>(u * grain, b, n);
+    *end = b;
+  }
+}
+
 }  // namespace
 
 void SplitRange(int64_t n, int64_t grain, int parts, int i, int64_t* begin, int64_t* end) {
@@ -44,7 +61,8 @@ void SplitRange(int64_t n, int64_t grain, int parts, int i, int64_t* begin, int6
 ThreadPool::ThreadPool(int n_threads)
     : n_threads_(std::max(1, n_threads)),
       bounds_(static_cast<size_t>(n_threads_) + 1),
-      part_ns_(static_cast<size_t>(n_threads_)) {
+      part_ns_(static_cast<size_t>(n_threads_)),
+      warm_(static_cast<size_t>(n_threads_)) {
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { WorkerLoop(i); });
 }
 
@@ -71,11 +89,34 @@ void ThreadPool::WorkerLoop(int index) {
     if (stop_.load()) return;
     seen = generation_.load();
     RunPart(index, !polled);
+    const WarmSet warm = warm_[index];
     if (pending_.fetch_sub(1) == 1 && caller_sleeping_.load()) {
       std::lock_guard<std::mutex> lock(mu_);
       done_.notify_one();
     }
+    if (warm.n > 0) Warm(warm, seen);
   }
+}
+
+void ThreadPool::Warm(const WarmSet& w, uint64_t seen) const {
+  constexpr int64_t kLine = 64;
+  // Lines of each stream between looks for a new job: with 8 streams 4 KiB
+  // of loads, a few hundred nanoseconds from memory.
+  constexpr int64_t kStep = 8 * kLine;
+  const int64_t per_stream = kMaxWarmBytes / w.n;
+  uint64_t sink = 0;
+  for (int64_t off = 0; off < per_stream; off += kStep) {
+    if (generation_.load(std::memory_order_relaxed) != seen || stop_.load(std::memory_order_relaxed)) break;
+    bool more = false;
+    for (int s = 0; s < w.n; ++s) {
+      const auto* p = static_cast<const volatile uint8_t*>(w.streams[s].begin);
+      const int64_t end = std::min({w.streams[s].bytes, off + kStep, per_stream});
+      for (int64_t o = off; o < end; o += kLine) sink += p[o];
+      more = more || end < w.streams[s].bytes;
+    }
+    if (!more) break;
+  }
+  asm volatile("" : : "r"(sink));  // the loads are the point; keep them
 }
 
 void ThreadPool::RunPart(int index, bool woken) {
@@ -101,23 +142,23 @@ void ThreadPool::ParallelFor(int64_t n, int64_t grain,
 }
 
 void ThreadPool::ParallelForBalanced(int64_t n, int64_t grain,
-                                     const std::function<void(int64_t, int64_t)>& fn, uint64_t site) {
+                                     const std::function<void(int64_t, int64_t)>& fn, uint64_t site,
+                                     const WarmSet* warm) {
   if (n <= 0) return;
   grain = std::max<int64_t>(grain, 1);
   std::lock_guard<std::mutex> call_lock(call_mu_);
+  // Replaced even when the caller runs this call alone, so that no worker
+  // reads memory named by an earlier call after this one.
+  for (int i = 1; i < n_threads_; ++i) {
+    warm_[i] = warm != nullptr ? warm[i] : WarmSet{};
+    warm_[i].n = std::clamp(warm_[i].n, 0, kMaxWarmStreams);
+  }
   if (n_threads_ == 1 || n <= grain) {
     fn(0, n);
     return;
   }
   std::vector<double>& shares = SharesOf(site);
-  const int64_t units = (n + grain - 1) / grain;
-  double cum = 0.0;
-  bounds_[0] = 0;
-  for (int i = 0; i < n_threads_; ++i) {
-    cum += shares[i];
-    const int64_t u = i + 1 == n_threads_ ? units : std::llround(cum * static_cast<double>(units));
-    bounds_[i + 1] = std::clamp<int64_t>(u * grain, bounds_[i], n);
-  }
+  for (int i = 0; i < n_threads_; ++i) BalancedRange(n, grain, shares, i, &bounds_[i], &bounds_[i + 1]);
   Run(fn);
   // Move the shares a quarter of the way towards the rates just measured.
   // Calls shorter than kMinTimedNs are left out: timer resolution and
@@ -139,6 +180,17 @@ void ThreadPool::ParallelForBalanced(int64_t n, int64_t grain,
     sum += shares[i];
   }
   for (double& v : shares) v /= sum;
+}
+
+void ThreadPool::PlannedRange(int64_t n, int64_t grain, uint64_t site, int i, int64_t* begin,
+                              int64_t* end) const {
+  grain = std::max<int64_t>(grain, 1);
+  if (n_threads_ == 1 || n <= grain) {  // the caller runs it alone
+    *begin = 0;
+    *end = i == 0 ? std::max<int64_t>(n, 0) : 0;
+    return;
+  }
+  BalancedRange(n, grain, shares(site), i, begin, end);
 }
 
 std::vector<double>& ThreadPool::SharesOf(uint64_t site) {

@@ -62,12 +62,43 @@ class ThreadPool {
   // where a slower thread falls behind depends on the work (a product whose
   // last rows span three matrices, compute-bound against memory-bound
   // weights). fn must compute the same results for any partition.
+  //
+  // `warm`, when given, has size() entries: memory each worker (entry i for
+  // thread i; entry 0, the caller's, is ignored) reads into its cache while
+  // it waits for work, after its part of this call and of any later job
+  // until the next balanced call (see WarmSet).
+  struct WarmSet;
   void ParallelForBalanced(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn,
-                           uint64_t site = 0);
+                           uint64_t site = 0, const WarmSet* warm = nullptr);
 
   // The current fractions of `site`'s work per thread (sum 1); even for a
   // site not seen yet.
   std::vector<double> shares(uint64_t site = 0) const;
+
+  // Thread i's range [*begin, *end) in a balanced call of (n, grain, site)
+  // made now.
+  void PlannedRange(int64_t n, int64_t grain, uint64_t site, int i, int64_t* begin, int64_t* end) const;
+
+  // Reading ahead while waiting. Between the matrix products of a decoded
+  // token the caller works alone (RoPE, norms, SiLU, quantizing the next
+  // input) while the workers poll, and the memory is idle. A worker given a
+  // WarmSet reads its streams then, a few cache lines of each in turn (the
+  // order of a decoding kernel that reads them side by side), until a new
+  // job is published or kMaxWarmBytes are read (half of a Zen core's L2).
+  // When the streams are the start of the worker's share of the next
+  // product, that share begins from its cache instead of from memory, and
+  // its balanced share grows. The memory must stay readable until the next
+  // balanced call.
+  static constexpr int kMaxWarmStreams = 8;
+  static constexpr int64_t kMaxWarmBytes = int64_t{512} << 10;
+  struct WarmStream {
+    const void* begin = nullptr;
+    int64_t bytes = 0;
+  };
+  struct WarmSet {
+    WarmStream streams[kMaxWarmStreams];
+    int n = 0;
+  };
 
  private:
   void WorkerLoop(int index);
@@ -111,6 +142,11 @@ class ThreadPool {
   std::atomic<int> sleeping_workers_{0};
   std::atomic<bool> caller_sleeping_{false};
   std::atomic<bool> stop_{false};
+  // Per thread, the WarmSet of the last balanced call (a worker copies its
+  // own before reporting its part done, so the next call may replace it).
+  std::vector<WarmSet> warm_;
+  // Reads `w` (see WarmSet) until generation_ moves on from `seen`.
+  void Warm(const WarmSet& w, uint64_t seen) const;
 };
 
 // Splits [0, n) into `parts` contiguous chunks aligned to `grain`; chunk i is

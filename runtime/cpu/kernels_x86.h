@@ -586,16 +586,15 @@ struct BandQ8 {
   // Decodes bands [r0, r1) (whole bands) for every token: kStreams runs of
   // consecutive bands read side by side, the rest one band at a time.
   //
-  // Four runs where each is at least kMinRunBytes long, else two. Every
+  // Four runs where each is at least kDecodeMinRunBytes long, else two. Every
   // product starts its runs afresh and a run is read at full speed only once
   // the prefetchers have caught on, so short runs favour fewer of them: in
   // the engine, bench-0.3b Q4_0 (a thread's share of a product 0.3-1.6 MiB)
   // decoded 3-11 % faster with two runs than with four, in paired runs of
   // two settings alternating in one process; bench-1b Q8_0 (2-12 MiB) 2-7 %
   // slower.
-  static constexpr int64_t kMinRunBytes = int64_t{512} << 10;
   static void DecodeBands(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y, int64_t ldy) {
-    if ((r1 - r0) * static_cast<int64_t>(w.row_bytes) / 4 >= kMinRunBytes) {
+    if ((r1 - r0) * static_cast<int64_t>(w.row_bytes) / 4 >= kDecodeMinRunBytes) {
       return DecodeRuns<4>(w, x, r0, r1, y, ldy);
     }
     DecodeRuns<2>(w, x, r0, r1, y, ldy);
@@ -814,7 +813,7 @@ struct Q6KDot {
 
   // One token against rows [r0, r1): kStreams runs of rows read side by
   // side, block by block (see BandQ8::Gemv), then the rest one at a time.
-  static constexpr int kStreams = 4;
+  static constexpr int kStreams = kQ6KDecodeRuns;
   static void Decode(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y) {
     const uint8_t* base = static_cast<const uint8_t*>(w.data);
     const int64_t per = (r1 - r0) / kStreams;

@@ -13,13 +13,63 @@ namespace {
 // band has a ragged edge (a thread's 16-row pairs may end in one 8-row band).
 constexpr int64_t kRowGrain = 24;
 
+// The pool's name for this kind of product: weight types and shapes, one
+// token or a batch (each kind keeps its own balanced shares).
+uint64_t Site(const MatRef* w, int n, int64_t n_tokens) {
+  uint64_t site = n_tokens > 1 ? 2 : 1;
+  for (int i = 0; i < n; ++i) {
+    for (uint64_t v : {static_cast<uint64_t>(w[i].type), static_cast<uint64_t>(w[i].rows),
+                       static_cast<uint64_t>(w[i].cols)}) {
+      site = site * 0x100000001b3ULL + v;
+    }
+  }
+  return site;
+}
+
+// What each worker reads ahead of the product of `w` (n matrices taken as
+// one MatMulGroup of n_tokens tokens): in each matrix of the range the pool
+// plans to give it, the starts of the runs its decoding kernel will read
+// side by side (kernels::kDecodeMinRunBytes). For a prompt batch, whose
+// kernels read a range in one pass, this is still the range's start.
+void PlanWarm(const MatRef* w, int n, int64_t n_tokens, const ThreadPool& pool,
+              std::vector<ThreadPool::WarmSet>* sets) {
+  sets->assign(static_cast<size_t>(pool.size()), ThreadPool::WarmSet{});
+  int64_t total = 0;
+  for (int i = 0; i < n; ++i) total += w[i].rows;
+  const uint64_t site = Site(w, n, n_tokens);
+  for (int t = 1; t < pool.size(); ++t) {
+    int64_t r0, r1;
+    pool.PlannedRange(total, kRowGrain, site, t, &r0, &r1);
+    ThreadPool::WarmSet& set = (*sets)[t];
+    int64_t base = 0;
+    for (int i = 0; i < n && base < r1; base += w[i].rows, ++i) {
+      const int64_t a = std::max(r0, base) - base, b = std::min(r1, base + w[i].rows) - base;
+      if (a >= b) continue;
+      const int64_t rb = static_cast<int64_t>(w[i].row_bytes);
+      int runs = 1;
+      int64_t unit = 1;  // rows a run is a multiple of
+      if (w[i].interleaved8) {
+        runs = (b - a) * rb / 4 >= kernels::kDecodeMinRunBytes ? 4 : 2;
+        unit = 8;
+      } else if (w[i].type == DType::kQ6_K) {
+        runs = kernels::kQ6KDecodeRuns;
+      }
+      const int64_t per = std::max<int64_t>((b - a) / unit / runs, 1) * unit;
+      for (int64_t r = a; r < b && set.n < ThreadPool::kMaxWarmStreams; r += per) {
+        set.streams[set.n++] = {static_cast<const uint8_t*>(w[i].data) + r * rb, std::min(per, b - r) * rb};
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void MatMul(const MatRef& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool) {
   MatMulGroup(&w, &y, 1, x, n_tokens, pool);
 }
 
-void MatMulGroup(const MatRef* w, float* const* y, int n, const float* x, int64_t n_tokens, ThreadPool* pool) {
+void MatMulGroup(const MatRef* w, float* const* y, int n, const float* x, int64_t n_tokens, ThreadPool* pool,
+                 const MatRef* next, int n_next) {
   int64_t total = 0;
   bool together = true;
   for (int i = 0; i < n; ++i) {
@@ -31,7 +81,10 @@ void MatMulGroup(const MatRef* w, float* const* y, int n, const float* x, int64_
                (i == n - 1 || w[i].rows % 8 == 0);
   }
   if (!together) {
-    for (int i = 0; i < n; ++i) MatMulGroup(&w[i], &y[i], 1, x, n_tokens, pool);
+    for (int i = 0; i < n; ++i) {
+      const bool last = i + 1 == n;
+      MatMulGroup(&w[i], &y[i], 1, x, n_tokens, pool, last ? next : nullptr, last ? n_next : 0);
+    }
     return;
   }
   const kernels::KernelSet& ks = kernels::ActiveKernels();
@@ -49,13 +102,8 @@ void MatMulGroup(const MatRef* w, float* const* y, int n, const float* x, int64_
   // shares can follow their speeds.
   // The threads' shares are kept per kind of product (weight types and
   // shapes; one token or a batch).
-  uint64_t site = n_tokens > 1 ? 2 : 1;
-  for (int i = 0; i < n; ++i) {
-    for (uint64_t v : {static_cast<uint64_t>(w[i].type), static_cast<uint64_t>(w[i].rows),
-                       static_cast<uint64_t>(w[i].cols)}) {
-      site = site * 0x100000001b3ULL + v;
-    }
-  }
+  thread_local std::vector<ThreadPool::WarmSet> tls_warm;
+  if (n_next > 0) PlanWarm(next, n_next, n_tokens, *pool, &tls_warm);
   pool->ParallelForBalanced(
       total, kRowGrain,
       [&](int64_t r0, int64_t r1) {
@@ -65,7 +113,7 @@ void MatMulGroup(const MatRef* w, float* const* y, int n, const float* x, int64_
           if (a < b) ks.matmul_rows(w[i], acts, a - base, b - base, y[i], w[i].rows);
         }
       },
-      site);
+      Site(w, n, n_tokens), n_next > 0 ? tls_warm.data() : nullptr);
 }
 
 float DotRow(DType type, const void* row, const float* x, int64_t n) {

@@ -34,7 +34,14 @@ void MatMul(const MatRef& w, const float* x, int64_t n_tokens, float* y, ThreadP
 // y_i = W_i x for i < n. The activations are quantized once and the rows of
 // all matrices are shared out in one hand-off to the pool. Every W_i has
 // x's columns; results are bit for bit those of separate MatMul calls.
-void MatMulGroup(const MatRef* w, float* const* y, int n, const float* x, int64_t n_tokens, ThreadPool* pool);
+//
+// `next` (n_next matrices, or none) is the product the caller makes after
+// this one: while they wait, the pool's workers read the start of their
+// planned share of it into their caches (ThreadPool::WarmSet), so its
+// memory is read during the caller's steps in between. It must stay
+// mapped until the caller's next product.
+void MatMulGroup(const MatRef* w, float* const* y, int n, const float* x, int64_t n_tokens, ThreadPool* pool,
+                 const MatRef* next = nullptr, int n_next = 0);
 
 // One row of W against one activation vector, with the active kernel set.
 float DotRow(DType type, const void* row, const float* x, int64_t n);

@@ -21,16 +21,19 @@ MatRef Mat(const Weight& w) {
 
 // y = x W^T (+ bias) for up to 3 weights on the same input x: one
 // quantization of x and one hand-off to the pool (MatMulGroup).
+// `next`: the weights of the product that follows, whose start the pool's
+// idle workers read ahead (MatMulGroup).
 void ProjectGroup(std::initializer_list<std::tuple<const Weight*, const Weight*, float*>> ps, const float* x,
-                  int64_t T, ThreadPool* pool) {
-  MatRef ws[3];
+                  int64_t T, ThreadPool* pool, std::initializer_list<const Weight*> next = {}) {
+  MatRef ws[3], nexts[3];
   float* ys[3] = {};
-  int n = 0;
+  int n = 0, n_next = 0;
   for (const auto& [w, bias, y] : ps) {
     ws[n] = Mat(*w);
     ys[n++] = y;
   }
-  MatMulGroup(ws, ys, n, x, T, pool);
+  for (const Weight* w : next) nexts[n_next++] = Mat(*w);
+  MatMulGroup(ws, ys, n, x, T, pool, nexts, n_next);
   for (const auto& [w, bias, y] : ps) {
     if (bias->empty()) continue;
     const float* b = static_cast<const float*>(bias->data);
@@ -39,8 +42,9 @@ void ProjectGroup(std::initializer_list<std::tuple<const Weight*, const Weight*,
 }
 
 // y[T][w.rows] = x[T][w.cols] . W^T (+ bias)
-void Project(const Weight& w, const Weight& bias, const float* x, int64_t T, float* y, ThreadPool* pool) {
-  ProjectGroup({{&w, &bias, y}}, x, T, pool);
+void Project(const Weight& w, const Weight& bias, const float* x, int64_t T, float* y, ThreadPool* pool,
+             std::initializer_list<const Weight*> next = {}) {
+  ProjectGroup({{&w, &bias, y}}, x, T, pool, next);
 }
 
 const float* F32(const Weight& w) { return static_cast<const float*>(w.data); }
@@ -225,7 +229,7 @@ absl::Status Forward(const Model& model, const ForwardArgs& a, KvCache* cache,
 
     // ---- attention: q,k,v = xn W^T
     ProjectGroup({{&L.wq, &L.bq, s->q.data()}, {&L.wk, &L.bk, s->k.data()}, {&L.wv, &L.bv, s->v.data()}},
-                 s->xn.data(), T, pool);
+                 s->xn.data(), T, pool, {&L.wo});
     lora({{LoraProj::kQ, s->q.data()}, {LoraProj::kK, s->k.data()}, {LoraProj::kV, s->v.data()}},
          s->xn.data());
 
@@ -303,7 +307,7 @@ absl::Status Forward(const Model& model, const ForwardArgs& a, KvCache* cache,
                     &s->att_out[t * q_dim + h0 * hd], hd, scratch);
       }
     });
-    Project(L.wo, Weight{}, s->att_out.data(), T, s->att.data(), pool);
+    Project(L.wo, Weight{}, s->att_out.data(), T, s->att.data(), pool, {&L.w_gate, &L.w_up});
     lora({{LoraProj::kO, s->att.data()}}, s->att_out.data());
 
     // x += attention; xn = rmsnorm(x) * ffn_norm
@@ -314,15 +318,20 @@ absl::Status Forward(const Model& model, const ForwardArgs& a, KvCache* cache,
 
     // ---- feed-forward (SwiGLU): x += W_down (silu(xn W_gate^T) * (xn W_up^T))
     const Weight none;
-    ProjectGroup({{&L.w_gate, &none, s->gate.data()}, {&L.w_up, &none, s->up.data()}}, s->xn.data(), T, pool);
+    ProjectGroup({{&L.w_gate, &none, s->gate.data()}, {&L.w_up, &none, s->up.data()}}, s->xn.data(), T, pool,
+                 {&L.w_down});
     lora({{LoraProj::kGate, s->gate.data()}, {LoraProj::kUp, s->up.data()}}, s->xn.data());
     ForTokens(pool, T, c.n_ff, [&](int64_t t) {
       SiluMul(&s->gate[t * c.n_ff], &s->up[t * c.n_ff], c.n_ff);
     });
-    Project(L.w_down, Weight{}, s->gate.data(), T, s->att.data(), pool);
+    const LayerWeights* next = layer + 1 < c.n_layer ? &W.layers[layer + 1] : nullptr;
+    if (next != nullptr) {
+      Project(L.w_down, Weight{}, s->gate.data(), T, s->att.data(), pool, {&next->wq, &next->wk, &next->wv});
+    } else {
+      Project(L.w_down, Weight{}, s->gate.data(), T, s->att.data(), pool, {&W.output});
+    }
     lora({{LoraProj::kDown, s->att.data()}}, s->gate.data());
     // x += feed-forward; xn = rmsnorm(x) * attn_norm of the next layer
-    const LayerWeights* next = layer + 1 < c.n_layer ? &W.layers[layer + 1] : nullptr;
     ForTokens(pool, T, E, [&](int64_t t) {
       AddInPlace(&s->x[t * E], &s->att[t * E], E);
       if (next != nullptr) RmsNorm(&s->x[t * E], F32(next->attn_norm), E, c.rms_eps, &s->xn[t * E]);

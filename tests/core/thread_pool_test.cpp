@@ -1,4 +1,8 @@
 #include <catch2/catch.hpp>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <mutex>
@@ -106,6 +110,107 @@ TEST_CASE("ParallelForBalanced keeps each site's shares apart", "[core]") {
   CHECK(pool.shares(1)[0] == Approx(1.0 / 3).margin(0.06));
   CHECK(pool.shares(2)[0] == Approx(2.0 / 3).margin(0.06));
   CHECK(pool.shares(3)[0] == Approx(0.5));
+}
+
+TEST_CASE("PlannedRange names the range each thread then runs", "[core]") {
+  ThreadPool pool(3);
+  // Uneven shares first: each thread sleeps 1, 2 or 3 us per index.
+  std::mutex mu;
+  std::vector<std::pair<int64_t, int64_t>> ran;
+  auto work = [&](int64_t b, int64_t e) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      ran.emplace_back(b, e);
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds((1 + b % 3) * (e - b)));
+  };
+  for (int i = 0; i < 10; ++i) pool.ParallelForBalanced(3000, 10, work, 7);
+  std::vector<std::pair<int64_t, int64_t>> planned(3);
+  for (int i = 0; i < 3; ++i) pool.PlannedRange(3000, 10, 7, i, &planned[i].first, &planned[i].second);
+  ran.clear();
+  pool.ParallelForBalanced(3000, 10, work, 7);
+  std::sort(ran.begin(), ran.end());
+  CHECK(ran == planned);
+  CHECK(planned[1].second - planned[1].first != 1000);  // the shares did move
+  // A call too small to share is the caller's alone.
+  int64_t b = -1, e = -1;
+  pool.PlannedRange(10, 10, 7, 1, &b, &e);
+  CHECK(b == e);
+  pool.PlannedRange(10, 10, 7, 0, &b, &e);
+  CHECK((b == 0 && e == 10));
+}
+
+// Which 4 KiB pages of [p, p + bytes) have been touched: fresh anonymous
+// memory without huge pages becomes resident (the zero page) when read.
+std::vector<bool> Touched(const uint8_t* p, size_t bytes) {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> v(bytes / page);
+  REQUIRE(mincore(const_cast<uint8_t*>(p), bytes, v.data()) == 0);
+  std::vector<bool> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i) out[i] = (v[i] & 1) != 0;
+  return out;
+}
+
+TEST_CASE("a worker reads its WarmSet while it waits, up to kMaxWarmBytes", "[core]") {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  if (page != 4096) {
+    WARN("the test counts 4 KiB pages");
+    return;
+  }
+  constexpr size_t kMiB = size_t{1} << 20;
+  const size_t bytes = 8 * kMiB;
+  void* map = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  REQUIRE(map != MAP_FAILED);
+  madvise(map, bytes, MADV_NOHUGEPAGE);
+  const auto* base = static_cast<const uint8_t*>(map);
+  const uint8_t* mine = base;                  // the worker's two streams
+  const uint8_t* callers = base + 4 * kMiB;     // the caller's entry: ignored
+  const uint8_t* replaced = base + 6 * kMiB;    // a WarmSet the next call replaces
+  auto count = [&](const uint8_t* p, size_t n) {
+    const std::vector<bool> t = Touched(p, n);
+    return static_cast<size_t>(std::count(t.begin(), t.end(), true));
+  };
+  REQUIRE(count(base, bytes) == 0);
+
+  ThreadPool pool(2);
+  const auto noop = [](int64_t, int64_t) {};
+  auto wait_for = [&](const uint8_t* p, size_t n, size_t pages) {
+    for (int i = 0; i < 2000 && count(p, n) < pages; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // and nothing more
+  };
+  // A WarmSet holds until the next balanced call, even one the caller runs
+  // alone: read after the first call, not after a later job once replaced
+  // (the memory made fresh again in between).
+  std::vector<ThreadPool::WarmSet> warm(2);
+  warm[1].n = 1;
+  warm[1].streams[0] = {replaced, static_cast<int64_t>(kMiB)};
+  pool.ParallelForBalanced(100, 1, noop, 0, warm.data());
+  wait_for(replaced, kMiB, ThreadPool::kMaxWarmBytes / page);
+  CHECK(count(replaced, kMiB) == ThreadPool::kMaxWarmBytes / page);
+  pool.ParallelForBalanced(1, 1, noop);
+  REQUIRE(mmap(const_cast<uint8_t*>(replaced), kMiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+               -1, 0) == replaced);
+  madvise(const_cast<uint8_t*>(replaced), kMiB, MADV_NOHUGEPAGE);
+  pool.ParallelFor(100, 1, noop);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  CHECK(count(replaced, kMiB) == 0);
+
+  warm[0].n = 1;
+  warm[0].streams[0] = {callers, static_cast<int64_t>(kMiB)};
+  warm[1].n = 2;
+  warm[1].streams[0] = {mine, static_cast<int64_t>(2 * kMiB)};
+  warm[1].streams[1] = {mine + 2 * kMiB, 64 << 10};  // shorter than its half
+  pool.ParallelForBalanced(100, 1, noop, 0, warm.data());
+  // Each stream gets half of kMaxWarmBytes; the second is read in full.
+  const size_t first = ThreadPool::kMaxWarmBytes / 2 / page, second = (64 << 10) / page;
+  wait_for(mine, 4 * kMiB, first + second);
+  const std::vector<bool> t = Touched(mine, 4 * kMiB);
+  for (size_t i = 0; i < t.size(); ++i) {
+    const bool expected = i < first || (i >= 2 * kMiB / page && i < 2 * kMiB / page + second);
+    if (t[i] != expected) FAIL_CHECK("page " << i << " touched: " << t[i]);
+  }
+  CHECK(count(callers, kMiB) == 0);
+  munmap(map, bytes);
 }
 
 TEST_CASE("an idle pool does not spin", "[core]") {
