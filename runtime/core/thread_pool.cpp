@@ -61,8 +61,7 @@ void SplitRange(int64_t n, int64_t grain, int parts, int i, int64_t* begin, int6
 ThreadPool::ThreadPool(int n_threads)
     : n_threads_(std::max(1, n_threads)),
       bounds_(static_cast<size_t>(n_threads_) + 1),
-      part_ns_(static_cast<size_t>(n_threads_)),
-      warm_(static_cast<size_t>(n_threads_)) {
+      threads_(static_cast<size_t>(n_threads_)) {
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { WorkerLoop(i); });
 }
 
@@ -78,7 +77,7 @@ ThreadPool::~ThreadPool() {
 void ThreadPool::WorkerLoop(int index) {
   uint64_t seen = 0;
   for (;;) {
-    auto has_job = [&] { return stop_.load() || generation_.load() != seen; };
+    auto has_job = [&] { return stop_.load() || job_.generation.load() != seen; };
     const bool polled = SpinUntil(has_job);
     if (!polled) {
       std::unique_lock<std::mutex> lock(mu_);
@@ -87,9 +86,9 @@ void ThreadPool::WorkerLoop(int index) {
       sleeping_workers_.fetch_sub(1);
     }
     if (stop_.load()) return;
-    seen = generation_.load();
+    seen = job_.generation.load();
     RunPart(index, !polled);
-    const WarmSet warm = warm_[index];
+    const WarmSet warm = threads_[index].warm;
     if (pending_.fetch_sub(1) == 1 && caller_sleeping_.load()) {
       std::lock_guard<std::mutex> lock(mu_);
       done_.notify_one();
@@ -106,7 +105,7 @@ void ThreadPool::Warm(const WarmSet& w, uint64_t seen) const {
   const int64_t per_stream = kMaxWarmBytes / w.n;
   uint64_t sink = 0;
   for (int64_t off = 0; off < per_stream; off += kStep) {
-    if (generation_.load(std::memory_order_relaxed) != seen || stop_.load(std::memory_order_relaxed)) break;
+    if (job_.generation.load(std::memory_order_relaxed) != seen || stop_.load(std::memory_order_relaxed)) break;
     bool more = false;
     for (int s = 0; s < w.n; ++s) {
       const auto* p = static_cast<const volatile uint8_t*>(w.streams[s].begin);
@@ -123,10 +122,12 @@ void ThreadPool::RunPart(int index, bool woken) {
   // Timed from the publication when the thread was polling for it (its lag
   // in seeing the job counts against it), from its own start after a
   // wake-up through the kernel (which says nothing about its speed).
-  const auto t0 = woken ? std::chrono::steady_clock::now() : published_;
-  const int64_t b = bounds_[index], e = bounds_[index + 1];
-  if (b < e) (*job_)(b, e);
-  part_ns_[index] = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
+  const auto t0 = woken ? std::chrono::steady_clock::now() : job_.published;
+  const int64_t* bounds = n_threads_ <= kLineThreads ? job_.bounds : bounds_.data();
+  const int64_t b = bounds[index], e = bounds[index + 1];
+  if (b < e) (*job_.fn)(b, e);
+  threads_[index].part_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
 }
 
 void ThreadPool::ParallelFor(int64_t n, int64_t grain,
@@ -150,8 +151,9 @@ void ThreadPool::ParallelForBalanced(int64_t n, int64_t grain,
   // Replaced even when the caller runs this call alone, so that no worker
   // reads memory named by an earlier call after this one.
   for (int i = 1; i < n_threads_; ++i) {
-    warm_[i] = warm != nullptr ? warm[i] : WarmSet{};
-    warm_[i].n = std::clamp(warm_[i].n, 0, kMaxWarmStreams);
+    WarmSet& w = threads_[i].warm;
+    w = warm != nullptr ? warm[i] : WarmSet{};
+    w.n = std::clamp(w.n, 0, kMaxWarmStreams);
   }
   if (n_threads_ == 1 || n <= grain) {
     fn(0, n);
@@ -166,11 +168,11 @@ void ThreadPool::ParallelForBalanced(int64_t n, int64_t grain,
   // an even one, so every thread keeps being timed.
   constexpr int64_t kMinTimedNs = 5000;
   auto rate = [&](int i) {
-    return static_cast<double>(bounds_[i + 1] - bounds_[i]) / static_cast<double>(part_ns_[i]);
+    return static_cast<double>(bounds_[i + 1] - bounds_[i]) / static_cast<double>(threads_[i].part_ns);
   };
   double total_rate = 0.0;
   for (int i = 0; i < n_threads_; ++i) {
-    if (part_ns_[i] < kMinTimedNs || bounds_[i + 1] <= bounds_[i]) return;
+    if (threads_[i].part_ns < kMinTimedNs || bounds_[i + 1] <= bounds_[i]) return;
     total_rate += rate(i);
   }
   const double floor = 0.25 / n_threads_;
@@ -217,10 +219,11 @@ std::vector<double> ThreadPool::shares(uint64_t site) const {
 }
 
 void ThreadPool::Run(const std::function<void(int64_t, int64_t)>& fn) {
-  job_ = &fn;
+  job_.fn = &fn;
+  if (n_threads_ <= kLineThreads) std::copy(bounds_.begin(), bounds_.end(), job_.bounds);
   pending_.store(n_threads_ - 1);
-  published_ = std::chrono::steady_clock::now();
-  generation_.fetch_add(1);  // publishes the job
+  job_.published = std::chrono::steady_clock::now();
+  job_.generation.fetch_add(1);  // publishes the job
   if (sleeping_workers_.load() > 0) {
     std::lock_guard<std::mutex> lock(mu_);
     wake_.notify_all();

@@ -114,14 +114,7 @@ class ThreadPool {
   const int n_threads_;
   std::vector<std::thread> workers_;
   mutable std::mutex call_mu_;  // one ParallelFor at a time
-  // The job, published by bumping generation_ (workers read the fields
-  // after seeing the new generation).
-  const std::function<void(int64_t, int64_t)>* job_ = nullptr;
   std::vector<int64_t> bounds_;  // thread i runs [bounds_[i], bounds_[i + 1])
-  // How long each thread's range took (see RunPart), and when the job was
-  // published (written before generation_ is bumped).
-  std::vector<int64_t> part_ns_;
-  std::chrono::steady_clock::time_point published_;
   // Balanced calls' shares per thread, per site (at most kMaxSites, the
   // oldest replaced first); only touched under call_mu_.
   static constexpr size_t kMaxSites = 32;
@@ -131,21 +124,43 @@ class ThreadPool {
   };
   std::vector<SiteShares> sites_;
   size_t next_replaced_ = 0;
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};  // workers still running the current job
+  // The job, published by bumping `generation`. A worker that sees it
+  // change finds the rest of what it needs to start in the same cache
+  // line: one read from the caller's core, where fields spread over the
+  // pool object and the heap took a chain of them (on the development VM
+  // the two vCPUs are 270-300 ns apart). A pool of more than kLineThreads
+  // threads reads the bounds from bounds_.
+  static constexpr int kLineThreads = 4;
+  struct alignas(64) JobLine {
+    std::atomic<uint64_t> generation{0};
+    const std::function<void(int64_t, int64_t)>* fn = nullptr;
+    std::chrono::steady_clock::time_point published{};  // when generation moved
+    int64_t bounds[kLineThreads + 1] = {};               // bounds_, copied
+  };
+  static_assert(sizeof(JobLine) == 64);
+  JobLine job_;
+  // Workers still running the current job; on a line of its own, as the
+  // workers write it.
+  alignas(64) std::atomic<int> pending_{0};
   // Sleeping happens under mu_; the counters tell the other side whether a
   // notify is needed (both sides use sequentially consistent atomics, so one
   // of them always sees the other's update).
-  std::mutex mu_;
+  alignas(64) std::mutex mu_;
   std::condition_variable wake_;
   std::condition_variable done_;
   std::atomic<int> sleeping_workers_{0};
   std::atomic<bool> caller_sleeping_{false};
   std::atomic<bool> stop_{false};
-  // Per thread, the WarmSet of the last balanced call (a worker copies its
-  // own before reporting its part done, so the next call may replace it).
-  std::vector<WarmSet> warm_;
-  // Reads `w` (see WarmSet) until generation_ moves on from `seen`.
+  // Per thread, on lines of their own: how long its part of the last job
+  // took (see RunPart), and the WarmSet of the last balanced call (a worker
+  // copies its own before reporting its part done, so the next call may
+  // replace it).
+  struct alignas(64) PerThread {
+    int64_t part_ns = 0;
+    WarmSet warm;
+  };
+  std::vector<PerThread> threads_;
+  // Reads `w` (see WarmSet) until the job's generation moves on from `seen`.
   void Warm(const WarmSet& w, uint64_t seen) const;
 };
 
