@@ -104,11 +104,12 @@ void SetActiveIsa(Isa isa);
 Isa BestIsa();
 
 // How the x86 kernels read a thread's rows [r0, r1) of one matrix when
-// decoding a token: interleaved Q8_0/Q4_0 bands as four runs side by side
-// when each run is at least kDecodeMinRunBytes, else two (BandQ8 in
-// kernels_x86.h); Q6_K rows as kQ6KDecodeRuns runs (AVX-512). MatMulGroup
-// has the pool's workers read ahead the starts of the same runs.
-constexpr int64_t kDecodeMinRunBytes = int64_t{512} << 10;
+// decoding a token: interleaved Q8_0/Q4_0 bands as four runs side by side,
+// each prefetching ahead, when each run is at least kDecodeMinRunBytes,
+// else two (BandQ8 in kernels_x86.h); Q6_K rows as kQ6KDecodeRuns runs
+// (AVX-512). MatMulGroup has the pool's workers read ahead the starts of
+// the same runs.
+constexpr int64_t kDecodeMinRunBytes = int64_t{64} << 10;
 constexpr int kQ6KDecodeRuns = 4;
 
 // Fills x->qs / d / bsums for x->kind from x->f32 with `ks`'s quantizer,

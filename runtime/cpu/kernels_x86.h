@@ -542,14 +542,14 @@ struct BandQ8 {
   // of the loads, and the chains overlap. Eight were slower.
   //
   // kPrefetch: each stream also prefetches the lines kDecodePrefetchBytes
-  // ahead of the block it reads. DecodeRuns asks for it with four runs (runs
-  // of at least kDecodeMinRunBytes). In the engine on Zen 5, with and
-  // without alternating in one process: bench-1b Q8_0 1.04-1.12x, bench-1b
-  // Q4_0 1.02-1.09x, bench-0.3b Q8_0 (whose gate/up runs are long enough)
+  // ahead of the block it reads. DecodeRuns asks for it with four runs. In
+  // the engine on Zen 5, with and without alternating in one process, while
+  // four runs still needed 512 KiB each: bench-1b Q8_0 1.04-1.12x, bench-1b
+  // Q4_0 1.02-1.09x, bench-0.3b Q8_0 (whose gate/up runs were long enough)
   // 0.99-1.06x, more while the memory is slow; the AVX2 kernels 1.00-1.02x.
-  // With two runs (the short ranges of bench-0.3b Q4_0, which the pool's
-  // worker partly reads ahead into L2) the same prefetches cost 8-16 %, so
-  // those stay without.
+  // Two runs (then bench-0.3b Q4_0's short ranges, which the pool's worker
+  // partly reads ahead into L2) lost 8-16 % with the same prefetches, so
+  // they stay without; four runs with prefetches beat them (DecodeBands).
   template <int S, bool kPrefetch = false>
   static void Gemv(const uint8_t* const* bands, int64_t nb, const Acts& x, int64_t t, float* const* y) {
     const int64_t n = x.cols;
@@ -606,11 +606,14 @@ struct BandQ8 {
   //
   // Four runs where each is at least kDecodeMinRunBytes long, else two. Every
   // product starts its runs afresh and a run is read at full speed only once
-  // the prefetchers have caught on, so short runs favour fewer of them: in
-  // the engine, bench-0.3b Q4_0 (a thread's share of a product 0.3-1.6 MiB)
-  // decoded 3-11 % faster with two runs than with four, in paired runs of
-  // two settings alternating in one process; bench-1b Q8_0 (2-12 MiB) 2-7 %
-  // slower.
+  // the prefetchers have caught on, so short runs favoured fewer of them
+  // while the kernel did not prefetch: bench-0.3b Q4_0 (a thread's share of
+  // a product 0.3-1.6 MiB) decoded 3-11 % faster with two runs than with
+  // four, bench-1b Q8_0 (2-12 MiB) 2-7 % slower, and the bar was 512 KiB per
+  // run. Four runs that prefetch (Gemv) turned that around: with the bar at
+  // 64 KiB instead, bench-0.3b Q4_0 1.02-1.06x, bench-0.3b Q8_0 1.04-1.07x,
+  // bench-1b Q4_0 (whose k and v shares are short) 1.07-1.11x, bench-1b
+  // Q8_0 1.00-1.03x (alternating in one process).
   static void DecodeBands(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y, int64_t ldy) {
     if ((r1 - r0) * static_cast<int64_t>(w.row_bytes) / 4 >= kDecodeMinRunBytes) {
       return DecodeRuns<4>(w, x, r0, r1, y, ldy);
