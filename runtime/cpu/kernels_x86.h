@@ -625,6 +625,17 @@ struct BandQ8 {
     const int64_t nb = x.cols / kQ8Block, T = x.n_tokens;
     const uint8_t* base = static_cast<const uint8_t*>(w.data);
     const int64_t per = (r1 - r0) / kBandRows / kStreams;  // bands per stream
+    if constexpr (kStreams == 4) {
+      // The window Gemv keeps prefetched, for every run at once before the
+      // first loads: alternating in one process, bench-1b Q4_0 1.03-1.05x,
+      // bench-1b Q8_0 1.03x, bench-0.3b 0.99-1.00x.
+      for (int64_t o = 0; o < kDecodePrefetchBytes; o += 64) {
+        for (int s = 0; s < kStreams; ++s) {
+          _mm_prefetch(reinterpret_cast<const char*>(base + (r0 + s * per * kBandRows) * w.row_bytes) + o,
+                       _MM_HINT_T0);
+        }
+      }
+    }
     for (int64_t i = 0; i < per; ++i) {
       for (int64_t t = 0; t < T; ++t) {
         const uint8_t* bands[kStreams];
