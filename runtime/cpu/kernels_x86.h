@@ -611,9 +611,9 @@ struct BandQ8 {
   // a product 0.3-1.6 MiB) decoded 3-11 % faster with two runs than with
   // four, bench-1b Q8_0 (2-12 MiB) 2-7 % slower, and the bar was 512 KiB per
   // run. Four runs that prefetch (Gemv) turned that around: with the bar at
-  // 64 KiB instead, bench-0.3b Q4_0 1.02-1.06x, bench-0.3b Q8_0 1.04-1.07x,
-  // bench-1b Q4_0 (whose k and v shares are short) 1.07-1.11x, bench-1b
-  // Q8_0 1.00-1.03x (alternating in one process).
+  // 64 KiB instead, bench-0.3b Q4_0 1.02-1.03x, bench-0.3b Q8_0 1.03-1.06x,
+  // bench-1b Q4_0 (whose k and v shares are short) 1.11x, bench-1b Q8_0
+  // 1.00-1.03x (alternating in one process).
   static void DecodeBands(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y, int64_t ldy) {
     if ((r1 - r0) * static_cast<int64_t>(w.row_bytes) / 4 >= kDecodeMinRunBytes) {
       return DecodeRuns<4>(w, x, r0, r1, y, ldy);
