@@ -1,4 +1,5 @@
 // yuan bench -m MODEL [-m MODEL ...] [-t 2] [-p 512] [-n 128] [-r 5] [-o md|csv|json]
+//            [--lora FILE[:SCALE]] [--steps]
 //
 // llama-bench's method, so the figures compare with it on the same file:
 // for each model, thread count and test, one untimed warm-up, then `r`
@@ -13,6 +14,11 @@
 // so a figure from earlier in the run would not describe the repetition).
 // A memory line checks that resident memory stays within file size + KV
 // cache + 64 MiB (issue 4, item 5).
+//
+// --steps times the steps of the forward pass during the tg repetitions
+// (runtime/engine/forward.h) and prints, per tg row, each step's time per
+// token, its share, and for the weight products the rate their weights were
+// read at: where a token's time goes, next to the bound.
 //
 // --lora FILE[:SCALE] adds, for every test, a row with that adapter applied
 // at run time (runtime/engine/lora.h); its repetitions alternate with the
@@ -237,6 +243,11 @@ struct Row {
   std::vector<double> bandwidths, bounds;
   double bandwidth = 0, bound = 0, share = 0;
   uint64_t bytes_per_token = 0;  // tg: weights + average KV read
+  // tg with --steps: the steps' times over the timed repetitions, and those
+  // repetitions' whole time
+  ForwardStepTimes steps;
+  double timed_seconds = 0;
+  uint64_t step_bytes[kForwardSteps] = {};  // StepWeightBytes
   std::string test() const {
     return n_prompt > 0 ? "pp" + std::to_string(n_prompt) : "tg" + std::to_string(n_gen);
   }
@@ -271,7 +282,26 @@ absl::Status RunGenerate(Session* s, int64_t n, int32_t n_vocab, std::mt19937* r
   return absl::OkStatus();
 }
 
+// Bytes of the weights a step's products read per token (0 for the steps
+// without a weight product).
+uint64_t StepWeightBytes(const Model& m, ForwardStep step) {
+  auto bytes = [](const Weight& w) { return w.empty() ? 0 : static_cast<uint64_t>(w.rows) * w.row_bytes; };
+  const ModelWeights& W = m.weights();
+  uint64_t total = 0;
+  for (const LayerWeights& L : W.layers) {
+    switch (step) {
+      case ForwardStep::kQkv: total += bytes(L.wq) + bytes(L.wk) + bytes(L.wv); break;
+      case ForwardStep::kO: total += bytes(L.wo); break;
+      case ForwardStep::kGateUp: total += bytes(L.w_gate) + bytes(L.w_up); break;
+      case ForwardStep::kDown: total += bytes(L.w_down); break;
+      default: break;
+    }
+  }
+  return step == ForwardStep::kHead ? bytes(W.output) : total;
+}
+
 // ---- output -----------------------------------------------------------------
+
 
 std::string Fixed(double v, int digits) {
   char buf[64];
@@ -382,6 +412,28 @@ void PrintJson(const std::vector<Row>& rows) {
   std::printf("]\n");
 }
 
+// --steps: one table per tg row, in microseconds per token.
+void PrintSteps(std::FILE* out, const Row& r) {
+  const ForwardStepTimes& st = r.steps;
+  if (st.passes == 0) return;
+  double total = 0;
+  for (double v : st.seconds) total += v;
+  std::fprintf(out, "steps %s %s t=%d, per token over %lld timed tokens:\n", r.desc.c_str(), r.test().c_str(),
+               r.threads, static_cast<long long>(st.passes));
+  std::fprintf(out, "  %-20s %9s %7s %12s\n", "step", "us/token", "share", "weights GB/s");
+  for (int i = 0; i < kForwardSteps; ++i) {
+    const auto step = static_cast<ForwardStep>(i);
+    const double per_token = st.seconds[i] / static_cast<double>(st.passes);
+    const uint64_t bytes = r.step_bytes[i];
+    const std::string rate = bytes > 0 && per_token > 0 ? Fixed(bytes / per_token / 1e9, 1) : "";
+    std::fprintf(out, "  %-20s %9.1f %6.1f%% %12s\n", ForwardStepName(step), 1e6 * per_token,
+                 total > 0 ? 100 * st.seconds[i] / total : 0.0, rate.c_str());
+  }
+  std::fprintf(out, "  %-20s %9.1f (the timed tokens: %.1f us each)\n", "all steps",
+               1e6 * total / static_cast<double>(st.passes),
+               1e6 * r.timed_seconds / static_cast<double>(st.passes));
+}
+
 }  // namespace
 
 int BenchCommand(int argc, char** argv) {
@@ -389,9 +441,10 @@ int BenchCommand(int argc, char** argv) {
   int64_t reps = 5, bw_mib = 512;
   std::string output = "md", lora_flag, lora_path, lora_desc;
   float lora_scale = 1.0f;
+  bool steps = false;
   ArgParser p("bench",
               "-m MODEL [-m MODEL ...] [-t N[,N...]] [-p N[,N...]] [-n N[,N...]] [-r N] "
-              "[--lora FILE[:SCALE]]");
+              "[--lora FILE[:SCALE]] [--steps]");
   p.Add({"-m", "--model"}, "model file (GGUF); repeatable", &models);
   p.Add({"-t", "--threads"}, "thread counts, comma-separated (default: physical cores)", &threads_flags);
   p.Add({"-p", "--n-prompt"}, "prompt lengths for ppN tests, comma-separated (default 512; 0: none)",
@@ -406,6 +459,9 @@ int BenchCommand(int argc, char** argv) {
         "also run every test with this LoRA adapter (.yadp, PEFT folder or GGUF LoRA) at "
         "SCALE (default 1), alternating with the base",
         &lora_flag);
+  p.Add({"--steps"},
+        "time the forward pass's steps during the tg repetitions and print where a token's time goes",
+        &steps);
   if (int rc = p.Parse(argc, argv, 2); rc >= 0) return rc;
   if (!lora_flag.empty() && !ParseAdapterSpec(lora_flag, &lora_path, &lora_scale)) {
     return p.UsageError("--lora needs FILE or FILE:SCALE, got '" + lora_flag + "'");
@@ -573,15 +629,20 @@ int BenchCommand(int argc, char** argv) {
           if (n_gen == 0) continue;
           out[v].bytes_per_token = WeightBytesPerToken(m) + KvBytesPerPosition(e) * (n_gen + 1) / 2 +
                                    (variants[v] != nullptr ? lora_read : 0);
+          for (int k = 0; k < kForwardSteps; ++k) out[v].step_bytes[k] = StepWeightBytes(m, static_cast<ForwardStep>(k));
         }
         // (the probe after one repetition is the one before the next)
         double bw_last = n_gen > 0 ? bandwidth_now() : 0;
         for (int64_t i = 0; st.ok() && i < reps; ++i) {
           for (size_t v = 0; st.ok() && v < variants.size(); ++v) {
             const double bw_before = bw_last;
+            s->set_step_times(steps && n_gen > 0 ? &out[v].steps : nullptr);
             const auto t0 = std::chrono::steady_clock::now();
             st = run_once(variants[v]);
-            out[v].samples.push_back((n_prompt > 0 ? n_prompt : n_gen) / Seconds(t0));
+            const double seconds = Seconds(t0);
+            s->set_step_times(nullptr);
+            out[v].timed_seconds += seconds;
+            out[v].samples.push_back((n_prompt > 0 ? n_prompt : n_gen) / seconds);
             if (n_gen > 0) {
               bw_last = bandwidth_now();
               const double bw_rep = std::max(bw_before, bw_last);
@@ -686,6 +747,7 @@ int BenchCommand(int argc, char** argv) {
                  r.bandwidth, r.bound);
   }
   for (const std::string& n : notes) std::fprintf(info, "%s\n", n.c_str());
+  for (const Row& r : rows) PrintSteps(info, r);
   return kExitOk;
 }
 

@@ -218,6 +218,7 @@ absl::Status Session::Eval(const int32_t* tokens, int64_t n) {
     args.n_tokens = std::min(kPromptChunk, n - i);
     args.pos0 = static_cast<int64_t>(history_.size());
     args.cancel = &cancel_;
+    args.step_times = step_times_;
     SeqSlice slice;
     if (!history_loras_.empty()) {  // one slice carrying the adapters
       slice.n_tokens = args.n_tokens;

@@ -152,6 +152,10 @@ class Session {
   std::string SaveState() const;
   absl::Status LoadState(std::string_view data);
 
+  // Adds the wall time of each step of every later forward pass to *times
+  // (forward.h); nullptr stops it. For `yuan bench --steps`.
+  void set_step_times(ForwardStepTimes* times) { step_times_ = times; }
+
   int32_t n_past() const { return static_cast<int32_t>(history_.size()); }
   int32_t n_ctx() const { return cache_.capacity(); }
   const std::vector<int32_t>& history() const { return history_; }
@@ -179,6 +183,7 @@ class Session {
   // Decode's logits from before the step, to restore if it fails: swapped
   // with logits_, so a step copies nothing and reuses this buffer.
   std::vector<float> logits_before_;
+  ForwardStepTimes* step_times_ = nullptr;
   std::atomic<bool> cancel_{false};
   std::mutex run_mu_;      // guards running_ for Cancel
   bool running_ = false;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <initializer_list>
 #include <tuple>
@@ -63,10 +64,48 @@ void ForTokens(ThreadPool* pool, int64_t T, int64_t width, const Fn& fn) {
   });
 }
 
+// Adds the time since the previous mark to a step of args.step_times; does
+// nothing when that is null.
+class StepClock {
+ public:
+  explicit StepClock(ForwardStepTimes* times) : times_(times) {
+    if (times_ != nullptr) last_ = std::chrono::steady_clock::now();
+  }
+  void Mark(ForwardStep step) {
+    if (times_ == nullptr) return;
+    const auto now = std::chrono::steady_clock::now();
+    times_->seconds[static_cast<int>(step)] += std::chrono::duration<double>(now - last_).count();
+    last_ = now;
+  }
+
+ private:
+  ForwardStepTimes* times_;
+  std::chrono::steady_clock::time_point last_;
+};
+
 }  // namespace
+
+const char* ForwardStepName(ForwardStep step) {
+  switch (step) {
+    case ForwardStep::kEmbed: return "embedding";
+    case ForwardStep::kQkv: return "q/k/v";
+    case ForwardStep::kRope: return "RoPE, K/V rows";
+    case ForwardStep::kAttention: return "attention";
+    case ForwardStep::kO: return "o";
+    case ForwardStep::kFfnNorm: return "residual, norm";
+    case ForwardStep::kGateUp: return "gate/up";
+    case ForwardStep::kSilu: return "SiLU";
+    case ForwardStep::kDown: return "down";
+    case ForwardStep::kResidual: return "residual, next norm";
+    case ForwardStep::kHead: return "head";
+    case ForwardStep::kCount: break;
+  }
+  return "?";
+}
 
 absl::Status Forward(const Model& model, const ForwardArgs& a, KvCache* cache,
                      ForwardScratch* s, ThreadPool* pool, std::vector<float>* logits) {
+  StepClock clock(a.step_times);
   const ModelConfig& c = model.config();
   const ModelWeights& W = model.weights();
   const int64_t T = a.n_tokens;
@@ -190,6 +229,7 @@ absl::Status Forward(const Model& model, const ForwardArgs& a, KvCache* cache,
     if (static_cast<int64_t>(s->attn[i].size()) < attn_scratch) s->attn[i].resize(attn_scratch);
   }
 
+  clock.Mark(ForwardStep::kEmbed);
   for (int layer = 0; layer < c.n_layer; ++layer) {
     if (a.cancel != nullptr && a.cancel->load(std::memory_order_relaxed)) {
       return absl::CancelledError("cancelled");
@@ -232,6 +272,7 @@ absl::Status Forward(const Model& model, const ForwardArgs& a, KvCache* cache,
                  s->xn.data(), T, pool, {&L.wo});
     lora({{LoraProj::kQ, s->q.data()}, {LoraProj::kK, s->k.data()}, {LoraProj::kV, s->v.data()}},
          s->xn.data());
+    clock.Mark(ForwardStep::kQkv);
 
     // RoPE at each token's position, with the optional per-head q/k RMSNorm
     // before it (qwen3) or after it (hunyuan-dense); K and V rows into the cache
@@ -273,6 +314,8 @@ absl::Status Forward(const Model& model, const ForwardArgs& a, KvCache* cache,
       }
     }
 
+    clock.Mark(ForwardStep::kRope);
+
     // Causal attention. Token t's items cost ~ pos0 + t + 1, so the threads
     // take items from a shared counter, longest first, rather than fixed
     // ranges (which would give the first thread the short rows of the
@@ -307,23 +350,28 @@ absl::Status Forward(const Model& model, const ForwardArgs& a, KvCache* cache,
                     &s->att_out[t * q_dim + h0 * hd], hd, scratch);
       }
     });
+    clock.Mark(ForwardStep::kAttention);
     Project(L.wo, Weight{}, s->att_out.data(), T, s->att.data(), pool, {&L.w_gate, &L.w_up});
     lora({{LoraProj::kO, s->att.data()}}, s->att_out.data());
+    clock.Mark(ForwardStep::kO);
 
     // x += attention; xn = rmsnorm(x) * ffn_norm
     ForTokens(pool, T, E, [&](int64_t t) {
       AddInPlace(&s->x[t * E], &s->att[t * E], E);
       RmsNorm(&s->x[t * E], F32(L.ffn_norm), E, c.rms_eps, &s->xn[t * E]);
     });
+    clock.Mark(ForwardStep::kFfnNorm);
 
     // ---- feed-forward (SwiGLU): x += W_down (silu(xn W_gate^T) * (xn W_up^T))
     const Weight none;
     ProjectGroup({{&L.w_gate, &none, s->gate.data()}, {&L.w_up, &none, s->up.data()}}, s->xn.data(), T, pool,
                  {&L.w_down});
     lora({{LoraProj::kGate, s->gate.data()}, {LoraProj::kUp, s->up.data()}}, s->xn.data());
+    clock.Mark(ForwardStep::kGateUp);
     ForTokens(pool, T, c.n_ff, [&](int64_t t) {
       SiluMul(&s->gate[t * c.n_ff], &s->up[t * c.n_ff], c.n_ff);
     });
+    clock.Mark(ForwardStep::kSilu);
     const LayerWeights* next = layer + 1 < c.n_layer ? &W.layers[layer + 1] : nullptr;
     if (next != nullptr) {
       Project(L.w_down, Weight{}, s->gate.data(), T, s->att.data(), pool, {&next->wq, &next->wk, &next->wv});
@@ -331,11 +379,13 @@ absl::Status Forward(const Model& model, const ForwardArgs& a, KvCache* cache,
       Project(L.w_down, Weight{}, s->gate.data(), T, s->att.data(), pool, {&W.output});
     }
     lora({{LoraProj::kDown, s->att.data()}}, s->gate.data());
+    clock.Mark(ForwardStep::kDown);
     // x += feed-forward; xn = rmsnorm(x) * attn_norm of the next layer
     ForTokens(pool, T, E, [&](int64_t t) {
       AddInPlace(&s->x[t * E], &s->att[t * E], E);
       if (next != nullptr) RmsNorm(&s->x[t * E], F32(next->attn_norm), E, c.rms_eps, &s->xn[t * E]);
     });
+    clock.Mark(ForwardStep::kResidual);
   }
 
   // ---- head: logits = rmsnorm(x) W_out^T, for the rows asked for
@@ -345,6 +395,8 @@ absl::Status Forward(const Model& model, const ForwardArgs& a, KvCache* cache,
   });
   logits->resize(static_cast<size_t>(n_out) * c.n_vocab);
   if (n_out > 0) Project(W.output, Weight{}, s->xn.data(), n_out, logits->data(), pool);
+  clock.Mark(ForwardStep::kHead);
+  if (a.step_times != nullptr) ++a.step_times->passes;
   return absl::OkStatus();
 }
 

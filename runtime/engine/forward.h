@@ -44,6 +44,35 @@ struct SeqSlice {
   const std::vector<LoraChoice>* loras = nullptr;
 };
 
+// The steps of a forward pass, in the order they run, for timing where a
+// pass's time goes (`yuan bench --steps`). Each product's step includes
+// quantizing its input, the hand-off to the pool and its LoRA deltas.
+enum class ForwardStep : int {
+  kEmbed = 0,   // checks, embedding rows, RoPE table, the first RMSNorm
+  kQkv,         // q, k, v products
+  kRope,        // RoPE (and q/k norms), K and V rows into the cache
+  kAttention,   // attention over the cache
+  kO,           // output projection
+  kFfnNorm,     // residual, RMSNorm before the feed-forward
+  kGateUp,      // gate and up products
+  kSilu,        // SiLU(gate) * up
+  kDown,        // down product
+  kResidual,    // residual, the next layer's RMSNorm
+  kHead,        // final RMSNorm, logits
+  kCount,
+};
+constexpr int kForwardSteps = static_cast<int>(ForwardStep::kCount);
+
+// Short name of a step ("q/k/v", "attention", ...).
+const char* ForwardStepName(ForwardStep step);
+
+// Wall time per step, summed over the passes that were given it (every
+// layer's share of a step goes to the same entry).
+struct ForwardStepTimes {
+  double seconds[kForwardSteps] = {};
+  int64_t passes = 0;
+};
+
 struct ForwardArgs {
   const int32_t* tokens = nullptr;
   int64_t n_tokens = 0;
@@ -55,6 +84,9 @@ struct ForwardArgs {
   // Empty: one sequence {n_tokens, pos0, identity pages}.
   const SeqSlice* seqs = nullptr;
   int64_t n_seqs = 0;
+  // When set, each step's wall time is added to it (one clock read per
+  // step and layer).
+  ForwardStepTimes* step_times = nullptr;
 };
 
 // Evaluates the tokens. `logits` receives n_vocab floats per sequence that

@@ -44,6 +44,11 @@ check "bench missing file" 1 "$yuan" bench -m /no/such/model.gguf; one_line_erro
 check "bench" 0 "$yuan" bench -m "$random_model" -t 1 -p 8,16 -n 4 -r 2 --bw-mib 16
 case "$out" in *"| model"*"pp8"*"pp16"*"tg4"*"read bandwidth, 1 thread:"*"memory "*": peak RSS"*) ;;
   *) echo "FAIL bench: unexpected output: $out"; fail=1;; esac
+# --steps: one table per tg row, every step named, and a total beside the
+# timed tokens' own time
+check "bench steps" 0 "$yuan" bench -m "$random_model" -t 1 -p 0 -n 4 -r 2 --bw-mib 16 --steps
+case "$out" in *"steps "*"tg4 t=1, per token over 8 timed tokens:"*"q/k/v"*"attention"*"gate/up"*"head"*"all steps"*"the timed tokens:"*) ;;
+  *) echo "FAIL bench steps: unexpected output: $out"; fail=1;; esac
 check "bench json" 0 "$yuan" bench -m "$random_model" -t 1 -p 8 -n 0 -r 1 -o json --bw-mib 16
 case "$out" in "["*'"n_prompt": 8'*"]") ;; *) echo "FAIL bench json: $out"; fail=1;; esac
 check "tokenize" 0 "$yuan" tokenize -m "$random_model" --ids "the and"

@@ -187,5 +187,51 @@ TEST_CASE("every weight dtype loads and generates", "[engine]") {
   }
 }
 
+TEST_CASE("step times cover each forward pass and change no result", "[engine]") {
+  // The clock reads sit between the steps: a session that times its steps
+  // gives the same logits bit for bit as one that does not, every pass is
+  // counted, every step of a decoder layer gets time, and together they
+  // account for the time of the calls, measured around them.
+  testing::RandomModelSpec spec;
+  spec.weight_type = DType::kQ8_0;
+  auto engine = OpenRandom(spec, "steps.gguf");
+  auto timed = Session::Create(engine, 0);
+  auto plain = Session::Create(engine, 0);
+  REQUIRE(timed.ok());
+  REQUIRE(plain.ok());
+  ForwardStepTimes times;
+  (*timed)->set_step_times(&times);
+  const std::vector<int32_t> prompt = {1, 270, 280, 290};
+  REQUIRE((*plain)->Decode(prompt).ok());
+  double wall = 0;
+  auto timed_decode = [&](const std::vector<int32_t>& ids) {
+    const auto t0 = std::chrono::steady_clock::now();
+    REQUIRE((*timed)->Decode(ids).ok());
+    wall += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  timed_decode(prompt);
+  CHECK((*timed)->logits() == (*plain)->logits());
+  for (int32_t id : {299, 262, 275, 281, 271}) {
+    timed_decode({id});
+    REQUIRE((*plain)->Decode({id}).ok());
+    CHECK((*timed)->logits() == (*plain)->logits());
+  }
+  CHECK(times.passes == 6);
+  double sum = 0;
+  for (int i = 0; i < kForwardSteps; ++i) {
+    INFO(ForwardStepName(static_cast<ForwardStep>(i)));
+    CHECK(times.seconds[i] > 0);
+    sum += times.seconds[i];
+  }
+  CHECK(sum <= wall);
+  CHECK(sum >= 0.5 * wall);
+  // Switched off, nothing more is added.
+  (*timed)->set_step_times(nullptr);
+  const ForwardStepTimes before = times;
+  REQUIRE((*timed)->Decode({270}).ok());
+  CHECK(times.passes == before.passes);
+  CHECK(times.seconds[0] == before.seconds[0]);
+}
+
 }  // namespace
 }  // namespace yuan
