@@ -121,18 +121,25 @@ void Engine::RepackWeights() {
   if (kernels::ActiveKernels().isa == kernels::Isa::kScalar) return;  // no interleaved kernels
   ModelWeights* W = model_->mutable_weights();
   // Everything every token reads in full: the projections, the output head
-  // (unless tied to the token embeddings, which are read row by row) and the
-  // small vectors (norms, biases). The vectors matter for memory, not speed:
-  // left in the mapping, each read of one faults in the file's large folio
-  // around it, which holds the neighbouring matrices' released pages, and
-  // those then count twice (about 57 MiB on bench-1b Q4_0).
+  // and the small vectors (norms, biases). The vectors matter for memory,
+  // not speed: left in the mapping, each read of one faults in the file's
+  // large folio around it, which holds the neighbouring matrices' released
+  // pages, and those then count twice (about 57 MiB on bench-1b Q4_0).
   std::vector<Weight*> ws;
   for (LayerWeights& L : W->layers) {
     for (Weight* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) ws.push_back(w);
     for (Weight* w : {&L.attn_norm, &L.bq, &L.bk, &L.bv, &L.q_norm, &L.k_norm, &L.ffn_norm}) ws.push_back(w);
   }
-  if (W->output.data != W->tok_embd.data) ws.push_back(&W->output);
+  const bool tied = W->output.data == W->tok_embd.data;
+  if (!tied) ws.push_back(&W->output);
   ws.push_back(&W->output_norm);
+  // And the token embeddings, copied as they are (each token reads its row
+  // by index; a tied head reads them whole), for the TLB too: in the
+  // mapping each token's row lies on another 4 KiB page, and on the
+  // development VM the first read of such a page cost 15-20 µs (no fault
+  // counted: the hypervisor filling its own page tables), 60 µs of a
+  // bench-0.3b Q4_0 token (2-3 %) with llama-bench's random tokens.
+  ws.push_back(&W->tok_embd);
   std::erase_if(ws, [](const Weight* w) { return w->data == nullptr || w->rows <= 0; });
   // One arena for all of them, 2 MiB aligned and advised as transparent huge
   // pages: decoding streams every weight once per token, and with 4 KiB
@@ -160,7 +167,7 @@ void Engine::RepackWeights() {
     uint8_t* dst = arena + offsets[i];
     const size_t bytes = static_cast<size_t>(w->rows) * w->row_bytes;
     const MatRef m{w->type, w->rows, w->cols, w->data, w->row_bytes, w->interleaved8};
-    if (kernels::CanInterleave8(w->type, w->rows) && !w->interleaved8) {
+    if (w != &W->tok_embd && kernels::CanInterleave8(w->type, w->rows) && !w->interleaved8) {
       // Q8_0 / Q4_0: the layout the vector kernels compute 8 rows at a time with
       pool_->ParallelFor(w->rows / 8, 8, [&](int64_t b0, int64_t b1) { kernels::Interleave8(m, b0, b1, dst); });
       w->interleaved8 = true;
@@ -180,6 +187,7 @@ void Engine::RepackWeights() {
   // 59 MiB of them stayed resident after loading, and generation peaked
   // at 544 MiB against issue 4's limit of 541.9 (480 with this).
   for (const auto& [data, bytes] : moved) ReleaseMappedPages(data, bytes);
+  if (tied) W->output.data = W->tok_embd.data;
 }
 
 std::shared_ptr<const grammar::TokenVocab> Engine::grammar_vocab() const {

@@ -1,7 +1,9 @@
 // The engine's load-time repacking of Q8_0/Q4_0 matrices (interleaved by 8
-// rows) computes what the mapped file computes.
-#include <catch2/catch.hpp>
+// rows) and its copy of everything else a token reads into the same arena
+// (the token embeddings too, tied to the head or not) compute what the
+// mapped file computes.
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cmath>
 
 #include "runtime/engine/engine.h"
@@ -10,15 +12,24 @@
 namespace yuan {
 namespace {
 
-std::vector<float> PromptLogits(const std::string& path, bool repack, const std::vector<int32_t>& prompt) {
+std::vector<float> PromptLogits(const std::string& path, bool repack, bool tied,
+                                const std::vector<int32_t>& prompt) {
   EngineOptions o;
   o.model_path = path;
   o.n_threads = 2;
   o.repack_weights = repack;
   auto engine = Engine::Open(o);
   REQUIRE(engine.ok());
-  const Weight& wq = (*engine)->model().weights().layers[0].wq;
-  CHECK(wq.interleaved8 == repack);
+  const ModelWeights& W = (*engine)->model().weights();
+  CHECK(W.layers[0].wq.interleaved8 == repack);
+  // The token embeddings move into the arena as they are (rows read by
+  // index), and a tied head keeps reading the same copy.
+  const auto* arena = (*engine)->weight_arena();
+  const auto* embd = static_cast<const uint8_t*>(W.tok_embd.data);
+  CHECK((arena != nullptr && embd >= arena && embd < arena + (*engine)->weight_arena_bytes()) ==
+        repack);
+  CHECK_FALSE(W.tok_embd.interleaved8);
+  CHECK((W.output.data == W.tok_embd.data) == tied);
   auto session = std::move(*Session::Create(*engine, 0));
   REQUIRE(session->Decode(prompt).ok());
   std::vector<float> out = session->logits();
@@ -31,26 +42,30 @@ std::vector<float> PromptLogits(const std::string& path, bool repack, const std:
 }
 
 TEST_CASE("repacked Q8_0/Q4_0 weights give the mapped file's logits", "[engine]") {
-  for (DType type : {DType::kQ8_0, DType::kQ4_0}) {
-    INFO(DTypeName(type));
-    testing::RandomModelSpec spec;
-    spec.weight_type = type;
-    spec.stddev = 0.1f;
-    const std::string path = testing::WriteRandomLlamaModel(spec, std::string("repack-") +
-                                                                       std::string(DTypeName(type)) + ".gguf");
-    const std::vector<int32_t> prompt = {1, 7, 9, 11, 13, 200, 31, 3, 8};
-    const std::vector<float> plain = PromptLogits(path, false, prompt);
-    const std::vector<float> packed = PromptLogits(path, true, prompt);
-    REQUIRE(plain.size() == packed.size());
-    float max_abs = 0.0f, max_diff = 0.0f;
-    for (size_t i = 0; i < plain.size(); ++i) {
-      max_abs = std::max(max_abs, std::fabs(plain[i]));
-      max_diff = std::max(max_diff, std::fabs(plain[i] - packed[i]));
+  for (bool tied : {false, true}) {
+    for (DType type : {DType::kQ8_0, DType::kQ4_0}) {
+      INFO(DTypeName(type) << (tied ? ", output tied to the embeddings" : ""));
+      testing::RandomModelSpec spec;
+      spec.weight_type = type;
+      spec.stddev = 0.1f;
+      spec.tied_output = tied;
+      const std::string path = testing::WriteRandomLlamaModel(
+          spec,
+          std::string("repack-") + std::string(DTypeName(type)) + (tied ? "-tied" : "") + ".gguf");
+      const std::vector<int32_t> prompt = {1, 7, 9, 11, 13, 200, 31, 3, 8};
+      const std::vector<float> plain = PromptLogits(path, false, tied, prompt);
+      const std::vector<float> packed = PromptLogits(path, true, tied, prompt);
+      REQUIRE(plain.size() == packed.size());
+      float max_abs = 0.0f, max_diff = 0.0f;
+      for (size_t i = 0; i < plain.size(); ++i) {
+        max_abs = std::max(max_abs, std::fabs(plain[i]));
+        max_diff = std::max(max_diff, std::fabs(plain[i] - packed[i]));
+      }
+      INFO("max |logit| " << max_abs << ", max difference " << max_diff);
+      CHECK(max_abs > 0.1f);
+      // the same integer block sums, scaled and summed in another order
+      CHECK(max_diff <= 1e-4f * max_abs);
     }
-    INFO("max |logit| " << max_abs << ", max difference " << max_diff);
-    CHECK(max_abs > 0.1f);
-    // the same integer block sums, scaled and summed in another order
-    CHECK(max_diff <= 1e-4f * max_abs);
   }
 }
 
