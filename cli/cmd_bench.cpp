@@ -285,7 +285,9 @@ absl::Status RunGenerate(Session* s, int64_t n, int32_t n_vocab, std::mt19937* r
 // Bytes of the weights a step's products read per token (0 for the steps
 // without a weight product).
 uint64_t StepWeightBytes(const Model& m, ForwardStep step) {
-  auto bytes = [](const Weight& w) { return w.empty() ? 0 : static_cast<uint64_t>(w.rows) * w.row_bytes; };
+  auto bytes = [](const Weight& w) {
+    return w.empty() ? 0 : static_cast<uint64_t>(w.rows) * w.row_bytes;
+  };
   const ModelWeights& W = m.weights();
   uint64_t total = 0;
   for (const LayerWeights& L : W.layers) {
@@ -301,7 +303,6 @@ uint64_t StepWeightBytes(const Model& m, ForwardStep step) {
 }
 
 // ---- output -----------------------------------------------------------------
-
 
 std::string Fixed(double v, int digits) {
   char buf[64];
@@ -418,8 +419,8 @@ void PrintSteps(std::FILE* out, const Row& r) {
   if (st.passes == 0) return;
   double total = 0;
   for (double v : st.seconds) total += v;
-  std::fprintf(out, "steps %s %s t=%d, per token over %lld timed tokens:\n", r.desc.c_str(), r.test().c_str(),
-               r.threads, static_cast<long long>(st.passes));
+  std::fprintf(out, "steps %s %s t=%d, per token over %lld timed tokens:\n", r.desc.c_str(),
+               r.test().c_str(), r.threads, static_cast<long long>(st.passes));
   std::fprintf(out, "  %-20s %9s %7s %12s\n", "step", "us/token", "share", "weights GB/s");
   for (int i = 0; i < kForwardSteps; ++i) {
     const auto step = static_cast<ForwardStep>(i);
@@ -629,7 +630,9 @@ int BenchCommand(int argc, char** argv) {
           if (n_gen == 0) continue;
           out[v].bytes_per_token = WeightBytesPerToken(m) + KvBytesPerPosition(e) * (n_gen + 1) / 2 +
                                    (variants[v] != nullptr ? lora_read : 0);
-          for (int k = 0; k < kForwardSteps; ++k) out[v].step_bytes[k] = StepWeightBytes(m, static_cast<ForwardStep>(k));
+          for (int k = 0; k < kForwardSteps; ++k) {
+            out[v].step_bytes[k] = StepWeightBytes(m, static_cast<ForwardStep>(k));
+          }
         }
         // (the probe after one repetition is the one before the next)
         double bw_last = n_gen > 0 ? bandwidth_now() : 0;
