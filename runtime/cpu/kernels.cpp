@@ -133,12 +133,7 @@ void PrepareActs(const KernelSet& ks, Acts* x, ThreadPool* pool) {
       int8_t* qs = x->qs_buf.data() + t * n;
       int16_t* sums = x->bsums_buf.data() + t * sums_per_row;
       if (x->kind == DType::kQ8_0) {
-        ks.quantize_q8_0(x->f32 + t * n, n, qs, x->d_buf.data() + t * nb);
-        for (int64_t b = 0; b < nb; ++b) {
-          int sum = 0;
-          for (int i = 0; i < kQ8Block; ++i) sum += qs[b * kQ8Block + i];
-          sums[b] = static_cast<int16_t>(sum);
-        }
+        ks.quantize_q8_0(x->f32 + t * n, n, qs, x->d_buf.data() + t * nb, sums);
       } else {
         ks.quantize_q8_K(x->f32 + t * n, n, qs, x->d_buf.data() + t * nb, sums);
       }

@@ -66,9 +66,10 @@ std::string_view IsaName(Isa isa);
 struct KernelSet {
   Isa isa;
   // Quantizes one row of n values (n a multiple of the block) to int8 with
-  // one scale per block: d = amax / 127, q = round-half-even(x / d).
+  // one scale per block: d = amax / 127, q = round-half-even(x / d), and
+  // the sum of each block's quants (Q8_0: per 32 values; Q8_K: per 16).
   // Every kernel set produces the same bytes.
-  void (*quantize_q8_0)(const float* x, int64_t n, int8_t* qs, float* d);
+  void (*quantize_q8_0)(const float* x, int64_t n, int8_t* qs, float* d, int16_t* bsums);
   void (*quantize_q8_K)(const float* x, int64_t n, int8_t* qs, float* d, int16_t* bsums);
   // y[t * ldy + r] = W[r] . x[t] for r in [r0, r1) and every token t.
   void (*matmul_rows)(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y,

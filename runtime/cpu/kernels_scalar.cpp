@@ -20,9 +20,13 @@ void QuantizeBlock(const float* x, int n, int8_t* q, float* d) {
   for (int i = 0; i < n; ++i) q[i] = static_cast<int8_t>(std::nearbyint(x[i] * id));
 }
 
-void QuantizeQ8_0(const float* x, int64_t n, int8_t* qs, float* d) {
+void QuantizeQ8_0(const float* x, int64_t n, int8_t* qs, float* d, int16_t* bsums) {
   for (int64_t b = 0; b < n / kQ8Block; ++b) {
-    QuantizeBlock(x + b * kQ8Block, kQ8Block, qs + b * kQ8Block, d + b);
+    int8_t* q = qs + b * kQ8Block;
+    QuantizeBlock(x + b * kQ8Block, kQ8Block, q, d + b);
+    int sum = 0;
+    for (int i = 0; i < kQ8Block; ++i) sum += q[i];
+    bsums[b] = static_cast<int16_t>(sum);
   }
 }
 

@@ -76,7 +76,8 @@ inline float BrainToFloat(uint16_t h) {
 // ---- activation quantizers: same bytes as the scalar ones -------------------
 
 // amax over 8k floats, then q = round-half-even(x * (1 / (amax / 127))).
-inline void QuantizeBlock(const float* x, int n, int8_t* q, float* d) {
+// sums32, when given: the sum of each 32 quants (n a multiple of 32).
+inline void QuantizeBlock(const float* x, int n, int8_t* q, float* d, int16_t* sums32 = nullptr) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
   __m256 vmax = _mm256_setzero_ps();
   for (int i = 0; i < n; i += 8) vmax = _mm256_max_ps(vmax, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)));
@@ -101,12 +102,18 @@ inline void QuantizeBlock(const float* x, int n, int8_t* q, float* d) {
     __m256i r = _mm256_packs_epi16(a, b);
     r = _mm256_permutevar8x32_epi32(r, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), r);
+    if (sums32 != nullptr) {
+      // |q| <= 127, so the packs did not saturate: the int32 values sum to
+      // the quants' sum
+      const __m256i s = _mm256_add_epi32(_mm256_add_epi32(v[0], v[1]), _mm256_add_epi32(v[2], v[3]));
+      sums32[i / 32] = static_cast<int16_t>(HsumI32(s));
+    }
   }
 }
 
-void QuantizeQ8_0(const float* x, int64_t n, int8_t* qs, float* d) {
+void QuantizeQ8_0(const float* x, int64_t n, int8_t* qs, float* d, int16_t* bsums) {
   for (int64_t b = 0; b < n / kQ8Block; ++b) {
-    QuantizeBlock(x + b * kQ8Block, kQ8Block, qs + b * kQ8Block, d + b);
+    QuantizeBlock(x + b * kQ8Block, kQ8Block, qs + b * kQ8Block, d + b, bsums + b);
   }
 }
 

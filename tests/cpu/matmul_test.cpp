@@ -70,10 +70,18 @@ TEST_CASE("every kernel path quantizes activations to the same bytes", "[cpu]") 
   for (auto isa : SupportedIsas()) {
     INFO(kernels::IsaName(isa));
     const auto& ks = kernels::GetKernels(isa);
-    ref.quantize_q8_0(x.data(), n, q0.data(), d0.data());
-    ks.quantize_q8_0(x.data(), n, q1.data(), d1.data());
+    std::fill(s1.begin(), s1.end(), int16_t{-1});
+    ref.quantize_q8_0(x.data(), n, q0.data(), d0.data(), s0.data());
+    ks.quantize_q8_0(x.data(), n, q1.data(), d1.data(), s1.data());
     CHECK(q0 == q1);
     CHECK(d0 == d1);
+    CHECK(std::equal(s0.begin(), s0.begin() + n / 32, s1.begin()));
+    // each block's sum is the sum of its quants
+    for (int64_t b = 0; b < n / 32; ++b) {
+      int sum = 0;
+      for (int i = 0; i < 32; ++i) sum += q1[b * 32 + i];
+      CHECK(s1[b] == sum);
+    }
     ref.quantize_q8_K(x.data(), n, q0.data(), d0.data(), s0.data());
     ks.quantize_q8_K(x.data(), n, q1.data(), d1.data(), s1.data());
     CHECK(q0 == q1);
@@ -81,7 +89,7 @@ TEST_CASE("every kernel path quantizes activations to the same bytes", "[cpu]") 
     CHECK(s0 == s1);
   }
   // The quantization itself: |x - d q| <= d / 2 per element.
-  ref.quantize_q8_0(x.data(), n, q0.data(), d0.data());
+  ref.quantize_q8_0(x.data(), n, q0.data(), d0.data(), s0.data());
   for (int64_t i = 0; i < n; ++i) CHECK(std::fabs(x[i] - d0[i / 32] * q0[i]) <= d0[i / 32] * 0.5f + 1e-6f);
 }
 
@@ -111,7 +119,7 @@ TEST_CASE("every kernel path agrees with the scalar dequantize reference", "[cpu
           std::vector<int16_t> bs(cols / 16);
           for (int64_t t = 0; t < T; ++t) {
             if (act == DType::kQ8_0) {
-              kernels::ScalarKernels().quantize_q8_0(&x[t * cols], cols, qs.data(), d.data());
+              kernels::ScalarKernels().quantize_q8_0(&x[t * cols], cols, qs.data(), d.data(), bs.data());
             } else {
               kernels::ScalarKernels().quantize_q8_K(&x[t * cols], cols, qs.data(), d.data(), bs.data());
             }
