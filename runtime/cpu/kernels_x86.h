@@ -103,10 +103,9 @@ inline void QuantizeBlock(const float* x, int n, int8_t* q, float* d, int16_t* s
     r = _mm256_permutevar8x32_epi32(r, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), r);
     if (sums32 != nullptr) {
-      // |q| <= 127, so the packs did not saturate: the int32 values sum to
-      // the quants' sum
-      const __m256i s = _mm256_add_epi32(_mm256_add_epi32(v[0], v[1]), _mm256_add_epi32(v[2], v[3]));
-      sums32[i / 32] = static_cast<int16_t>(HsumI32(s));
+      // the stored quants' sum (pairs by maddubs against ones, then int32)
+      const __m256i pairs = _mm256_maddubs_epi16(_mm256_set1_epi8(1), r);
+      sums32[i / 32] = static_cast<int16_t>(HsumI32(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1))));
     }
   }
 }

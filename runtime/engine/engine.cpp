@@ -137,8 +137,8 @@ void Engine::RepackWeights() {
   // by index; a tied head reads them whole), for the TLB too: in the
   // mapping each token's row lies on another 4 KiB page, and on the
   // development VM the first read of such a page cost 15-20 µs (no fault
-  // counted: the hypervisor filling its own page tables), 60 µs of a
-  // bench-0.3b Q4_0 token (2-3 %) with llama-bench's random tokens.
+  // counted: the hypervisor filling its own page tables), 31-60 µs of a
+  // bench-0.3b Q4_0 token (1-2.5 %) with llama-bench's random tokens.
   ws.push_back(&W->tok_embd);
   std::erase_if(ws, [](const Weight* w) { return w->data == nullptr || w->rows <= 0; });
   // One arena for all of them, 2 MiB aligned and advised as transparent huge
