@@ -18,7 +18,8 @@
 // --steps times the steps of the forward pass during the tg repetitions
 // (runtime/engine/forward.h) and prints, per tg row, each step's time per
 // token, its share, and for the weight products the rate their weights were
-// read at: where a token's time goes, next to the bound.
+// read at: where a token's time goes, next to the bound; with -o csv/json
+// the tg records carry the same microseconds per token (steps_us).
 //
 // --lora FILE[:SCALE] adds, for every test, a row with that adapter applied
 // at run time (runtime/engine/lora.h); its repetitions alternate with the
@@ -375,19 +376,35 @@ std::string CsvString(const std::string& s) {
   return out + "\"";
 }
 
+// --steps, per tg row: each step's microseconds per token, in step order
+// (empty when the steps were not timed).
+std::vector<std::pair<const char*, double>> StepMicros(const Row& r) {
+  std::vector<std::pair<const char*, double>> out;
+  if (r.steps.passes == 0) return out;
+  for (int i = 0; i < kForwardSteps; ++i) {
+    out.emplace_back(ForwardStepName(static_cast<ForwardStep>(i)),
+                     1e6 * r.steps.seconds[i] / static_cast<double>(r.steps.passes));
+  }
+  return out;
+}
+
 void PrintCsv(const std::vector<Row>& rows) {
   std::printf("model_filename,model_type,model_size,model_n_params,backend,n_threads,n_prompt,"
-              "n_gen,avg_ts,stddev_ts,median_ts,bw_gbps,bytes_per_token,bound_ts,bound_share,samples_ts\n");
+              "n_gen,avg_ts,stddev_ts,median_ts,bw_gbps,bytes_per_token,bound_ts,bound_share,samples_ts,"
+              "steps_us\n");
   for (const Row& r : rows) {
-    std::string samples;
+    std::string samples, steps;
     for (double s : r.samples) samples += (samples.empty() ? "" : ";") + Fixed(s, 3);
-    std::printf("%s,%s,%llu,%llu,CPU,%d,%lld,%lld,%.3f,%.3f,%.3f,%.2f,%llu,%.3f,%.4f,\"%s\"\n",
+    // "name=us;name=us..." (names hold commas, never '=' or ';')
+    for (const auto& [name, us] : StepMicros(r)) steps += (steps.empty() ? "" : ";") + std::string(name) + "=" + Fixed(us, 1);
+    std::printf("%s,%s,%llu,%llu,CPU,%d,%lld,%lld,%.3f,%.3f,%.3f,%.2f,%llu,%.3f,%.4f,\"%s\",%s\n",
                 CsvString(r.model_path).c_str(), CsvString(r.desc).c_str(),
                 static_cast<unsigned long long>(r.file_bytes),
                 static_cast<unsigned long long>(r.n_params), r.threads,
                 static_cast<long long>(r.n_prompt), static_cast<long long>(r.n_gen), r.stats.mean,
                 r.stats.sd, r.stats.median, r.bandwidth,
-                static_cast<unsigned long long>(r.bytes_per_token), r.bound, r.share, samples.c_str());
+                static_cast<unsigned long long>(r.bytes_per_token), r.bound, r.share, samples.c_str(),
+                CsvString(steps).c_str());
   }
 }
 
@@ -395,19 +412,23 @@ void PrintJson(const std::vector<Row>& rows) {
   std::printf("[\n");
   for (size_t i = 0; i < rows.size(); ++i) {
     const Row& r = rows[i];
-    std::string samples;
+    std::string samples, steps;
     for (double s : r.samples) samples += (samples.empty() ? "" : ", ") + Fixed(s, 3);
+    for (const auto& [name, us] : StepMicros(r)) {
+      steps += (steps.empty() ? ", \"steps_us\": {" : ", ") + JsonString(name) + ": " + Fixed(us, 1);
+    }
+    if (!steps.empty()) steps += "}";
     std::printf(
         "  {\"model_filename\": %s, \"model_type\": %s, \"model_size\": %llu, "
         "\"model_n_params\": %llu, \"backend\": \"CPU\", \"n_threads\": %d, \"n_prompt\": %lld, "
         "\"n_gen\": %lld, \"avg_ts\": %.3f, \"stddev_ts\": %.3f, \"median_ts\": %.3f, "
         "\"bw_gbps\": %.2f, \"bytes_per_token\": %llu, \"bound_ts\": %.3f, \"bound_share\": %.4f, "
-        "\"samples_ts\": [%s]}%s\n",
+        "\"samples_ts\": [%s]%s}%s\n",
         JsonString(r.model_path).c_str(), JsonString(r.desc).c_str(),
         static_cast<unsigned long long>(r.file_bytes), static_cast<unsigned long long>(r.n_params),
         r.threads, static_cast<long long>(r.n_prompt), static_cast<long long>(r.n_gen),
         r.stats.mean, r.stats.sd, r.stats.median, r.bandwidth,
-        static_cast<unsigned long long>(r.bytes_per_token), r.bound, r.share, samples.c_str(),
+        static_cast<unsigned long long>(r.bytes_per_token), r.bound, r.share, samples.c_str(), steps.c_str(),
         i + 1 < rows.size() ? "," : "");
   }
   std::printf("]\n");

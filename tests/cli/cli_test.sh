@@ -51,6 +51,27 @@ case "$out" in *"steps "*"tg4 t=1, per token over 8 timed tokens:"*"q/k/v"*"atte
   *) echo "FAIL bench steps: unexpected output: $out"; fail=1;; esac
 check "bench json" 0 "$yuan" bench -m "$random_model" -t 1 -p 8 -n 0 -r 1 -o json --bw-mib 16
 case "$out" in "["*'"n_prompt": 8'*"]") ;; *) echo "FAIL bench json: $out"; fail=1;; esac
+# --steps with json and csv: the records carry the step times of the table
+# (which goes to stderr), read back by Python's json and csv modules
+steps_check='
+import csv, io, json, re, sys
+fmt, out, err = sys.argv[1:4]
+table = re.findall(r"^  (.+?) +([0-9.]+) +[0-9.]+%", err, re.M)
+assert len(table) == 11, table
+if fmt == "json":
+    recs = json.loads(out)
+    got = [(k, v) for r in recs if r["n_gen"] > 0 for k, v in r["steps_us"].items()]
+    assert all("steps_us" not in r for r in recs if r["n_gen"] == 0), recs
+else:
+    recs = list(csv.DictReader(io.StringIO(out)))
+    got = [tuple(kv.split("=")) for r in recs if r["n_gen"] != "0" for kv in r["steps_us"].split(";")]
+    assert all(r["steps_us"] == "" for r in recs if r["n_gen"] == "0"), recs
+assert [(k, float(v)) for k, v in got] == [(k, float(v)) for k, v in table], (got, table)
+'
+for fmt in json csv; do
+  check "bench steps $fmt" 0 "$yuan" bench -m "$random_model" -t 1 -p 8 -n 4 -r 2 -o $fmt --bw-mib 16 --steps
+  python3 -c "$steps_check" "$fmt" "$out" "$err" || { echo "FAIL bench steps $fmt: $out / $err"; fail=1; }
+done
 check "tokenize" 0 "$yuan" tokenize -m "$random_model" --ids "the and"
 case "$out" in 1\ *) ;; *) echo "FAIL tokenize: expected BOS (1) first, got '$out'"; fail=1;; esac
 
