@@ -169,13 +169,14 @@ absl::Status Forward(const Model& model, const ForwardArgs& a, KvCache* cache,
   };
   s->x.resize(T * E);
   s->xn.resize(T * E);
-  s->q.resize(T * q_dim);
-  s->k.resize(T * kv_dim);
-  s->v.resize(T * kv_dim);
-  s->att_out.resize(T * q_dim);
   s->gate.resize(T * c.n_ff);
-  s->up.resize(T * c.n_ff);
-  s->att.resize(T * E);
+  s->work.resize(std::max(T * (E + 2 * q_dim + 2 * kv_dim), T * c.n_ff));
+  s->att = s->work.data();
+  s->att_out = s->att + T * E;
+  s->q = s->att_out + T * q_dim;
+  s->k = s->q + T * q_dim;
+  s->v = s->k + T * kv_dim;
+  s->up = s->work.data();
 
   const int64_t n_rot = c.n_rot;
   s->rope.resize(T * n_rot);
@@ -268,9 +269,9 @@ absl::Status Forward(const Model& model, const ForwardArgs& a, KvCache* cache,
     };
 
     // ---- attention: q,k,v = xn W^T
-    ProjectGroup({{&L.wq, &L.bq, s->q.data()}, {&L.wk, &L.bk, s->k.data()}, {&L.wv, &L.bv, s->v.data()}},
+    ProjectGroup({{&L.wq, &L.bq, s->q}, {&L.wk, &L.bk, s->k}, {&L.wv, &L.bv, s->v}},
                  s->xn.data(), T, pool, {&L.wo});
-    lora({{LoraProj::kQ, s->q.data()}, {LoraProj::kK, s->k.data()}, {LoraProj::kV, s->v.data()}},
+    lora({{LoraProj::kQ, s->q}, {LoraProj::kK, s->k}, {LoraProj::kV, s->v}},
          s->xn.data());
     clock.Mark(ForwardStep::kQkv);
 
@@ -351,8 +352,8 @@ absl::Status Forward(const Model& model, const ForwardArgs& a, KvCache* cache,
       }
     });
     clock.Mark(ForwardStep::kAttention);
-    Project(L.wo, Weight{}, s->att_out.data(), T, s->att.data(), pool, {&L.w_gate, &L.w_up});
-    lora({{LoraProj::kO, s->att.data()}}, s->att_out.data());
+    Project(L.wo, Weight{}, s->att_out, T, s->att, pool, {&L.w_gate, &L.w_up});
+    lora({{LoraProj::kO, s->att}}, s->att_out);
     clock.Mark(ForwardStep::kO);
 
     // x += attention; xn = rmsnorm(x) * ffn_norm
@@ -364,9 +365,9 @@ absl::Status Forward(const Model& model, const ForwardArgs& a, KvCache* cache,
 
     // ---- feed-forward (SwiGLU): x += W_down (silu(xn W_gate^T) * (xn W_up^T))
     const Weight none;
-    ProjectGroup({{&L.w_gate, &none, s->gate.data()}, {&L.w_up, &none, s->up.data()}}, s->xn.data(), T, pool,
+    ProjectGroup({{&L.w_gate, &none, s->gate.data()}, {&L.w_up, &none, s->up}}, s->xn.data(), T, pool,
                  {&L.w_down});
-    lora({{LoraProj::kGate, s->gate.data()}, {LoraProj::kUp, s->up.data()}}, s->xn.data());
+    lora({{LoraProj::kGate, s->gate.data()}, {LoraProj::kUp, s->up}}, s->xn.data());
     clock.Mark(ForwardStep::kGateUp);
     ForTokens(pool, T, c.n_ff, [&](int64_t t) {
       SiluMul(&s->gate[t * c.n_ff], &s->up[t * c.n_ff], c.n_ff);
@@ -374,11 +375,11 @@ absl::Status Forward(const Model& model, const ForwardArgs& a, KvCache* cache,
     clock.Mark(ForwardStep::kSilu);
     const LayerWeights* next = layer + 1 < c.n_layer ? &W.layers[layer + 1] : nullptr;
     if (next != nullptr) {
-      Project(L.w_down, Weight{}, s->gate.data(), T, s->att.data(), pool, {&next->wq, &next->wk, &next->wv});
+      Project(L.w_down, Weight{}, s->gate.data(), T, s->att, pool, {&next->wq, &next->wk, &next->wv});
     } else {
-      Project(L.w_down, Weight{}, s->gate.data(), T, s->att.data(), pool, {&W.output});
+      Project(L.w_down, Weight{}, s->gate.data(), T, s->att, pool, {&W.output});
     }
-    lora({{LoraProj::kDown, s->att.data()}}, s->gate.data());
+    lora({{LoraProj::kDown, s->att}}, s->gate.data());
     clock.Mark(ForwardStep::kDown);
     // x += feed-forward; xn = rmsnorm(x) * attn_norm of the next layer
     ForTokens(pool, T, E, [&](int64_t t) {

@@ -18,7 +18,14 @@ namespace yuan {
 
 // Scratch buffers reused across calls (sized for the largest batch seen).
 struct ForwardScratch {
-  std::vector<float> x, xn, q, k, v, att, att_out, gate, up;
+  std::vector<float> x, xn, gate;
+  // q, k, v, att_out and att lie in `work`, and `up` at its start (set by
+  // each Forward call): up lives from the gate/up product to SiLU, while
+  // the other five are dead (att_out and att from the residual add before
+  // it, q, k and v since attention; down writes att after SiLU). A 512-token
+  // batch of bench-1b holds 11.5 MiB less than with up on its own.
+  std::vector<float> work;
+  float *q = nullptr, *k = nullptr, *v = nullptr, *att_out = nullptr, *att = nullptr, *up = nullptr;
   std::vector<float> rope;  // [n_tokens][n_rot]: (cos, sin) of each rotary pair
   std::vector<int64_t> pos;   // [n_tokens]: each token's position in its sequence
   std::vector<int32_t> seq;   // [n_tokens]: each token's slice
