@@ -2,7 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <type_traits>
+#include <cstring>
 
 #include "runtime/cpu/kernels.h"
 #include "runtime/cpu/ops.h"
@@ -22,8 +22,7 @@
 namespace yuan {
 namespace {
 
-// Positions per block in the vector kernel: scores, softmax weights and
-// value updates are computed a block at a time.
+// Positions per block: the unit of the online softmax (attention.h).
 constexpr int64_t kBlock = 64;
 
 // Row of position p in a contiguous (pages == nullptr) or paged K or V.
@@ -34,74 +33,103 @@ inline const void* KvRow(const AttentionKv& kv, const void* base, const void* co
   return static_cast<const char*>(pages[p / kv.page_size]) + (p % kv.page_size) * row_bytes;
 }
 
-// The view of positions [p0, p0 + kBlock) as a contiguous K/V starting at
-// its first row (a block lies within one page: pages are multiples of it).
-inline AttentionKv BlockView(const AttentionKv& kv, int64_t p0) {
-  AttentionKv b = kv;
-  b.k = KvRow(kv, kv.k, kv.k_pages, p0);
-  b.v = KvRow(kv, kv.v, kv.v_pages, p0);
-  b.k_pages = b.v_pages = nullptr;
-  return b;
+inline float LoadValue(const AttentionKv& kv, const void* row, int64_t d) {
+  if (kv.type == DType::kF16) return F16ToF32Fast(static_cast<const uint16_t*>(row)[d]);
+  return static_cast<const float*>(row)[d];
+}
+
+inline float RoundQ(const AttentionKv& kv, float x) {
+  return kv.type == DType::kF16 ? RoundToF16(x) : x;
 }
 
 // ---- scalar reference -------------------------------------------------------
 
-// One head, one position at a time: the formula of attention.h as written.
-// `scratch` holds 2 * hd floats.
-template <bool kF16>
-void AttendOneScalar(const AttentionKv& kv, const float* q, int64_t n_kv, float* scratch,
+// One head (one row), one position at a time: the formula of attention.h as
+// written. `scratch` holds 2 * hd floats.
+void AttendRowScalar(const AttentionKv& kv, const float* q, int64_t n_kv, float* scratch,
                      float* out) {
-  using Elem = std::conditional_t<kF16, uint16_t, float>;
-  auto load = [](Elem e) -> float {
-    if constexpr (kF16) return F16ToF32Fast(e); else return e;
-  };
-  auto round = [](float x) -> float {
-    if constexpr (kF16) return RoundToF16(x); else return x;
-  };
+  const bool f16 = kv.type == DType::kF16;
+  auto round = [f16](float x) { return f16 ? RoundToF16(x) : x; };
   const int64_t hd = kv.head_dim;
   float* qr = scratch;
-  float* acc = scratch + hd;
+  float* acc = qr + hd;
   for (int64_t d = 0; d < hd; ++d) {
     qr[d] = round(q[d]);
     acc[d] = 0.0f;
   }
   float M = -INFINITY, S = 0.0f;
   for (int64_t p = 0; p < n_kv; ++p) {
-    const Elem* k = static_cast<const Elem*>(KvRow(kv, kv.k, kv.k_pages, p));
-    const Elem* v = static_cast<const Elem*>(KvRow(kv, kv.v, kv.v_pages, p));
+    const void* k = KvRow(kv, kv.k, kv.k_pages, p);
+    const void* v = KvRow(kv, kv.v, kv.v_pages, p);
     float dot = 0.0f;
-    for (int64_t d = 0; d < hd; ++d) dot += qr[d] * load(k[d]);
+    for (int64_t d = 0; d < hd; ++d) dot = std::fma(qr[d], LoadValue(kv, k, d), dot);
     const float score = dot * kv.scale;
     float ms = 1.0f;  // rescales the old accumulator
     float vs = 1.0f;  // weight of this position's value
     if (score > M) {
       ms = std::exp(M - score);
       M = score;
-      for (int64_t d = 0; d < hd; ++d) acc[d] = round(acc[d] * ms);
+      if (ms != 1.0f) {
+        for (int64_t d = 0; d < hd; ++d) acc[d] = round(acc[d] * ms);
+      }
     } else {
       vs = std::exp(score - M);
     }
-    for (int64_t d = 0; d < hd; ++d) acc[d] = round(acc[d] + load(v[d]) * vs);
-    S = S * ms + vs;
+    for (int64_t d = 0; d < hd; ++d) acc[d] = round(std::fma(LoadValue(kv, v, d), vs, acc[d]));
+    S = std::fma(S, ms, vs);
   }
   for (int64_t d = 0; d < hd; ++d) out[d] = acc[d] / S;
 }
 
-// ---- AVX2 + FMA + F16C ------------------------------------------------------
-//
-// Per block of positions, for each head of the group:
-//   A. scores s_p = (q . k_p) * scale, eight positions at a time (eight
-//      accumulators over d, reduced together);
-//   B. the running max: a new maximum gives ms_p = exp(M_old - s_p), vs_p = 1,
-//      else ms_p = 1, vs_p = exp(s_p - M); both exps in one vector pass;
-//   C. S = S * ms_p + vs_p, in position order;
-//   D. for eight columns at a time and every head in registers, in position
-//      order: acc = round(acc * ms_p) when some head has a new maximum
-//      (times 1 is exact for the others), then acc = round(acc + v_p * vs_p)
-//      with one FMA, round() being the f16 rounding for an f16 cache.
-// The order of operations per output is fixed, so results do not depend on
-// how heads, tokens or threads are grouped.
 #ifdef YUAN_ATTN_X86
+
+// ---- vector kernels ---------------------------------------------------------
+//
+// A tile's rows (its tokens' query heads) go through each block of 64
+// positions together:
+//   1. the block's K is widened to f32 and transposed (kt[d][p]) and its V
+//      widened (vb[p][d]), once for all rows;
+//   2. scores: positions in the lanes, one FMA chain over d per score, in
+//      register tiles of rows x 64 positions (each K vector serves every row
+//      of the tile, each broadcast q value 64 positions);
+//   3. per row (AVX2 code shared by both kernel sets): the running maximum
+//      position by position, the weights ms_p and vs_p by one ExpArray, the
+//      running sum;
+//   4. values: d in the lanes, in register tiles of rows x up to 64
+//      columns, position by position: acc = round(acc * ms_p) where some
+//      row of the register tile has a new maximum (times 1 is exact for the
+//      others), then acc = round(fma(v_p, vs_p, acc)), round() being the f16
+//      rounding for an f16 cache: a latency-bound fma -> f16 -> f32 chain
+//      per vector, with rows x columns of them side by side.
+// Every output sees the same operations in the same order as the scalar
+// reference (only exp differs, ExpArray against std::exp) whatever the
+// vector width, rows per tile or register tile: one token alone gives the
+// bits it gets in a prompt's tile, and the AVX2 and AVX-512 sets agree.
+// (A position past a row's last in a tile's diagonal block has vs = 0,
+// ms = 1: round(acc + 0 * v) = acc, but for the sign of a zero.)
+
+// Block state shared by the steps: rows [r0, rows) take part (the others
+// have no position in the block yet).
+struct Tile {
+  const AttentionKv* kv;
+  int64_t hd;
+  int n_q;           // heads per token
+  int64_t rows;      // n_q * tokens
+  int64_t n_kv0;     // positions the tile's first token attends
+  float* qr;         // [rows][hd] q rounded as K is stored
+  float* acc;        // [rows][hd]
+  float* s;          // [rows][kBlock] scores, then vs
+  float* ms;         // [rows][kBlock]
+  uint64_t* resc;    // [rows] positions of the block with ms != 1
+  float* M;          // [rows] running maximum
+  float* S;          // [rows] running sum
+  float* kt;         // [hd][kBlock]
+  float* vb;         // [kBlock][hd]
+  // Positions of the block [p0, p0 + kBlock) row r attends.
+  int64_t Limit(int64_t r, int64_t p0) const {
+    return std::clamp<int64_t>(n_kv0 + r / n_q - p0, 0, kBlock);
+  }
+};
 
 template <bool kF16>
 YUAN_AVX2 inline __m256 Load8(const void* base, int64_t i) {
@@ -114,9 +142,12 @@ YUAN_AVX2 inline __m256 Load8(const void* base, int64_t i) {
 }
 
 template <bool kF16>
-YUAN_AVX2 inline float Load1(const void* base, int64_t i) {
-  if constexpr (kF16) return F16ToF32Fast(static_cast<const uint16_t*>(base)[i]);
-  else return static_cast<const float*>(base)[i];
+YUAN_AVX2 inline float Round1(float x) {
+  if constexpr (kF16) {
+    return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtps_ph(_mm_set_ss(x), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+  } else {
+    return x;
+  }
 }
 
 template <bool kF16>
@@ -128,126 +159,228 @@ YUAN_AVX2 inline __m256 Round8(__m256 x) {
   }
 }
 
-template <bool kF16>
-YUAN_AVX2 inline float Round1(float x) {
-  if constexpr (kF16) {
-    return _mm_cvtss_f32(_mm_cvtph_ps(
-        _mm_cvtps_ph(_mm_set_ss(x), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
-  } else {
-    return x;
+// Step 3 for row r over the block at p0: its scores s become vs, with ms
+// beside them (ms = 1, vs = 0 past the row's last position), and M and S
+// move on.
+YUAN_AVX2 void SoftmaxRow(const Tile& t, int64_t r, int64_t p0) {
+  float* s = t.s + r * kBlock;
+  float* ms = t.ms + r * kBlock;
+  const int64_t lim = t.Limit(r, p0);
+  float m = t.M[r];
+  uint64_t is_new = 0;
+  for (int64_t i = 0; i < lim; ++i) {  // s becomes the exp argument
+    const float sp = s[i];
+    if (sp > m) {
+      is_new |= uint64_t{1} << i;
+      s[i] = m - sp;  // exp(-inf) = 0 at the first position
+      m = sp;
+    } else {
+      s[i] = sp - m;
+    }
+  }
+  t.M[r] = m;
+  ExpArray(s, s, lim);
+  float sum = t.S[r];
+  uint64_t resc = 0;
+  for (int64_t i = 0; i < lim; ++i) {
+    const float e = s[i];
+    const bool nw = (is_new >> i) & 1;
+    ms[i] = nw ? e : 1.0f;
+    s[i] = nw ? 1.0f : e;
+    if (ms[i] != 1.0f) resc |= uint64_t{1} << i;
+    sum = std::fma(sum, ms[i], s[i]);
+  }
+  t.S[r] = sum;
+  t.resc[r] = resc;
+  for (int64_t i = lim; i < kBlock; ++i) {
+    ms[i] = 1.0f;
+    s[i] = 0.0f;
   }
 }
 
-YUAN_AVX2 inline float HorizontalSum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-// The eight lane sums of a[0..8) as one vector.
-YUAN_AVX2 inline __m256 HorizontalSum8(const __m256* a) {
-  const __m256 t0 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
-  const __m256 t1 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
-  return _mm256_add_ps(_mm256_permute2f128_ps(t0, t1, 0x20), _mm256_permute2f128_ps(t0, t1, 0x31));
-}
-
-// s[i] = (qr . k_{p0 + i}) * scale for i < n (n <= kBlock).
+// The columns past the last multiple of the vector width in step 4, as the
+// vector lanes compute them.
 template <bool kF16>
-YUAN_AVX2 void Scores(const AttentionKv& kv, const float* qr, int64_t p0, int64_t n, float* s) {
-  const int64_t hd = kv.head_dim, hd8 = hd & ~int64_t{7};
-  const __m256 scale = _mm256_set1_ps(kv.scale);
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const void* k[8];
-    YUAN_UNROLL(8)
-    for (int r = 0; r < 8; ++r) {
-      k[r] = static_cast<const char*>(kv.k) +
-             (p0 + i + r) * kv.row_stride * static_cast<int64_t>(kF16 ? 2 : 4);
-    }
-    __m256 a[8];
-    YUAN_UNROLL(8)
-    for (int r = 0; r < 8; ++r) a[r] = _mm256_setzero_ps();
-    for (int64_t d = 0; d < hd8; d += 8) {
-      const __m256 qv = _mm256_loadu_ps(qr + d);
-      YUAN_UNROLL(8)
-      for (int r = 0; r < 8; ++r) a[r] = _mm256_fmadd_ps(qv, Load8<kF16>(k[r], d), a[r]);
-    }
-    __m256 dots = HorizontalSum8(a);
-    if (hd8 < hd) {
-      alignas(32) float t[8];
-      _mm256_store_ps(t, dots);
-      for (int r = 0; r < 8; ++r) {
-        for (int64_t d = hd8; d < hd; ++d) t[r] += qr[d] * Load1<kF16>(k[r], d);
+YUAN_AVX2 void ValuesTail(const Tile& t, int64_t r0, int64_t n, int64_t d0) {
+  for (int64_t r = r0; r < t.rows; ++r) {
+    const float* vs = t.s + r * kBlock;
+    const float* ms = t.ms + r * kBlock;
+    float* a = t.acc + r * t.hd;
+    for (int64_t d = d0; d < t.hd; ++d) {
+      float x = a[d];
+      for (int64_t i = 0; i < n; ++i) {
+        if (ms[i] != 1.0f) x = Round1<kF16>(x * ms[i]);
+        x = Round1<kF16>(std::fma(t.vb[i * t.hd + d], vs[i], x));
       }
-      dots = _mm256_load_ps(t);
+      a[d] = x;
     }
-    _mm256_storeu_ps(s + i, _mm256_mul_ps(dots, scale));
-  }
-  for (; i < n; ++i) {
-    const void* k = static_cast<const char*>(kv.k) +
-                    (p0 + i) * kv.row_stride * static_cast<int64_t>(kF16 ? 2 : 4);
-    __m256 a = _mm256_setzero_ps();
-    for (int64_t d = 0; d < hd8; d += 8) {
-      a = _mm256_fmadd_ps(_mm256_loadu_ps(qr + d), Load8<kF16>(k, d), a);
-    }
-    float dot = HorizontalSum(a);
-    for (int64_t d = hd8; d < hd; ++d) dot += qr[d] * Load1<kF16>(k, d);
-    s[i] = dot * kv.scale;
   }
 }
 
-// Step D for NQ heads over positions [p0, p0 + n), columns [d, d + 8 * DC):
-// the accumulators stay in registers for the whole block. Each update is a
-// chain fma -> f16 -> f32 of ~15 cycles, so NQ * DC independent chains keep
-// the core busy.
-template <bool kF16, int NQ, int DC>
-YUAN_AVX2 void AccumulateColumns(const AttentionKv& kv, const char* v0, int64_t n, int64_t d,
-                                 const float* ms, const float* vs, const uint8_t* any_new_max,
-                                 float* acc) {
-  const int64_t hd = kv.head_dim;
-  const int64_t row_bytes = kv.row_stride * (kF16 ? 2 : 4);
-  __m256 a[NQ][DC];
-  YUAN_UNROLL(8)
-  for (int j = 0; j < NQ; ++j) {
-    YUAN_UNROLL(8)
-    for (int c = 0; c < DC; ++c) a[j][c] = _mm256_loadu_ps(acc + j * hd + d + 8 * c);
+// qr (q rounded as K is stored), acc = 0, M = -inf, S = 0 for every row.
+YUAN_AVX2 void StartRows(const Tile& t, const float* q, int64_t q_head_stride, int64_t q_tok_stride) {
+  const bool f16 = t.kv->type == DType::kF16;
+  for (int64_t r = 0; r < t.rows; ++r) {
+    const float* qj = q + (r / t.n_q) * q_tok_stride + (r % t.n_q) * q_head_stride;
+    float* qr = t.qr + r * t.hd;
+    int64_t d = 0;
+    for (; d + 8 <= t.hd; d += 8) {
+      const __m256 x = _mm256_loadu_ps(qj + d);
+      _mm256_storeu_ps(qr + d, f16 ? Round8<true>(x) : x);
+    }
+    for (; d < t.hd; ++d) qr[d] = f16 ? Round1<true>(qj[d]) : qj[d];
+    std::fill_n(t.acc + r * t.hd, t.hd, 0.0f);
+    t.M[r] = -INFINITY;
+    t.S[r] = 0.0f;
   }
-  for (int64_t p = 0; p < n; ++p) {
-    const char* vp = v0 + p * row_bytes;
-    if (any_new_max[p]) {
+}
+
+// out = acc / S for every row of the tile.
+YUAN_AVX2 void FinishRows(const Tile& t, float* out, int64_t out_head_stride, int64_t out_tok_stride) {
+  for (int64_t r = 0; r < t.rows; ++r) {
+    float* o = out + (r / t.n_q) * out_tok_stride + (r % t.n_q) * out_head_stride;
+    const float* a = t.acc + r * t.hd;
+    const __m256 s = _mm256_set1_ps(t.S[r]);
+    int64_t d = 0;
+    for (; d + 8 <= t.hd; d += 8) _mm256_storeu_ps(o + d, _mm256_div_ps(_mm256_loadu_ps(a + d), s));
+    for (; d < t.hd; ++d) o[d] = a[d] / t.S[r];
+  }
+}
+
+// -- AVX2: 8 floats per vector
+
+// kt[d][i] and vb[i][d] for the n positions of the block at k, v.
+template <bool kF16>
+YUAN_AVX2 void WidenBlockAvx2(const Tile& t, const void* k, const void* v, int64_t n) {
+  const int64_t hd = t.hd, stride = t.kv->row_stride, elem = kF16 ? 2 : 4;
+  const int64_t hd8 = hd & ~int64_t{7};
+  for (int64_t i0 = 0; i0 < n; i0 += 8) {
+    for (int64_t d0 = 0; d0 < hd8; d0 += 8) {
+      __m256 r[8];
+      for (int j = 0; j < 8; ++j) {
+        r[j] = i0 + j < n ? Load8<kF16>(static_cast<const char*>(k) + (i0 + j) * stride * elem, d0)
+                          : _mm256_setzero_ps();
+      }
+      __m256 a[8], b[8];
+      for (int j = 0; j < 4; ++j) {
+        a[2 * j] = _mm256_unpacklo_ps(r[2 * j], r[2 * j + 1]);
+        a[2 * j + 1] = _mm256_unpackhi_ps(r[2 * j], r[2 * j + 1]);
+      }
+      for (int j = 0; j < 2; ++j) {
+        b[4 * j + 0] = _mm256_shuffle_ps(a[4 * j], a[4 * j + 2], 0x44);
+        b[4 * j + 1] = _mm256_shuffle_ps(a[4 * j], a[4 * j + 2], 0xEE);
+        b[4 * j + 2] = _mm256_shuffle_ps(a[4 * j + 1], a[4 * j + 3], 0x44);
+        b[4 * j + 3] = _mm256_shuffle_ps(a[4 * j + 1], a[4 * j + 3], 0xEE);
+      }
+      for (int c = 0; c < 4; ++c) {
+        _mm256_storeu_ps(t.kt + (d0 + c) * kBlock + i0, _mm256_permute2f128_ps(b[c], b[4 + c], 0x20));
+        _mm256_storeu_ps(t.kt + (d0 + 4 + c) * kBlock + i0, _mm256_permute2f128_ps(b[c], b[4 + c], 0x31));
+      }
+    }
+    for (int64_t d = hd8; d < hd; ++d) {
+      for (int64_t j = 0; j < 8; ++j) {
+        const void* row = static_cast<const char*>(k) + (i0 + j) * stride * elem;
+        t.kt[d * kBlock + i0 + j] = i0 + j < n ? LoadValue(*t.kv, row, d) : 0.0f;
+      }
+    }
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    const void* row = static_cast<const char*>(v) + i * stride * elem;
+    int64_t d = 0;
+    for (; d < hd8; d += 8) _mm256_storeu_ps(t.vb + i * hd + d, Load8<kF16>(row, d));
+    for (; d < hd; ++d) t.vb[i * hd + d] = LoadValue(*t.kv, row, d);
+  }
+}
+
+template <int R>
+YUAN_AVX2 void ScoresAvx2(const Tile& t, int64_t r0) {
+  __m256 a[R][8];
+  YUAN_UNROLL(4)
+  for (int r = 0; r < R; ++r) {
+    YUAN_UNROLL(8)
+    for (int c = 0; c < 8; ++c) a[r][c] = _mm256_setzero_ps();
+  }
+  for (int64_t d = 0; d < t.hd; ++d) {
+    const float* k = t.kt + d * kBlock;
+    YUAN_UNROLL(4)
+    for (int r = 0; r < R; ++r) {
+      const __m256 q = _mm256_broadcast_ss(t.qr + (r0 + r) * t.hd + d);
       YUAN_UNROLL(8)
-      for (int j = 0; j < NQ; ++j) {
-        const __m256 m = _mm256_broadcast_ss(ms + j * kBlock + p);
-        YUAN_UNROLL(8)
-        for (int c = 0; c < DC; ++c) a[j][c] = Round8<kF16>(_mm256_mul_ps(a[j][c], m));
+      for (int c = 0; c < 8; ++c) a[r][c] = _mm256_fmadd_ps(q, _mm256_loadu_ps(k + 8 * c), a[r][c]);
+    }
+  }
+  const __m256 scale = _mm256_set1_ps(t.kv->scale);
+  YUAN_UNROLL(4)
+  for (int r = 0; r < R; ++r) {
+    YUAN_UNROLL(8)
+    for (int c = 0; c < 8; ++c) _mm256_storeu_ps(t.s + (r0 + r) * kBlock + 8 * c, _mm256_mul_ps(a[r][c], scale));
+  }
+}
+
+// The positions of the block where some row of [r0, r0 + R) rescales.
+template <int R>
+inline uint64_t Rescales(const Tile& t, int64_t r0) {
+  uint64_t m = 0;
+  for (int r = 0; r < R; ++r) m |= t.resc[r0 + r];
+  return m;
+}
+
+template <bool kF16, int R, int DC>
+YUAN_AVX2 void ValuesAvx2(const Tile& t, int64_t r0, int64_t n, int64_t d0) {
+  const uint64_t resc = Rescales<R>(t, r0);
+  __m256 a[R][DC];
+  YUAN_UNROLL(4)
+  for (int r = 0; r < R; ++r) {
+    YUAN_UNROLL(4)
+    for (int c = 0; c < DC; ++c) a[r][c] = _mm256_loadu_ps(t.acc + (r0 + r) * t.hd + d0 + 8 * c);
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    if ((resc >> i) & 1) {
+      YUAN_UNROLL(4)
+      for (int r = 0; r < R; ++r) {
+        const __m256 m = _mm256_broadcast_ss(t.ms + (r0 + r) * kBlock + i);
+        YUAN_UNROLL(4)
+        for (int c = 0; c < DC; ++c) a[r][c] = Round8<kF16>(_mm256_mul_ps(a[r][c], m));
       }
     }
     __m256 v[DC];
-    YUAN_UNROLL(8)
-    for (int c = 0; c < DC; ++c) v[c] = Load8<kF16>(vp, d + 8 * c);
-    YUAN_UNROLL(8)
-    for (int j = 0; j < NQ; ++j) {
-      const __m256 w = _mm256_broadcast_ss(vs + j * kBlock + p);
-      YUAN_UNROLL(8)
-      for (int c = 0; c < DC; ++c) a[j][c] = Round8<kF16>(_mm256_fmadd_ps(v[c], w, a[j][c]));
+    YUAN_UNROLL(4)
+    for (int c = 0; c < DC; ++c) v[c] = _mm256_loadu_ps(t.vb + i * t.hd + d0 + 8 * c);
+    YUAN_UNROLL(4)
+    for (int r = 0; r < R; ++r) {
+      const __m256 w = _mm256_broadcast_ss(t.s + (r0 + r) * kBlock + i);
+      YUAN_UNROLL(4)
+      for (int c = 0; c < DC; ++c) a[r][c] = Round8<kF16>(_mm256_fmadd_ps(v[c], w, a[r][c]));
     }
   }
-  YUAN_UNROLL(8)
-  for (int j = 0; j < NQ; ++j) {
-    YUAN_UNROLL(8)
-    for (int c = 0; c < DC; ++c) _mm256_storeu_ps(acc + j * hd + d + 8 * c, a[j][c]);
+  YUAN_UNROLL(4)
+  for (int r = 0; r < R; ++r) {
+    YUAN_UNROLL(4)
+    for (int c = 0; c < DC; ++c) _mm256_storeu_ps(t.acc + (r0 + r) * t.hd + d0 + 8 * c, a[r][c]);
   }
 }
 
-// ---- AVX-512: step D with 16-float vectors ----------------------------------
-//
-// AccumulateColumns with twice the columns per vector and 32 registers: the
-// accumulators of all 64 columns of up to five heads fit at once, so one
-// pass over the block's positions does what took the 8-float form four
-// passes, and twice as many latency-bound (fma -> f16 -> f32) chains run
-// side by side. Each column sees the same operations in the same order as
-// in AccumulateColumns: the same bits.
+template <bool kF16, int R>
+YUAN_AVX2 void ValuesRowsAvx2(const Tile& t, int64_t r0, int64_t n) {
+  const int64_t hd8 = t.hd & ~int64_t{7};
+  int64_t d = 0;
+  for (; d + 32 <= hd8; d += 32) ValuesAvx2<kF16, R, 4>(t, r0, n, d);
+  for (; d < hd8; d += 8) ValuesAvx2<kF16, R, 1>(t, r0, n, d);
+}
+
+template <bool kF16>
+YUAN_AVX2 void BlockAvx2(const Tile& t, const void* k, const void* v, int64_t p0, int64_t r0, int64_t n) {
+  WidenBlockAvx2<kF16>(t, k, v, n);
+  int64_t r = r0;
+  for (; r + 2 <= t.rows; r += 2) ScoresAvx2<2>(t, r);
+  if (r < t.rows) ScoresAvx2<1>(t, r);
+  for (r = r0; r < t.rows; ++r) SoftmaxRow(t, r, p0);
+  for (r = r0; r + 3 <= t.rows; r += 3) ValuesRowsAvx2<kF16, 3>(t, r, n);
+  for (; r < t.rows; ++r) ValuesRowsAvx2<kF16, 1>(t, r, n);
+  ValuesTail<kF16>(t, r0, n, t.hd & ~int64_t{7});
+}
+
+// -- AVX-512: 16 floats per vector
 
 template <bool kF16>
 YUAN_AVX512 inline __m512 Load16(const void* base, int64_t i) {
@@ -262,242 +395,222 @@ YUAN_AVX512 inline __m512 Load16(const void* base, int64_t i) {
 }
 
 template <bool kF16>
+YUAN_AVX512 void WidenBlock512(const Tile& t, const void* k, const void* v, int64_t n) {
+  const int64_t hd = t.hd, stride = t.kv->row_stride, elem = kF16 ? 2 : 4;
+  const int64_t hd16 = hd & ~int64_t{15};
+  for (int64_t i0 = 0; i0 < n; i0 += 16) {
+    for (int64_t d0 = 0; d0 < hd16; d0 += 16) {
+      // a 16 x 16 transpose: pairs of rows, then quads, then 128-bit lanes
+      __m512 r[16], a[16], b[16];
+      for (int j = 0; j < 16; ++j) {
+        r[j] = i0 + j < n ? Load16<kF16>(static_cast<const char*>(k) + (i0 + j) * stride * elem, d0)
+                          : _mm512_setzero_ps();
+      }
+      for (int j = 0; j < 8; ++j) {
+        a[2 * j] = _mm512_maskz_unpacklo_ps(0xFFFF, r[2 * j], r[2 * j + 1]);
+        a[2 * j + 1] = _mm512_maskz_unpackhi_ps(0xFFFF, r[2 * j], r[2 * j + 1]);
+      }
+      // b[4j + c], 128-bit lane L: column 4L + c of rows 4j .. 4j + 3
+      for (int j = 0; j < 4; ++j) {
+        b[4 * j + 0] = _mm512_maskz_shuffle_ps(0xFFFF, a[4 * j], a[4 * j + 2], 0x44);
+        b[4 * j + 1] = _mm512_maskz_shuffle_ps(0xFFFF, a[4 * j], a[4 * j + 2], 0xEE);
+        b[4 * j + 2] = _mm512_maskz_shuffle_ps(0xFFFF, a[4 * j + 1], a[4 * j + 3], 0x44);
+        b[4 * j + 3] = _mm512_maskz_shuffle_ps(0xFFFF, a[4 * j + 1], a[4 * j + 3], 0xEE);
+      }
+      for (int c = 0; c < 4; ++c) {
+        const __m512 e0 = _mm512_maskz_shuffle_f32x4(0xFFFF, b[c], b[4 + c], 0x44);
+        const __m512 e1 = _mm512_maskz_shuffle_f32x4(0xFFFF, b[c], b[4 + c], 0xEE);
+        const __m512 e2 = _mm512_maskz_shuffle_f32x4(0xFFFF, b[8 + c], b[12 + c], 0x44);
+        const __m512 e3 = _mm512_maskz_shuffle_f32x4(0xFFFF, b[8 + c], b[12 + c], 0xEE);
+        _mm512_storeu_ps(t.kt + (d0 + c) * kBlock + i0, _mm512_maskz_shuffle_f32x4(0xFFFF, e0, e2, 0x88));
+        _mm512_storeu_ps(t.kt + (d0 + 4 + c) * kBlock + i0, _mm512_maskz_shuffle_f32x4(0xFFFF, e0, e2, 0xDD));
+        _mm512_storeu_ps(t.kt + (d0 + 8 + c) * kBlock + i0, _mm512_maskz_shuffle_f32x4(0xFFFF, e1, e3, 0x88));
+        _mm512_storeu_ps(t.kt + (d0 + 12 + c) * kBlock + i0, _mm512_maskz_shuffle_f32x4(0xFFFF, e1, e3, 0xDD));
+      }
+    }
+    for (int64_t d = hd16; d < hd; ++d) {
+      for (int64_t j = 0; j < 16; ++j) {
+        const void* row = static_cast<const char*>(k) + (i0 + j) * stride * elem;
+        t.kt[d * kBlock + i0 + j] = i0 + j < n ? LoadValue(*t.kv, row, d) : 0.0f;
+      }
+    }
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    const void* row = static_cast<const char*>(v) + i * stride * elem;
+    int64_t d = 0;
+    for (; d < hd16; d += 16) _mm512_storeu_ps(t.vb + i * hd + d, Load16<kF16>(row, d));
+    for (; d < hd; ++d) t.vb[i * hd + d] = LoadValue(*t.kv, row, d);
+  }
+}
+
+template <int R>
+YUAN_AVX512 void Scores512(const Tile& t, int64_t r0) {
+  __m512 a[R][4];
+  YUAN_UNROLL(4)
+  for (int r = 0; r < R; ++r) {
+    YUAN_UNROLL(4)
+    for (int c = 0; c < 4; ++c) a[r][c] = _mm512_setzero_ps();
+  }
+  for (int64_t d = 0; d < t.hd; ++d) {
+    const float* k = t.kt + d * kBlock;
+    __m512 kv[4];
+    YUAN_UNROLL(4)
+    for (int c = 0; c < 4; ++c) kv[c] = _mm512_loadu_ps(k + 16 * c);
+    YUAN_UNROLL(4)
+    for (int r = 0; r < R; ++r) {
+      const __m512 q = _mm512_set1_ps(t.qr[(r0 + r) * t.hd + d]);
+      YUAN_UNROLL(4)
+      for (int c = 0; c < 4; ++c) a[r][c] = _mm512_fmadd_ps(q, kv[c], a[r][c]);
+    }
+  }
+  const __m512 scale = _mm512_set1_ps(t.kv->scale);
+  YUAN_UNROLL(4)
+  for (int r = 0; r < R; ++r) {
+    YUAN_UNROLL(4)
+    for (int c = 0; c < 4; ++c) _mm512_storeu_ps(t.s + (r0 + r) * kBlock + 16 * c, _mm512_mul_ps(a[r][c], scale));
+  }
+}
+
+template <bool kF16>
 YUAN_AVX512 inline __m512 Round16(__m512 x) {
   if constexpr (kF16) {
-    return _mm512_maskz_cvtph_ps(
-        0xFFFF, _mm512_maskz_cvtps_ph(0xFFFF, x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    return _mm512_maskz_cvtph_ps(0xFFFF, _mm512_maskz_cvtps_ph(0xFFFF, x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
   } else {
     return x;
   }
 }
 
-template <bool kF16, int NQ, int DC>
-YUAN_AVX512 void AccumulateColumns512(const AttentionKv& kv, const char* v0, int64_t n, int64_t d,
-                                      const float* ms, const float* vs, const uint8_t* any_new_max,
-                                      float* acc) {
-  const int64_t hd = kv.head_dim;
-  const int64_t row_bytes = kv.row_stride * (kF16 ? 2 : 4);
-  __m512 a[NQ][DC];
-  YUAN_UNROLL(8)
-  for (int j = 0; j < NQ; ++j) {
-    YUAN_UNROLL(8)
-    for (int c = 0; c < DC; ++c) a[j][c] = _mm512_loadu_ps(acc + j * hd + d + 16 * c);
+template <bool kF16, int R, int DC>
+YUAN_AVX512 void Values512(const Tile& t, int64_t r0, int64_t n, int64_t d0) {
+  const uint64_t resc = Rescales<R>(t, r0);
+  __m512 a[R][DC];
+  YUAN_UNROLL(4)
+  for (int r = 0; r < R; ++r) {
+    YUAN_UNROLL(4)
+    for (int c = 0; c < DC; ++c) a[r][c] = _mm512_loadu_ps(t.acc + (r0 + r) * t.hd + d0 + 16 * c);
   }
-  for (int64_t p = 0; p < n; ++p) {
-    const char* vp = v0 + p * row_bytes;
-    if (any_new_max[p]) {
-      YUAN_UNROLL(8)
-      for (int j = 0; j < NQ; ++j) {
-        const __m512 m = _mm512_set1_ps(ms[j * kBlock + p]);
-        YUAN_UNROLL(8)
-        for (int c = 0; c < DC; ++c) a[j][c] = Round16<kF16>(_mm512_mul_ps(a[j][c], m));
+  for (int64_t i = 0; i < n; ++i) {
+    if ((resc >> i) & 1) {
+      YUAN_UNROLL(4)
+      for (int r = 0; r < R; ++r) {
+        const __m512 m = _mm512_set1_ps(t.ms[(r0 + r) * kBlock + i]);
+        YUAN_UNROLL(4)
+        for (int c = 0; c < DC; ++c) a[r][c] = Round16<kF16>(_mm512_mul_ps(a[r][c], m));
       }
     }
     __m512 v[DC];
-    YUAN_UNROLL(8)
-    for (int c = 0; c < DC; ++c) v[c] = Load16<kF16>(vp, d + 16 * c);
-    YUAN_UNROLL(8)
-    for (int j = 0; j < NQ; ++j) {
-      const __m512 w = _mm512_set1_ps(vs[j * kBlock + p]);
-      YUAN_UNROLL(8)
-      for (int c = 0; c < DC; ++c) a[j][c] = Round16<kF16>(_mm512_fmadd_ps(v[c], w, a[j][c]));
+    YUAN_UNROLL(4)
+    for (int c = 0; c < DC; ++c) v[c] = _mm512_loadu_ps(t.vb + i * t.hd + d0 + 16 * c);
+    YUAN_UNROLL(4)
+    for (int r = 0; r < R; ++r) {
+      const __m512 w = _mm512_set1_ps(t.s[(r0 + r) * kBlock + i]);
+      YUAN_UNROLL(4)
+      for (int c = 0; c < DC; ++c) a[r][c] = Round16<kF16>(_mm512_fmadd_ps(v[c], w, a[r][c]));
     }
   }
-  YUAN_UNROLL(8)
-  for (int j = 0; j < NQ; ++j) {
-    YUAN_UNROLL(8)
-    for (int c = 0; c < DC; ++c) _mm512_storeu_ps(acc + j * hd + d + 16 * c, a[j][c]);
+  YUAN_UNROLL(4)
+  for (int r = 0; r < R; ++r) {
+    YUAN_UNROLL(4)
+    for (int c = 0; c < DC; ++c) _mm512_storeu_ps(t.acc + (r0 + r) * t.hd + d0 + 16 * c, a[r][c]);
   }
 }
 
-// k32[p][d] = f32 of f16 k[p * row_stride + d] for p < n, d < hd.
-YUAN_AVX512 void WidenRows512(const uint16_t* k, int64_t row_stride, int64_t n, int64_t hd, float* k32) {
-  const int64_t hd16 = hd & ~int64_t{15};
-  for (int64_t p = 0; p < n; ++p) {
-    const uint16_t* kp = k + p * row_stride;
-    float* o = k32 + p * hd;
-    int64_t d = 0;
-    for (; d < hd16; d += 16) _mm512_storeu_ps(o + d, Load16<true>(kp, d));
-    for (; d < hd; ++d) o[d] = F16ToF32Fast(kp[d]);
-  }
-}
-
-// Step D for NQ heads over columns [0, hd rounded down to 16) of positions
-// [0, n) of `v0`; returns the first column left.
-template <bool kF16, int NQ>
-YUAN_AVX512 int64_t Accumulate512(const AttentionKv& kv, const char* v0, int64_t n, const float* ms,
-                                  const float* vs, const uint8_t* any_new_max, float* acc) {
-  // column vectors per pass: NQ * DC accumulators + DC values in <= 29 registers
-  constexpr int kDC = NQ <= 2 ? 8 : NQ <= 5 ? 4 : 2;
-  const int64_t hd16 = kv.head_dim & ~int64_t{15};
+template <bool kF16, int R>
+YUAN_AVX512 void ValuesRows512(const Tile& t, int64_t r0, int64_t n) {
+  const int64_t hd16 = t.hd & ~int64_t{15};
   int64_t d = 0;
-  for (; d + 16 * kDC <= hd16; d += 16 * kDC) {
-    AccumulateColumns512<kF16, NQ, kDC>(kv, v0, n, d, ms, vs, any_new_max, acc);
-  }
-  for (; d < hd16; d += 16) AccumulateColumns512<kF16, NQ, 1>(kv, v0, n, d, ms, vs, any_new_max, acc);
-  return d;
-}
-
-// Step D for NQ heads over positions [p0, p0 + n): acc[j] += ... in place;
-// the leading columns with 16-float vectors when `wide` (AVX-512).
-template <bool kF16, int NQ>
-YUAN_AVX2 void Accumulate(const AttentionKv& kv, int64_t p0, int64_t n, const float* ms,
-                          const float* vs, const uint8_t* any_new_max, bool wide, float* acc) {
-  // column vectors per pass: about 8 to 12 chains in at most ~13 registers
-  constexpr int kDC = NQ == 1 ? 8 : NQ == 2 ? 4 : NQ == 3 ? 3 : NQ <= 5 ? 2 : 1;
-  const int64_t hd = kv.head_dim, hd8 = hd & ~int64_t{7};
-  const int64_t elem = kF16 ? 2 : 4;
-  const char* v0 = static_cast<const char*>(kv.v) + p0 * kv.row_stride * elem;
-  int64_t d = wide ? Accumulate512<kF16, NQ>(kv, v0, n, ms, vs, any_new_max, acc) : 0;
-  for (; d + 8 * kDC <= hd8; d += 8 * kDC) {
-    AccumulateColumns<kF16, NQ, kDC>(kv, v0, n, d, ms, vs, any_new_max, acc);
-  }
-  for (; d < hd8; d += 8) AccumulateColumns<kF16, NQ, 1>(kv, v0, n, d, ms, vs, any_new_max, acc);
-  for (d = hd8; d < hd; ++d) {  // columns past the last multiple of 8
-    for (int j = 0; j < NQ; ++j) {
-      float x = acc[j * hd + d];
-      for (int64_t p = 0; p < n; ++p) {
-        const float v = Load1<kF16>(v0 + p * kv.row_stride * elem, d);
-        if (any_new_max[p]) x = Round1<kF16>(x * ms[j * kBlock + p]);
-        x = Round1<kF16>(std::fma(v, vs[j * kBlock + p], x));
-      }
-      acc[j * hd + d] = x;
-    }
-  }
+  for (; d + 64 <= hd16; d += 64) Values512<kF16, R, 4>(t, r0, n, d);
+  for (; d < hd16; d += 16) Values512<kF16, R, 1>(t, r0, n, d);
 }
 
 template <bool kF16>
-YUAN_AVX2 void AttendGroupAvx2(const AttentionKv& kv, const float* q, int64_t q_stride, int n_q,
-                               int64_t n_kv, float* out, int64_t out_stride, bool wide, float* scratch) {
-  const int64_t hd = kv.head_dim, hd8 = hd & ~int64_t{7};
-  float* qr = scratch;                 // [n_q][hd] q rounded as K is stored
-  float* acc = qr + n_q * hd;          // [n_q][hd]
-  float* ms = acc + n_q * hd;          // [n_q][kBlock]
-  float* vs = ms + n_q * kBlock;       // [n_q][kBlock]
-  float* arg = vs + n_q * kBlock;      // [n_q][kBlock]
-  float* k32 = arg + n_q * kBlock;     // [kBlock][hd]: an f16 block widened once for all heads
-  AttentionKv kv32 = kv;  // K of the block as f32, or the cache itself
-  kv32.k_pages = kv32.v_pages = nullptr;
-  kv32.type = DType::kF32;
-  kv32.k = k32;
-  kv32.row_stride = hd;
-  const bool widen = kF16 && n_q > 1;
-  uint8_t any_new_max[kBlock];
-  float M[kAttnMaxGroup], S[kAttnMaxGroup];
-  for (int j = 0; j < n_q; ++j) {
-    const float* qj = q + j * q_stride;
-    int64_t d = 0;
-    for (; d < hd8; d += 8) _mm256_storeu_ps(qr + j * hd + d, Round8<kF16>(_mm256_loadu_ps(qj + d)));
-    for (; d < hd; ++d) qr[j * hd + d] = Round1<kF16>(qj[d]);
-    for (d = 0; d < hd; ++d) acc[j * hd + d] = 0.0f;
-    M[j] = -INFINITY;
-    S[j] = 0.0f;
+YUAN_AVX512 void Block512(const Tile& t, const void* k, const void* v, int64_t p0, int64_t r0, int64_t n) {
+  WidenBlock512<kF16>(t, k, v, n);
+  int64_t r = r0;
+  for (; r + 4 <= t.rows; r += 4) Scores512<4>(t, r);
+  switch (t.rows - r) {
+    case 3: Scores512<3>(t, r); break;
+    case 2: Scores512<2>(t, r); break;
+    case 1: Scores512<1>(t, r); break;
+    default: break;
   }
-  for (int64_t p0 = 0; p0 < n_kv; p0 += kBlock) {
-    const int64_t n = std::min(kBlock, n_kv - p0);
-    const AttentionKv kb = BlockView(kv, p0);  // this block's rows, from 0
-    for (int64_t p = 0; p < n; ++p) any_new_max[p] = 0;
-    if (widen && wide) {
-      WidenRows512(static_cast<const uint16_t*>(kb.k), kv.row_stride, n, hd, k32);
-    } else if (widen) {  // exact: every f16 value is a float
-      for (int64_t p = 0; p < n; ++p) {
-        const uint16_t* kp = static_cast<const uint16_t*>(kb.k) + p * kv.row_stride;
-        int64_t d = 0;
-        for (; d < hd8; d += 8) _mm256_storeu_ps(k32 + p * hd + d, Load8<true>(kp, d));
-        for (; d < hd; ++d) k32[p * hd + d] = Load1<true>(kp, d);
-      }
-    }
-    for (int j = 0; j < n_q; ++j) {
-      float* s = arg + j * kBlock;
-      if (widen) {
-        Scores<false>(kv32, qr + j * hd, 0, n, s);
-      } else {
-        Scores<kF16>(kb, qr + j * hd, 0, n, s);
-      }
-      float m = M[j];
-      uint8_t new_max[kBlock];
-      for (int64_t p = 0; p < n; ++p) {  // s becomes the exp argument
-        const float sp = s[p];
-        new_max[p] = sp > m;
-        if (new_max[p]) {
-          s[p] = m - sp;
-          m = sp;
-        } else {
-          s[p] = sp - m;
-        }
-      }
-      M[j] = m;
-      ExpArray(s, s, n);
-      float sum = S[j];
-      for (int64_t p = 0; p < n; ++p) {
-        const float e = s[p];
-        ms[j * kBlock + p] = new_max[p] ? e : 1.0f;
-        vs[j * kBlock + p] = new_max[p] ? 1.0f : e;
-        sum = sum * ms[j * kBlock + p] + vs[j * kBlock + p];
-        any_new_max[p] |= new_max[p];
-      }
-      S[j] = sum;
-    }
-    switch (n_q) {
-      case 1: Accumulate<kF16, 1>(kb, 0, n, ms, vs, any_new_max, wide, acc); break;
-      case 2: Accumulate<kF16, 2>(kb, 0, n, ms, vs, any_new_max, wide, acc); break;
-      case 3: Accumulate<kF16, 3>(kb, 0, n, ms, vs, any_new_max, wide, acc); break;
-      case 4: Accumulate<kF16, 4>(kb, 0, n, ms, vs, any_new_max, wide, acc); break;
-      case 5: Accumulate<kF16, 5>(kb, 0, n, ms, vs, any_new_max, wide, acc); break;
-      case 6: Accumulate<kF16, 6>(kb, 0, n, ms, vs, any_new_max, wide, acc); break;
-      case 7: Accumulate<kF16, 7>(kb, 0, n, ms, vs, any_new_max, wide, acc); break;
-      default: Accumulate<kF16, 8>(kb, 0, n, ms, vs, any_new_max, wide, acc); break;
-    }
+  for (r = r0; r < t.rows; ++r) SoftmaxRow(t, r, p0);
+  for (r = r0; r + 4 <= t.rows; r += 4) ValuesRows512<kF16, 4>(t, r, n);
+  switch (t.rows - r) {
+    case 3: ValuesRows512<kF16, 3>(t, r, n); break;
+    case 2: ValuesRows512<kF16, 2>(t, r, n); break;
+    case 1: ValuesRows512<kF16, 1>(t, r, n); break;
+    default: break;
   }
-  for (int j = 0; j < n_q; ++j) {
-    float* o = out + j * out_stride;
-    const __m256 s = _mm256_set1_ps(S[j]);
-    int64_t d = 0;
-    for (; d < hd8; d += 8) _mm256_storeu_ps(o + d, _mm256_div_ps(_mm256_loadu_ps(acc + j * hd + d), s));
-    for (; d < hd; ++d) o[d] = acc[j * hd + d] / S[j];
-  }
+  ValuesTail<kF16>(t, r0, n, t.hd & ~int64_t{15});
 }
 
 #endif  // YUAN_ATTN_X86
 
 }  // namespace
 
-int64_t AttentionScratchFloats(int n_q, int64_t head_dim) {
-  return int64_t{n_q} * (2 * head_dim + 3 * kBlock) + kBlock * head_dim;
+int64_t AttentionScratchFloats(int n_rows, int64_t head_dim) {
+  // resc (2 floats a row, first for its alignment), qr, acc, s, ms, M, S,
+  // then kt and vb
+  return int64_t{n_rows} * (2 + 2 * head_dim + 2 * kBlock + 2) + 2 * kBlock * head_dim;
 }
 
 void AttendGroupScalar(const AttentionKv& kv, const float* q, int64_t q_stride, int n_q,
                        int64_t n_kv, float* out, int64_t out_stride, float* scratch) {
-  for (int j = 0; j < n_q; ++j) {
-    if (kv.type == DType::kF16) {
-      AttendOneScalar<true>(kv, q + j * q_stride, n_kv, scratch, out + j * out_stride);
-    } else {
-      AttendOneScalar<false>(kv, q + j * q_stride, n_kv, scratch, out + j * out_stride);
-    }
-  }
+  for (int j = 0; j < n_q; ++j) AttendRowScalar(kv, q + j * q_stride, n_kv, scratch, out + j * out_stride);
 }
 
-void AttendGroup(const AttentionKv& kv, const float* q, int64_t q_stride, int n_q, int64_t n_kv,
-                 float* out, int64_t out_stride, float* scratch) {
+void AttendTile(const AttentionKv& kv, const float* q, int64_t q_head_stride, int64_t q_tok_stride,
+                int n_q, int n_tok, int64_t n_kv0, float* out, int64_t out_head_stride,
+                int64_t out_tok_stride, float* scratch) {
 #ifdef YUAN_ATTN_X86
   if (CpuHasAvx2Fma16c()) {
     // AVX-512 where the matrix kernels use it (so tests that switch the
     // kernel set check both forms against each other)
     const bool wide = kernels::ActiveKernels().isa == kernels::Isa::kAvx512;
-    for (int j0 = 0; j0 < n_q; j0 += kAttnMaxGroup) {
-      const int nj = std::min(kAttnMaxGroup, n_q - j0);
+    const int64_t hd = kv.head_dim, rows = int64_t{n_q} * n_tok;
+    Tile t;
+    t.kv = &kv;
+    t.hd = hd;
+    t.n_q = n_q;
+    t.rows = rows;
+    t.n_kv0 = n_kv0;
+    t.resc = reinterpret_cast<uint64_t*>(scratch);
+    t.qr = scratch + 2 * rows;
+    t.acc = t.qr + rows * hd;
+    t.s = t.acc + rows * hd;
+    t.ms = t.s + rows * kBlock;
+    t.M = t.ms + rows * kBlock;
+    t.S = t.M + rows;
+    t.kt = t.S + rows;
+    t.vb = t.kt + kBlock * hd;
+    StartRows(t, q, q_head_stride, q_tok_stride);
+    const int64_t n_kv = n_kv0 + n_tok - 1;  // the last token's positions
+    for (int64_t p0 = 0; p0 < n_kv; p0 += kBlock) {
+      const int64_t n = std::min(kBlock, n_kv - p0);
+      // the first token with a position in this block, and its first row
+      const int64_t r0 = std::max<int64_t>(0, p0 - n_kv0 + 1) * n_q;
+      const void* k = KvRow(kv, kv.k, kv.k_pages, p0);  // a block lies in one page
+      const void* v = KvRow(kv, kv.v, kv.v_pages, p0);
       if (kv.type == DType::kF16) {
-        AttendGroupAvx2<true>(kv, q + j0 * q_stride, q_stride, nj, n_kv, out + j0 * out_stride,
-                              out_stride, wide, scratch);
+        wide ? Block512<true>(t, k, v, p0, r0, n) : BlockAvx2<true>(t, k, v, p0, r0, n);
       } else {
-        AttendGroupAvx2<false>(kv, q + j0 * q_stride, q_stride, nj, n_kv, out + j0 * out_stride,
-                               out_stride, wide, scratch);
+        wide ? Block512<false>(t, k, v, p0, r0, n) : BlockAvx2<false>(t, k, v, p0, r0, n);
       }
     }
+    FinishRows(t, out, out_head_stride, out_tok_stride);
     return;
   }
 #endif
-  AttendGroupScalar(kv, q, q_stride, n_q, n_kv, out, out_stride, scratch);
+  for (int i = 0; i < n_tok; ++i) {
+    AttendGroupScalar(kv, q + i * q_tok_stride, q_head_stride, n_q, n_kv0 + i,
+                      out + i * out_tok_stride, out_head_stride, scratch);
+  }
+}
+
+void AttendGroup(const AttentionKv& kv, const float* q, int64_t q_stride, int n_q, int64_t n_kv,
+                 float* out, int64_t out_stride, float* scratch) {
+  AttendTile(kv, q, q_stride, 0, n_q, 1, n_kv, out, out_stride, 0, scratch);
 }
 
 }  // namespace yuan

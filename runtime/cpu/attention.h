@@ -1,22 +1,28 @@
-// Causal attention of query heads against a K/V cache, one query token at a
-// time, with an online softmax (flash attention): running max M, running sum
-// S, and a value accumulator rescaled whenever M grows.
+// Causal attention of query heads against a K/V cache with an online
+// softmax (flash attention) over blocks of 64 positions:
 //
 //   out = softmax(q . K[0..n_kv)^T * scale) . V[0..n_kv)
 //
-// With an f16 cache the numerics follow ggml's CPU flash-attention kernel,
-// which produced our reference outputs: q is rounded to f16 for the q.k
-// products (K is f16), and the value accumulator is rounded to f16 after each
-// step (scale on a new maximum, then acc += v * weight), because V is f16.
-// With an f32 cache everything stays f32.
+// Per query head (a "row") and block of positions: the scores s_p (one FMA
+// chain over d from 0, times scale), the block's maximum m' = max(M, s_p),
+// the weights w_p = exp(s_p - m'), their sum l (eight lanes over the block,
+// then a fixed tree), S = fma(S, exp(M - m'), l) and acc = acc * exp(M - m')
+// (skipped when the maximum did not grow), then acc = fma(w_p, v_p, acc)
+// position by position; at the end out = acc / S. Everything is f32; with
+// an f16 cache q is first rounded to f16, as ggml does for its f16 products.
+// (Until 2026-12-02 the accumulator was rounded to f16 at every position as
+// in ggml's flash-attention kernel: a serial chain per position that made
+// attention 40 % of a prompt batch. f32 accumulation is what ggml's
+// attention without flash attention, llama-bench's default, keeps too.)
 //
-// A group of query heads that share one KV head (grouped-query attention) is
-// processed together, so each K and V row is loaded once for all of them.
-// The AVX2/F16C kernel is chosen at run time (its value updates in 16-float
-// AVX-512 vectors, the same bits, when the AVX-512 kernel set is active); the
-// scalar one is its reference (tests/cpu/ops_test.cpp compares them). Each
-// output depends only on its inputs, never on how work was split across
-// threads.
+// A tile of consecutive tokens of one sequence and the query heads they
+// share a KV head with (grouped-query attention) is processed together, so
+// each K and V block is widened once for all of them and the products run
+// as small matrix tiles. Each output depends only on its own row's inputs:
+// a token gives the same bits alone (decoding) as in a prompt's tile, with
+// the AVX2 or the AVX-512 kernel set, whatever the split across threads.
+// The scalar reference computes the same operations in the same order with
+// std::exp for exp (tests/cpu/ops_test.cpp compares them).
 #pragma once
 
 #include <cstdint>
@@ -45,20 +51,26 @@ struct AttentionKv {
 // block of positions, so a block never straddles two pages).
 constexpr int64_t kAttnPageMultiple = 64;
 
-// Query heads the vector kernel keeps in registers at once (a larger group
-// is processed in parts).
-constexpr int kAttnMaxGroup = 8;
+// Floats of scratch AttendTile (or AttendGroup) needs for a tile of n_rows
+// = n_q * n_tok rows of head_dim values.
+int64_t AttentionScratchFloats(int n_rows, int64_t head_dim);
 
-// Floats of scratch AttendGroup needs for n_q heads of head_dim values.
-int64_t AttentionScratchFloats(int n_q, int64_t head_dim);
+// A tile of n_tok tokens at consecutive positions, n_q query heads each:
+// token i attends positions [0, n_kv0 + i) (n_kv0 >= 1); head j of token i
+// reads q + i * q_tok_stride + j * q_head_stride and writes its result to
+// out + i * out_tok_stride + j * out_head_stride. Every row gives the bits
+// AttendGroup gives it alone.
+void AttendTile(const AttentionKv& kv, const float* q, int64_t q_head_stride, int64_t q_tok_stride,
+                int n_q, int n_tok, int64_t n_kv0, float* out, int64_t out_head_stride,
+                int64_t out_tok_stride, float* scratch);
 
 // n_q query heads q + j * q_stride attend positions
 // [0, n_kv) (n_kv >= 1); head j's result goes to out + j * out_stride.
 void AttendGroup(const AttentionKv& kv, const float* q, int64_t q_stride, int n_q, int64_t n_kv,
                  float* out, int64_t out_stride, float* scratch);
 
-// The portable reference AttendGroup uses where AVX2 is missing: one head,
-// one position at a time, in the order of the formula above.
+// The portable reference AttendGroup uses where AVX2 is missing: one head
+// at a time, the operations above in their order, std::exp for exp.
 void AttendGroupScalar(const AttentionKv& kv, const float* q, int64_t q_stride, int n_q,
                        int64_t n_kv, float* out, int64_t out_stride, float* scratch);
 

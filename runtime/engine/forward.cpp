@@ -198,16 +198,30 @@ absl::Status Forward(const Model& model, const ForwardArgs& a, KvCache* cache,
   const float attn_scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const bool neox = c.rope_style == RopeStyle::kNeox;
   const size_t kv_elem = cache->elem_bytes();
-  // Attention work items: (token, KV head, part of its query group). A
-  // group is split only when there would be too few items to keep every
-  // thread busy (decoding a model with few KV heads).
+  // Attention work items: (tile of tokens, KV head, part of its query
+  // group). A tile is up to kTileRows / heads_per_item consecutive tokens of
+  // one sequence (AttendTile widens each K/V block once for all of them and
+  // multiplies in register tiles). A group is split only when there would
+  // be too few items to keep every thread busy (decoding a model with few
+  // KV heads).
   int64_t heads_per_item = group;
   while (heads_per_item > 1 && T * c.n_head_kv * (group / heads_per_item) < 2 * pool->size()) {
     heads_per_item = (heads_per_item + 1) / 2;
   }
   const int64_t parts = (group + heads_per_item - 1) / heads_per_item;
-  const int64_t n_items = T * c.n_head_kv * parts;
-  const int64_t attn_scratch = AttentionScratchFloats(static_cast<int>(heads_per_item), hd);
+  constexpr int64_t kTileRows = 64;
+  const int64_t tile_tokens = std::max<int64_t>(1, kTileRows / heads_per_item);
+  s->attn_tiles.clear();  // [first token, tokens]
+  for (int64_t t = 0; t < T;) {
+    int64_t n = 1;
+    while (n < tile_tokens && t + n < T && s->seq[t + n] == s->seq[t] && s->pos[t + n] == s->pos[t] + n) ++n;
+    s->attn_tiles.push_back({t, n});
+    t += n;
+  }
+  const int64_t n_tiles = static_cast<int64_t>(s->attn_tiles.size());
+  const int64_t n_items = n_tiles * c.n_head_kv * parts;
+  const int64_t attn_scratch =
+      AttentionScratchFloats(static_cast<int>(heads_per_item * std::min(tile_tokens, T)), hd);
   // A short decoding step (a few thousand multiply-adds) is done by the
   // calling thread alone: waking the pool would cost more than it saves.
   int64_t attn_positions = 0;
@@ -317,18 +331,18 @@ absl::Status Forward(const Model& model, const ForwardArgs& a, KvCache* cache,
 
     clock.Mark(ForwardStep::kRope);
 
-    // Causal attention. Token t's items cost ~ pos0 + t + 1, so the threads
-    // take items from a shared counter, longest first, rather than fixed
-    // ranges (which would give the first thread the short rows of the
-    // triangle). Each item is computed whole by one thread, so the result
-    // does not depend on who takes it.
+    // Causal attention. A tile's items cost ~ its tokens' positions, so the
+    // threads take items from a shared counter, the batch's last tiles (the
+    // longest) first, rather than fixed ranges (which would give the first
+    // thread the short rows of the triangle). Each item is computed whole by
+    // one thread, so the result does not depend on who takes it.
     std::atomic<int64_t> next_item{0};
     pool->ParallelFor(attn_workers, 1, [&](int64_t worker, int64_t) {
       float* scratch = s->attn[worker].data();
       for (;;) {
         const int64_t i = next_item.fetch_add(1, std::memory_order_relaxed);
         if (i >= n_items) break;
-        const int64_t t = T - 1 - i / (c.n_head_kv * parts);
+        const auto [t, n_tok] = s->attn_tiles[n_tiles - 1 - i / (c.n_head_kv * parts)];
         const int64_t g = (i / parts) % c.n_head_kv;
         const int64_t h0 = g * group + (i % parts) * heads_per_item;
         const int n_q = static_cast<int>(std::min(heads_per_item, (g + 1) * group - h0));
@@ -347,8 +361,8 @@ absl::Status Forward(const Model& model, const ForwardArgs& a, KvCache* cache,
         kv.row_stride = kv_dim;
         kv.head_dim = hd;
         kv.scale = attn_scale;
-        AttendGroup(kv, &s->q[t * q_dim + h0 * hd], hd, n_q, s->pos[t] + 1,
-                    &s->att_out[t * q_dim + h0 * hd], hd, scratch);
+        AttendTile(kv, &s->q[t * q_dim + h0 * hd], hd, q_dim, n_q, static_cast<int>(n_tok), s->pos[t] + 1,
+                   &s->att_out[t * q_dim + h0 * hd], hd, q_dim, scratch);
       }
     });
     clock.Mark(ForwardStep::kAttention);

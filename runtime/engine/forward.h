@@ -31,7 +31,8 @@ struct ForwardScratch {
   std::vector<int32_t> seq;   // [n_tokens]: each token's slice
   std::vector<int64_t> out_rows;  // tokens whose logits are wanted
   std::vector<const void*> kv_pages;  // per layer: [slice][K/V][kv head][page]
-  std::vector<std::vector<float>> attn;  // per attention worker: AttendGroup's scratch
+  std::vector<std::vector<float>> attn;  // per attention worker: AttendTile's scratch
+  std::vector<std::pair<int64_t, int64_t>> attn_tiles;  // attention's token tiles: [first, count]
   std::vector<LoraTask> lora_tasks;  // one projection group's LoRA deltas
   LoraScratch lora_scratch;
 };

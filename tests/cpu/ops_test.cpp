@@ -247,7 +247,9 @@ TEST_CASE("AttendGroup matches double-precision softmax attention", "[cpu][atten
           }
 
           // f16: q rounded to f16 and the accumulator rounded every step
-          // (~2^-11 relative each); f32: float rounding only.
+          // (~2^-11 relative each); f32: float rounding only. Against the
+          // scalar reference only exp differs (ExpArray is within 2 ulp of
+          // expf), which can move an f16 rounding.
           const double tol = type == DType::kF16 ? 1e-2 : 1e-5;
           const double tol_vs_scalar = type == DType::kF16 ? 4e-3 : 1e-5;
           double worst = 0.0;
@@ -260,6 +262,83 @@ TEST_CASE("AttendGroup matches double-precision softmax attention", "[cpu][atten
               CHECK(std::fabs(f - want[d]) <= tol);
               CHECK(std::fabs(r - want[d]) <= tol);
               CHECK(std::fabs(f - r) <= tol_vs_scalar);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("AttendTile gives every token the bits it gets alone", "[cpu][attention]") {
+  // A prompt's tile of consecutive tokens against the same tokens decoded
+  // one at a time (AttendGroup), contiguous and paged, every kernel set.
+  std::mt19937 rng(6);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (DType type : {DType::kF16, DType::kF32}) {
+    for (int64_t hd : {12, 64}) {
+      for (int n_q : {1, 4}) {
+        for (int64_t n_kv0 : {1, 63, 100}) {
+          for (int n_tok : {1, 7, 16}) {
+            for (bool paged : {false, true}) {
+              INFO(DTypeName(type) << " hd=" << hd << " n_q=" << n_q << " n_kv0=" << n_kv0
+                                   << " n_tok=" << n_tok << " paged=" << paged);
+              const int64_t n_pos = n_kv0 + n_tok - 1, stride = hd * 2;
+              const int64_t page = 64, n_pages = (n_pos + page - 1) / page;
+              // Position p lives in row p % page of physical page order[p / page].
+              std::vector<int64_t> order(n_pages);
+              for (int64_t i = 0; i < n_pages; ++i) order[i] = paged ? n_pages - 1 - i : i;
+              const size_t elem = type == DType::kF16 ? 2 : 4;
+              std::vector<uint8_t> kmem(n_pages * page * stride * elem), vmem(kmem.size());
+              for (int64_t p = 0; p < n_pos; ++p) {
+                for (int64_t d = 0; d < stride; ++d) {
+                  const size_t at = (order[p / page] * page + p % page) * stride + d;
+                  const float kf = nd(rng) * 2.0f, vf = nd(rng);
+                  if (type == DType::kF16) {
+                    reinterpret_cast<uint16_t*>(kmem.data())[at] = F32ToF16(kf);
+                    reinterpret_cast<uint16_t*>(vmem.data())[at] = F32ToF16(vf);
+                  } else {
+                    reinterpret_cast<float*>(kmem.data())[at] = kf;
+                    reinterpret_cast<float*>(vmem.data())[at] = vf;
+                  }
+                }
+              }
+              std::vector<const void*> kp(n_pages), vp(n_pages);
+              for (int64_t i = 0; i < n_pages; ++i) {
+                kp[i] = kmem.data() + (order[i] * page * stride + hd) * elem;  // the second head
+                vp[i] = vmem.data() + (order[i] * page * stride + hd) * elem;
+              }
+              AttentionKv kv;
+              kv.type = type;
+              kv.row_stride = stride;
+              kv.head_dim = hd;
+              kv.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+              if (paged) {
+                kv.k_pages = kp.data();
+                kv.v_pages = vp.data();
+                kv.page_size = page;
+              } else {
+                kv.k = kp[0];
+                kv.v = vp[0];
+              }
+              // q of token i, head j at [i][j][hd]; the outputs likewise
+              std::vector<float> q(n_tok * n_q * hd);
+              for (auto& x : q) x = nd(rng);
+              const int64_t tok = n_q * hd;
+              std::vector<float> scratch(AttentionScratchFloats(n_q * n_tok, hd));
+              std::vector<float> tile(q.size()), alone(q.size()), ref(q.size());
+              for (kernels::Isa isa : testing::SupportedIsas()) {
+                testing::IsaScope scope(isa);
+                AttendTile(kv, q.data(), hd, tok, n_q, n_tok, n_kv0, tile.data(), hd, tok, scratch.data());
+                for (int i = 0; i < n_tok; ++i) {
+                  AttendGroup(kv, &q[i * tok], hd, n_q, n_kv0 + i, &alone[i * tok], hd, scratch.data());
+                  AttendGroupScalar(kv, &q[i * tok], hd, n_q, n_kv0 + i, &ref[i * tok], hd, scratch.data());
+                }
+                CHECK(tile == alone);
+                // only exp differs from the scalar reference (see above)
+                const double tol = type == DType::kF16 ? 4e-3 : 1e-5;
+                for (size_t i = 0; i < q.size(); ++i) CHECK(std::fabs(tile[i] - ref[i]) <= tol);
+              }
             }
           }
         }
