@@ -10,6 +10,8 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #endif
 
 namespace yuan::kernels {
@@ -116,6 +118,44 @@ const KernelSet& ActiveKernels() {
 void SetActiveIsa(Isa isa) {
   g_active.store(static_cast<int>(IsaSupported(isa) ? isa : BestIsa()), std::memory_order_relaxed);
 }
+
+namespace {
+
+// AMX-TILE (CPUID.(7,0):EDX bit 24) and AMX-INT8 (bit 25), and the kernel's
+// permission to use the tile data state (XFEATURE_XTILEDATA, 18), which
+// Linux (5.16 and later) gives per process on request.
+bool DetectAmx() {
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__linux__) && defined(YUAN_HAVE_AVX512_KERNELS)
+  unsigned a, b, c, d;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+  if ((d & (1u << 24)) == 0 || (d & (1u << 25)) == 0) return false;
+  constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+  return false;
+#endif
+}
+
+std::atomic<int> g_amx{-1};  // -1: not decided yet
+
+}  // namespace
+
+bool AmxUsable() {
+  static const bool usable = DetectAmx();
+  return usable;
+}
+
+bool AmxEnabled() {
+  int on = g_amx.load(std::memory_order_relaxed);
+  if (on < 0) {
+    const char* env = std::getenv("YUAN_CPU_AMX");
+    on = AmxUsable() && !(env != nullptr && std::string_view(env) == "0");
+    g_amx.store(on, std::memory_order_relaxed);
+  }
+  return on != 0;
+}
+
+void SetAmxEnabled(bool on) { g_amx.store(on && AmxUsable(), std::memory_order_relaxed); }
 
 void PrepareActs(const KernelSet& ks, Acts* x, ThreadPool* pool) {
   const int64_t T = x->n_tokens, n = x->cols;

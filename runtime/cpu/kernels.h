@@ -104,6 +104,17 @@ const KernelSet& ActiveKernels();
 void SetActiveIsa(Isa isa);
 Isa BestIsa();
 
+// Intel AMX (tile registers, int8 tile products; Sapphire Rapids and
+// later). The AVX-512 kernel set multiplies Q8_0/Q4_0 prompt batches in
+// groups of 16 tokens with it when the CPU has AMX-TILE and AMX-INT8 and
+// Linux grants the process the tile state (arch_prctl), unless the
+// YUAN_CPU_AMX environment variable is 0. Same bits as without
+// (BandQ8::TokensAmx). SetAmxEnabled(false) turns it off (tests,
+// benchmarks); true turns it back on only where it is usable.
+bool AmxUsable();
+bool AmxEnabled();
+void SetAmxEnabled(bool on);
+
 // How the x86 kernels read a thread's rows [r0, r1) of one matrix when
 // decoding a token: interleaved Q8_0/Q4_0 bands as four runs side by side,
 // each prefetching ahead, when each run is at least kDecodeMinRunBytes,

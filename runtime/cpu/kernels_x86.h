@@ -18,10 +18,12 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "runtime/cpu/kernels_driver.h"
 
@@ -345,6 +347,41 @@ constexpr int64_t kBandMinTokens = 4;
 // prefetches (BandQ8::Gemv); 1 to 2 KiB decoded at the same speed.
 constexpr int64_t kDecodePrefetchBytes = 1536;
 
+#if YUAN_X86_VNNI
+// ---- AMX tiles (BandQ8::TokensAmx) -------------------------------------------
+//
+// The instructions as inline assembly with their memory effects spelled
+// out (GCC 12's _tile_loadd does not tell the compiler that it reads
+// memory). binutils 2.36 and later assemble them; they run only where
+// AmxEnabled() says the CPU and the OS allow it.
+struct AmxTiles {
+  // Tiles 0 and 3: C, 16 tokens x 16 int32; 1 and 4: A, 16 tokens x 32
+  // bytes; 2 and 5: B, 8 x 64 bytes.
+  struct alignas(64) Config {
+    uint8_t palette = 1, start_row = 0, reserved[14] = {};
+    uint16_t colsb[16] = {64, 32, 64, 64, 32, 64};
+    uint8_t rows[16] = {16, 16, 8, 16, 16, 8};
+  };
+  static void Configure() {
+    static const Config cfg;
+    __asm__ volatile("ldtilecfg %0" ::"m"(cfg) : "memory");
+  }
+  static void Release() { __asm__ volatile("tilerelease" ::: "memory"); }
+};
+
+// C = 0; C += A . B (signed bytes both); C to cbuf (64-byte
+// rows). a: 16 rows at stride lda; b: 8 rows of 64 bytes.
+#define YUAN_AMX_BLOCK(C, A, B, a, b, lda, cbuf)                                                   \
+  __asm__ volatile(                                                                             \
+      "tilezero %%tmm" #C "\n\t"                                                                  \
+      "tileloadd (%0,%1,1), %%tmm" #A "\n\t"                                                      \
+      "tileloadd (%2,%3,1), %%tmm" #B "\n\t"                                                      \
+      "tdpbssd %%tmm" #B ", %%tmm" #A ", %%tmm" #C "\n\t"                                         \
+      "tilestored %%tmm" #C ", (%4,%3,1)" ::"r"(a),                                               \
+      "r"(static_cast<long>(lda)), "r"(b), "r"(64L), "r"(cbuf)                                     \
+      : "memory")
+#endif
+
 template <DType kType>
 struct BandQ8 {
   static constexpr bool kQ8 = kType == DType::kQ8_0;
@@ -410,13 +447,31 @@ struct BandQ8 {
   // scales; from 8 row-major rows, or from the interleaved layout. Group g
   // goes to out + 32 * g * stride: stride 2 leaves room for a second band's
   // groups beside each (the 16-row form, VNNI only).
+  // kSigned (AMX, VNNI only): the weights themselves as signed bytes
+  // instead (Q8_0: w; Q4_0: q - 8), in the 16-row form's layout.
+  template <bool kSigned = false>
   static void Unpack(const uint8_t* w, uint64_t rb, bool interleaved, int64_t b, int8_t* out,
                      float* scales, int stride = 1) {
+    static_assert(!kSigned || kUnpackedBytes == kGroupBytes, "the signed form is VNNI's");
     if (interleaved) {  // already in groups: widen the nibbles / take |w|
       const uint8_t* blk = w + b * kBandRows * kBlockBytes;
       _mm256_storeu_ps(scales, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk))));
       __m256i* o = reinterpret_cast<__m256i*>(out);
-      if constexpr (kOffsetQ8) {
+      if constexpr (kSigned) {
+        if constexpr (kQ8) {
+          for (int g = 0; g < 8; ++g) {
+            _mm256_storeu_si256(o + g * stride, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * g)));
+          }
+        } else {
+          const __m256i m4 = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);
+          for (int h = 0; h < 4; ++h) {
+            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * h));
+            _mm256_storeu_si256(o + h * stride, _mm256_sub_epi8(_mm256_and_si256(v, m4), eight));
+            _mm256_storeu_si256(o + (h + 4) * stride,
+                                _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), eight));
+          }
+        }
+      } else if constexpr (kOffsetQ8) {
         const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
         for (int g = 0; g < 8; ++g) {
           const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * g));
@@ -458,7 +513,9 @@ struct BandQ8 {
       for (int j = 0; j < kBandRows; ++j) {
         for (int i = 0; i < 4; ++i) {
           const int8_t v = q[j][4 * g + i];
-          if constexpr (kOffsetQ8) {
+          if constexpr (kSigned) {
+            out[g * 32 * stride + 4 * j + i] = kQ8 ? v : static_cast<int8_t>(v - 8);
+          } else if constexpr (kOffsetQ8) {
             out[g * 32 * stride + 4 * j + i] = static_cast<int8_t>(static_cast<uint8_t>(v) ^ 0x80);  // v + 128 as u8
           } else if constexpr (kQ8) {
             out[g * 32 + 4 * j + i] = static_cast<int8_t>(v < 0 ? -v : v);  // -128 -> 128 as u8
@@ -534,6 +591,48 @@ struct BandQ8 {
     }
     YUAN_UNROLL
     for (int c = 0; c < C; ++c) _mm512_storeu_ps(y + c * ldy, acc[c]);
+  }
+
+  // Tokens16<16> by AMX, for `count` <= 16 tokens whose quant bytes are
+  // at xa (stride x.cols): tile A is the 16 tokens' 32 bytes of block b as
+  // they lie, tile B the block unpacked with the signed weights (Unpack<true>:
+  // 8 groups x 16 rows x 4 bytes, the VNNI layout as it lies), and one
+  // tdpbssd gives the 16 x 16 exact int32 sums w . x, the very sums
+  // Tokens16 gets from w + 128 (or q) and the offset. Through cbuf they go
+  // to the same scale and one FMA per block: the same bits. Two sets of
+  // tiles alternate, so block b + 1's product runs while block b's sums are
+  // scaled. The tiles must be configured (AmxTiles).
+  static void TokensAmx(const int8_t* unpacked, const float* scales, int64_t nb, const Acts& x,
+                        const int8_t* xa, int64_t t, int64_t count, float* y, int64_t ldy,
+                        int32_t* cbuf) {
+    const int64_t n = x.cols;
+    __m512 acc[16];
+    YUAN_UNROLL
+    for (int c = 0; c < 16; ++c) acc[c] = _mm512_setzero_ps();
+    YUAN_AMX_BLOCK(0, 1, 2, xa, unpacked, n, cbuf);
+    for (int64_t b = 0; b < nb; ++b) {
+      if (b + 1 < nb) {
+        if (b & 1) {
+          YUAN_AMX_BLOCK(0, 1, 2, xa + (b + 1) * kQ8Block, unpacked + (b + 1) * 2 * kUnpackedBytes, n, cbuf);
+        } else {
+          YUAN_AMX_BLOCK(3, 4, 5, xa + (b + 1) * kQ8Block, unpacked + (b + 1) * 2 * kUnpackedBytes, n,
+                         cbuf + 256);
+        }
+      }
+      const int32_t* cb = cbuf + (b & 1) * 256;
+      const __m512 sw = _mm512_loadu_ps(scales + b * 2 * kBandRows);
+      YUAN_UNROLL
+      for (int c = 0; c < 16; ++c) {
+        // (rows past count: their sums are not stored)
+        const float dx = c < count ? x.d[(t + c) * nb + b] : 0.0f;
+        const __m512 scale = _mm512_mul_ps(sw, _mm512_set1_ps(dx));
+        acc[c] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, _mm512_load_si512(cb + 16 * c)), scale, acc[c]);
+      }
+    }
+    YUAN_UNROLL
+    for (int c = 0; c < 16; ++c) {
+      if (c < count) _mm512_storeu_ps(y + c * ldy, acc[c]);
+    }
   }
 #endif
 
@@ -679,6 +778,33 @@ struct BandQ8 {
       float* scales = new float[nb * 2 * kBandRows];
       int64_t r = r0;
 #if YUAN_X86_VNNI
+      // AMX for batches of 16 tokens and more; the last group's tokens are
+      // copied beside zero rows to make a whole tile
+      const bool amx = T >= 16 && AmxEnabled();
+      alignas(64) int32_t cbuf[512];
+      std::vector<int8_t> tail;
+      if (amx) {
+        AmxTiles::Configure();
+        if (T % 16 != 0) {
+          tail.assign(16 * x.cols, 0);
+          std::memcpy(tail.data(), x.qs + (T - T % 16) * x.cols, (T % 16) * x.cols);
+        }
+      }
+      for (; amx && r + 2 * kBandRows <= full; r += 2 * kBandRows) {
+        for (int64_t b = 0; b < nb; ++b) {
+          int8_t* o = unpacked + b * 2 * kUnpackedBytes;
+          float* sc = scales + b * 2 * kBandRows;
+          Unpack<true>(base + r * w.row_bytes, w.row_bytes, w.interleaved8, b, o, sc, 2);
+          Unpack<true>(base + (r + kBandRows) * w.row_bytes, w.row_bytes, w.interleaved8, b, o + 32,
+                       sc + kBandRows, 2);
+        }
+        for (int64_t t = 0; t < T; t += 16) {
+          const int64_t count = std::min<int64_t>(16, T - t);
+          const int8_t* xa = count == 16 ? x.qs + t * x.cols : tail.data();
+          TokensAmx(unpacked, scales, nb, x, xa, t, count, y + t * ldy + r, ldy, cbuf);
+        }
+      }
+      if (amx) AmxTiles::Release();
       for (; r + 2 * kBandRows <= full; r += 2 * kBandRows) {
         for (int64_t b = 0; b < nb; ++b) {
           int8_t* o = unpacked + b * 2 * kUnpackedBytes;

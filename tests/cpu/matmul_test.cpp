@@ -286,6 +286,43 @@ TEST_CASE("MatMulGroup gives each matrix the bits of its own MatMul", "[cpu]") {
   }
 }
 
+TEST_CASE("AMX prompt batches give the AVX-512 kernels' bits", "[cpu][amx]") {
+  if (!kernels::IsaSupported(kernels::Isa::kAvx512) || !kernels::AmxUsable()) {
+    WARN("no AMX here (or the OS does not grant it): skipped");
+    return;
+  }
+  IsaScope scope(kernels::Isa::kAvx512);
+  std::mt19937 rng(17);
+  for (DType type : {DType::kQ8_0, DType::kQ4_0}) {
+    for (int64_t cols : {96, 512}) {  // an odd and an even number of blocks
+      for (bool interleave : {false, true}) {
+        const int64_t rows = 56;  // three groups of 16 rows and a band of 8
+        INFO(DTypeName(type) << " cols=" << cols << (interleave ? " interleaved" : ""));
+        std::vector<uint8_t> data = RandomWeights(type, rows, cols, rng);
+        MatRef w{type, rows, cols, data.data(), *RowBytes(type, cols)};
+        std::vector<uint8_t> packed(data.size());
+        if (interleave) {
+          kernels::Interleave8(w, 0, rows / 8, packed.data());
+          w.data = packed.data();
+          w.interleaved8 = true;
+        }
+        for (int64_t T : {16, 17, 35, 64}) {
+          std::vector<float> x = RandomActs(T * cols, rng);
+          ThreadPool pool(2);
+          std::vector<float> with(T * rows), without(T * rows);
+          kernels::SetAmxEnabled(true);
+          REQUIRE(kernels::AmxEnabled());
+          MatMul(w, x.data(), T, with.data(), &pool);
+          kernels::SetAmxEnabled(false);
+          MatMul(w, x.data(), T, without.data(), &pool);
+          kernels::SetAmxEnabled(true);
+          CHECK(with == without);
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("DotRow uses the active kernels", "[cpu]") {
   std::mt19937 rng(11);
   for (DType type : kComputeTypes) {
