@@ -125,6 +125,10 @@ struct Tile {
   float* S;          // [rows] running sum
   float* kt;         // [hd][kBlock]
   float* vb;         // [kBlock][hd]
+  // Where step 4 reads V: vb, or the cache's rows where there are too few
+  // rows to repay widening them (elements of stride, f16 or not).
+  const void* vsrc;
+  int64_t vstride;
   // Positions of the block [p0, p0 + kBlock) row r attends.
   int64_t Limit(int64_t r, int64_t p0) const {
     return std::clamp<int64_t>(n_kv0 + r / n_q - p0, 0, kBlock);
@@ -159,48 +163,94 @@ YUAN_AVX2 inline __m256 Round8(__m256 x) {
   }
 }
 
-// Step 3 for row r over the block at p0: its scores s become vs, with ms
-// beside them (ms = 1, vs = 0 past the row's last position), and M and S
-// move on.
-YUAN_AVX2 void SoftmaxRow(const Tile& t, int64_t r, int64_t p0) {
-  float* s = t.s + r * kBlock;
-  float* ms = t.ms + r * kBlock;
-  const int64_t lim = t.Limit(r, p0);
-  float m = t.M[r];
-  uint64_t is_new = 0;
-  for (int64_t i = 0; i < lim; ++i) {  // s becomes the exp argument
-    const float sp = s[i];
-    if (sp > m) {
-      is_new |= uint64_t{1} << i;
-      s[i] = m - sp;  // exp(-inf) = 0 at the first position
-      m = sp;
-    } else {
-      s[i] = sp - m;
+// Lane j <- lane j - k, -inf into the first k lanes.
+template <int k>
+YUAN_AVX2 inline __m256 ShiftIn(__m256 v) {
+  const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i idx = _mm256_max_epi32(_mm256_sub_epi32(iota, _mm256_set1_epi32(k)), _mm256_setzero_si256());
+  return _mm256_blend_ps(_mm256_permutevar8x32_ps(v, idx), _mm256_set1_ps(-INFINITY), (1 << k) - 1);
+}
+
+// Step 3 for rows [r0, rows) over the block at p0: each row's scores s
+// become vs, with ms beside them (ms = 1, vs = 0 past the row's last
+// position), and M and S move on; the operations of the scalar reference,
+// position by position, with the running maximum as a prefix maximum in
+// 8-float vectors and the rows' running sums side by side.
+YUAN_AVX2 void SoftmaxRows(const Tile& t, int64_t r0, int64_t p0, int64_t n) {
+  const __m256 ninf = _mm256_set1_ps(-INFINITY), one = _mm256_set1_ps(1.0f);
+  const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  for (int64_t r = r0; r < t.rows; ++r) {
+    float* s = t.s + r * kBlock;
+    const int64_t lim = t.Limit(r, p0);
+    // the exp arguments: m_before - s at a new maximum, else s - m_before,
+    // m_before = max(M, s[0..i)); -inf past lim
+    __m256 carry = _mm256_set1_ps(t.M[r]);
+    uint64_t is_new = 0;
+    for (int64_t i0 = 0; i0 < n; i0 += 8) {
+      const __m256i valid = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int32_t>(lim - i0)), iota);
+      const __m256 x = _mm256_blendv_ps(ninf, _mm256_loadu_ps(s + i0), _mm256_castsi256_ps(valid));
+      __m256 incl = _mm256_max_ps(x, ShiftIn<1>(x));
+      incl = _mm256_max_ps(incl, ShiftIn<2>(incl));
+      incl = _mm256_max_ps(incl, ShiftIn<4>(incl));
+      const __m256 before = _mm256_max_ps(ShiftIn<1>(incl), carry);
+      const __m256 nw = _mm256_cmp_ps(x, before, _CMP_GT_OQ);
+      _mm256_storeu_ps(s + i0, _mm256_blendv_ps(_mm256_sub_ps(x, before), _mm256_sub_ps(before, x), nw));
+      is_new |= static_cast<uint64_t>(_mm256_movemask_ps(nw)) << i0;
+      carry = _mm256_max_ps(carry, _mm256_permutevar8x32_ps(incl, _mm256_set1_epi32(7)));
     }
+    t.M[r] = _mm256_cvtss_f32(carry);
+    t.resc[r] = is_new;  // for the moment: which positions are new maxima
   }
-  t.M[r] = m;
-  ExpArray(s, s, lim);
-  float sum = t.S[r];
-  uint64_t resc = 0;
-  for (int64_t i = 0; i < lim; ++i) {
-    const float e = s[i];
-    const bool nw = (is_new >> i) & 1;
-    ms[i] = nw ? e : 1.0f;
-    s[i] = nw ? 1.0f : e;
-    if (ms[i] != 1.0f) resc |= uint64_t{1} << i;
-    sum = std::fma(sum, ms[i], s[i]);
+  // (positions from n on are not read again)
+  const int64_t n8 = (n + 7) & ~int64_t{7};
+  if (n8 == kBlock) {
+    ExpArray(t.s + r0 * kBlock, t.s + r0 * kBlock, (t.rows - r0) * kBlock);
+  } else {
+    for (int64_t r = r0; r < t.rows; ++r) ExpArray(t.s + r * kBlock, t.s + r * kBlock, n8);
   }
-  t.S[r] = sum;
-  t.resc[r] = resc;
-  for (int64_t i = lim; i < kBlock; ++i) {
-    ms[i] = 1.0f;
-    s[i] = 0.0f;
+  for (int64_t r = r0; r < t.rows; ++r) {
+    float* s = t.s + r * kBlock;
+    float* ms = t.ms + r * kBlock;
+    const uint64_t is_new = t.resc[r];
+    uint64_t resc = 0;
+    for (int64_t i0 = 0; i0 < n8; i0 += 8) {
+      const __m256i bits = _mm256_set1_epi32(static_cast<int32_t>((is_new >> i0) & 0xFF));
+      const __m256 nw = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(bits, bit), bit));
+      const __m256 e = _mm256_loadu_ps(s + i0);
+      const __m256 m = _mm256_blendv_ps(one, e, nw);
+      _mm256_storeu_ps(ms + i0, m);
+      _mm256_storeu_ps(s + i0, _mm256_blendv_ps(e, one, nw));
+      resc |= static_cast<uint64_t>(_mm256_movemask_ps(_mm256_cmp_ps(m, one, _CMP_NEQ_UQ))) << i0;
+    }
+    t.resc[r] = resc;
+  }
+  // S = fma(S, ms_i, vs_i) position by position, four rows' chains at once
+  int64_t r = r0;
+  for (; r + 4 <= t.rows; r += 4) {
+    float S[4];
+    for (int j = 0; j < 4; ++j) S[j] = t.S[r + j];
+    for (int64_t i = 0; i < n; ++i) {
+      YUAN_UNROLL(4)
+      for (int j = 0; j < 4; ++j) S[j] = std::fma(S[j], t.ms[(r + j) * kBlock + i], t.s[(r + j) * kBlock + i]);
+    }
+    for (int j = 0; j < 4; ++j) t.S[r + j] = S[j];
+  }
+  for (; r < t.rows; ++r) {
+    float S = t.S[r];
+    for (int64_t i = 0; i < n; ++i) S = std::fma(S, t.ms[r * kBlock + i], t.s[r * kBlock + i]);
+    t.S[r] = S;
   }
 }
 
-// The columns past the last multiple of the vector width in step 4, as the
-// vector lanes compute them.
-template <bool kF16>
+// Value (i, d) of step 4's source.
+template <bool kVF16>
+inline float VAt(const Tile& t, int64_t i, int64_t d) {
+  if constexpr (kVF16) return F16ToF32Fast(static_cast<const uint16_t*>(t.vsrc)[i * t.vstride + d]);
+  return static_cast<const float*>(t.vsrc)[i * t.vstride + d];
+}
+
+template <bool kF16, bool kVF16>
 YUAN_AVX2 void ValuesTail(const Tile& t, int64_t r0, int64_t n, int64_t d0) {
   for (int64_t r = r0; r < t.rows; ++r) {
     const float* vs = t.s + r * kBlock;
@@ -210,7 +260,7 @@ YUAN_AVX2 void ValuesTail(const Tile& t, int64_t r0, int64_t n, int64_t d0) {
       float x = a[d];
       for (int64_t i = 0; i < n; ++i) {
         if (ms[i] != 1.0f) x = Round1<kF16>(x * ms[i]);
-        x = Round1<kF16>(std::fma(t.vb[i * t.hd + d], vs[i], x));
+        x = Round1<kF16>(std::fma(VAt<kVF16>(t, i, d), vs[i], x));
       }
       a[d] = x;
     }
@@ -251,7 +301,7 @@ YUAN_AVX2 void FinishRows(const Tile& t, float* out, int64_t out_head_stride, in
 
 // kt[d][i] and vb[i][d] for the n positions of the block at k, v.
 template <bool kF16>
-YUAN_AVX2 void WidenBlockAvx2(const Tile& t, const void* k, const void* v, int64_t n) {
+YUAN_AVX2 void WidenBlockAvx2(const Tile& t, const void* k, const void* v, int64_t n, bool widen_v) {
   const int64_t hd = t.hd, stride = t.kv->row_stride, elem = kF16 ? 2 : 4;
   const int64_t hd8 = hd & ~int64_t{7};
   for (int64_t i0 = 0; i0 < n; i0 += 8) {
@@ -284,7 +334,7 @@ YUAN_AVX2 void WidenBlockAvx2(const Tile& t, const void* k, const void* v, int64
       }
     }
   }
-  for (int64_t i = 0; i < n; ++i) {
+  for (int64_t i = 0; widen_v && i < n; ++i) {
     const void* row = static_cast<const char*>(v) + i * stride * elem;
     int64_t d = 0;
     for (; d < hd8; d += 8) _mm256_storeu_ps(t.vb + i * hd + d, Load8<kF16>(row, d));
@@ -292,13 +342,14 @@ YUAN_AVX2 void WidenBlockAvx2(const Tile& t, const void* k, const void* v, int64
   }
 }
 
-template <int R>
+// Scores of rows [r0, r0 + R) for the block's first 8 * NV positions.
+template <int R, int NV>
 YUAN_AVX2 void ScoresAvx2(const Tile& t, int64_t r0) {
-  __m256 a[R][8];
+  __m256 a[R][NV];
   YUAN_UNROLL(4)
   for (int r = 0; r < R; ++r) {
     YUAN_UNROLL(8)
-    for (int c = 0; c < 8; ++c) a[r][c] = _mm256_setzero_ps();
+    for (int c = 0; c < NV; ++c) a[r][c] = _mm256_setzero_ps();
   }
   for (int64_t d = 0; d < t.hd; ++d) {
     const float* k = t.kt + d * kBlock;
@@ -306,14 +357,14 @@ YUAN_AVX2 void ScoresAvx2(const Tile& t, int64_t r0) {
     for (int r = 0; r < R; ++r) {
       const __m256 q = _mm256_broadcast_ss(t.qr + (r0 + r) * t.hd + d);
       YUAN_UNROLL(8)
-      for (int c = 0; c < 8; ++c) a[r][c] = _mm256_fmadd_ps(q, _mm256_loadu_ps(k + 8 * c), a[r][c]);
+      for (int c = 0; c < NV; ++c) a[r][c] = _mm256_fmadd_ps(q, _mm256_loadu_ps(k + 8 * c), a[r][c]);
     }
   }
   const __m256 scale = _mm256_set1_ps(t.kv->scale);
   YUAN_UNROLL(4)
   for (int r = 0; r < R; ++r) {
     YUAN_UNROLL(8)
-    for (int c = 0; c < 8; ++c) _mm256_storeu_ps(t.s + (r0 + r) * kBlock + 8 * c, _mm256_mul_ps(a[r][c], scale));
+    for (int c = 0; c < NV; ++c) _mm256_storeu_ps(t.s + (r0 + r) * kBlock + 8 * c, _mm256_mul_ps(a[r][c], scale));
   }
 }
 
@@ -325,7 +376,14 @@ inline uint64_t Rescales(const Tile& t, int64_t r0) {
   return m;
 }
 
-template <bool kF16, int R, int DC>
+template <int NV>
+YUAN_AVX2 void ScoresRowsAvx2(const Tile& t, int64_t r0) {
+  int64_t r = r0;
+  for (; r + 2 <= t.rows; r += 2) ScoresAvx2<2, NV>(t, r);
+  if (r < t.rows) ScoresAvx2<1, NV>(t, r);
+}
+
+template <bool kF16, bool kVF16, int R, int DC>
 YUAN_AVX2 void ValuesAvx2(const Tile& t, int64_t r0, int64_t n, int64_t d0) {
   const uint64_t resc = Rescales<R>(t, r0);
   __m256 a[R][DC];
@@ -345,7 +403,9 @@ YUAN_AVX2 void ValuesAvx2(const Tile& t, int64_t r0, int64_t n, int64_t d0) {
     }
     __m256 v[DC];
     YUAN_UNROLL(4)
-    for (int c = 0; c < DC; ++c) v[c] = _mm256_loadu_ps(t.vb + i * t.hd + d0 + 8 * c);
+    for (int c = 0; c < DC; ++c) {
+      v[c] = Load8<kVF16>(static_cast<const char*>(t.vsrc) + i * t.vstride * (kVF16 ? 2 : 4), d0 + 8 * c);
+    }
     YUAN_UNROLL(4)
     for (int r = 0; r < R; ++r) {
       const __m256 w = _mm256_broadcast_ss(t.s + (r0 + r) * kBlock + i);
@@ -360,24 +420,47 @@ YUAN_AVX2 void ValuesAvx2(const Tile& t, int64_t r0, int64_t n, int64_t d0) {
   }
 }
 
-template <bool kF16, int R>
+template <bool kF16, bool kVF16, int R>
 YUAN_AVX2 void ValuesRowsAvx2(const Tile& t, int64_t r0, int64_t n) {
   const int64_t hd8 = t.hd & ~int64_t{7};
   int64_t d = 0;
-  for (; d + 32 <= hd8; d += 32) ValuesAvx2<kF16, R, 4>(t, r0, n, d);
-  for (; d < hd8; d += 8) ValuesAvx2<kF16, R, 1>(t, r0, n, d);
+  for (; d + 32 <= hd8; d += 32) ValuesAvx2<kF16, kVF16, R, 4>(t, r0, n, d);
+  for (; d < hd8; d += 8) ValuesAvx2<kF16, kVF16, R, 1>(t, r0, n, d);
+}
+
+template <bool kF16, bool kVF16>
+YUAN_AVX2 void ValuesBlockAvx2(const Tile& t, int64_t r0, int64_t n) {
+  int64_t r = r0;
+  for (; r + 3 <= t.rows; r += 3) ValuesRowsAvx2<kF16, kVF16, 3>(t, r, n);
+  for (; r < t.rows; ++r) ValuesRowsAvx2<kF16, kVF16, 1>(t, r, n);
+  ValuesTail<kF16, kVF16>(t, r0, n, t.hd & ~int64_t{7});
 }
 
 template <bool kF16>
-YUAN_AVX2 void BlockAvx2(const Tile& t, const void* k, const void* v, int64_t p0, int64_t r0, int64_t n) {
-  WidenBlockAvx2<kF16>(t, k, v, n);
-  int64_t r = r0;
-  for (; r + 2 <= t.rows; r += 2) ScoresAvx2<2>(t, r);
-  if (r < t.rows) ScoresAvx2<1>(t, r);
-  for (r = r0; r < t.rows; ++r) SoftmaxRow(t, r, p0);
-  for (r = r0; r + 3 <= t.rows; r += 3) ValuesRowsAvx2<kF16, 3>(t, r, n);
-  for (; r < t.rows; ++r) ValuesRowsAvx2<kF16, 1>(t, r, n);
-  ValuesTail<kF16>(t, r0, n, t.hd & ~int64_t{7});
+YUAN_AVX2 void BlockAvx2(const Tile& tile, const void* k, const void* v, int64_t p0, int64_t r0, int64_t n) {
+  // V from the cache itself for one register tile of rows (decoding) or an
+  // f32 cache; else widened once
+  Tile t = tile;
+  const bool direct = !kF16 || t.rows - r0 <= 3;
+  t.vsrc = direct ? v : t.vb;
+  t.vstride = direct ? t.kv->row_stride : t.hd;
+  WidenBlockAvx2<kF16>(t, k, v, n, !direct);
+  switch ((n + 7) / 8) {
+    case 1: ScoresRowsAvx2<1>(t, r0); break;
+    case 2: ScoresRowsAvx2<2>(t, r0); break;
+    case 3: ScoresRowsAvx2<3>(t, r0); break;
+    case 4: ScoresRowsAvx2<4>(t, r0); break;
+    case 5: ScoresRowsAvx2<5>(t, r0); break;
+    case 6: ScoresRowsAvx2<6>(t, r0); break;
+    case 7: ScoresRowsAvx2<7>(t, r0); break;
+    default: ScoresRowsAvx2<8>(t, r0); break;
+  }
+  SoftmaxRows(t, r0, p0, n);
+  if (direct) {
+    ValuesBlockAvx2<kF16, kF16>(t, r0, n);
+  } else {
+    ValuesBlockAvx2<kF16, false>(t, r0, n);
+  }
 }
 
 // -- AVX-512: 16 floats per vector
@@ -395,7 +478,7 @@ YUAN_AVX512 inline __m512 Load16(const void* base, int64_t i) {
 }
 
 template <bool kF16>
-YUAN_AVX512 void WidenBlock512(const Tile& t, const void* k, const void* v, int64_t n) {
+YUAN_AVX512 void WidenBlock512(const Tile& t, const void* k, const void* v, int64_t n, bool widen_v) {
   const int64_t hd = t.hd, stride = t.kv->row_stride, elem = kF16 ? 2 : 4;
   const int64_t hd16 = hd & ~int64_t{15};
   for (int64_t i0 = 0; i0 < n; i0 += 16) {
@@ -435,7 +518,7 @@ YUAN_AVX512 void WidenBlock512(const Tile& t, const void* k, const void* v, int6
       }
     }
   }
-  for (int64_t i = 0; i < n; ++i) {
+  for (int64_t i = 0; widen_v && i < n; ++i) {
     const void* row = static_cast<const char*>(v) + i * stride * elem;
     int64_t d = 0;
     for (; d < hd16; d += 16) _mm512_storeu_ps(t.vb + i * hd + d, Load16<kF16>(row, d));
@@ -443,31 +526,44 @@ YUAN_AVX512 void WidenBlock512(const Tile& t, const void* k, const void* v, int6
   }
 }
 
-template <int R>
+// Scores of rows [r0, r0 + R) for the block's first 16 * NV positions.
+template <int R, int NV>
 YUAN_AVX512 void Scores512(const Tile& t, int64_t r0) {
-  __m512 a[R][4];
+  __m512 a[R][NV];
   YUAN_UNROLL(4)
   for (int r = 0; r < R; ++r) {
     YUAN_UNROLL(4)
-    for (int c = 0; c < 4; ++c) a[r][c] = _mm512_setzero_ps();
+    for (int c = 0; c < NV; ++c) a[r][c] = _mm512_setzero_ps();
   }
   for (int64_t d = 0; d < t.hd; ++d) {
     const float* k = t.kt + d * kBlock;
-    __m512 kv[4];
+    __m512 kv[NV];
     YUAN_UNROLL(4)
-    for (int c = 0; c < 4; ++c) kv[c] = _mm512_loadu_ps(k + 16 * c);
+    for (int c = 0; c < NV; ++c) kv[c] = _mm512_loadu_ps(k + 16 * c);
     YUAN_UNROLL(4)
     for (int r = 0; r < R; ++r) {
       const __m512 q = _mm512_set1_ps(t.qr[(r0 + r) * t.hd + d]);
       YUAN_UNROLL(4)
-      for (int c = 0; c < 4; ++c) a[r][c] = _mm512_fmadd_ps(q, kv[c], a[r][c]);
+      for (int c = 0; c < NV; ++c) a[r][c] = _mm512_fmadd_ps(q, kv[c], a[r][c]);
     }
   }
   const __m512 scale = _mm512_set1_ps(t.kv->scale);
   YUAN_UNROLL(4)
   for (int r = 0; r < R; ++r) {
     YUAN_UNROLL(4)
-    for (int c = 0; c < 4; ++c) _mm512_storeu_ps(t.s + (r0 + r) * kBlock + 16 * c, _mm512_mul_ps(a[r][c], scale));
+    for (int c = 0; c < NV; ++c) _mm512_storeu_ps(t.s + (r0 + r) * kBlock + 16 * c, _mm512_mul_ps(a[r][c], scale));
+  }
+}
+
+template <int NV>
+YUAN_AVX512 void ScoresRows512(const Tile& t, int64_t r0) {
+  int64_t r = r0;
+  for (; r + 4 <= t.rows; r += 4) Scores512<4, NV>(t, r);
+  switch (t.rows - r) {
+    case 3: Scores512<3, NV>(t, r); break;
+    case 2: Scores512<2, NV>(t, r); break;
+    case 1: Scores512<1, NV>(t, r); break;
+    default: break;
   }
 }
 
@@ -480,7 +576,7 @@ YUAN_AVX512 inline __m512 Round16(__m512 x) {
   }
 }
 
-template <bool kF16, int R, int DC>
+template <bool kF16, bool kVF16, int R, int DC>
 YUAN_AVX512 void Values512(const Tile& t, int64_t r0, int64_t n, int64_t d0) {
   const uint64_t resc = Rescales<R>(t, r0);
   __m512 a[R][DC];
@@ -500,7 +596,9 @@ YUAN_AVX512 void Values512(const Tile& t, int64_t r0, int64_t n, int64_t d0) {
     }
     __m512 v[DC];
     YUAN_UNROLL(4)
-    for (int c = 0; c < DC; ++c) v[c] = _mm512_loadu_ps(t.vb + i * t.hd + d0 + 16 * c);
+    for (int c = 0; c < DC; ++c) {
+      v[c] = Load16<kVF16>(static_cast<const char*>(t.vsrc) + i * t.vstride * (kVF16 ? 2 : 4), d0 + 16 * c);
+    }
     YUAN_UNROLL(4)
     for (int r = 0; r < R; ++r) {
       const __m512 w = _mm512_set1_ps(t.s[(r0 + r) * kBlock + i]);
@@ -515,34 +613,48 @@ YUAN_AVX512 void Values512(const Tile& t, int64_t r0, int64_t n, int64_t d0) {
   }
 }
 
-template <bool kF16, int R>
+template <bool kF16, bool kVF16, int R>
 YUAN_AVX512 void ValuesRows512(const Tile& t, int64_t r0, int64_t n) {
   const int64_t hd16 = t.hd & ~int64_t{15};
   int64_t d = 0;
-  for (; d + 64 <= hd16; d += 64) Values512<kF16, R, 4>(t, r0, n, d);
-  for (; d < hd16; d += 16) Values512<kF16, R, 1>(t, r0, n, d);
+  for (; d + 64 <= hd16; d += 64) Values512<kF16, kVF16, R, 4>(t, r0, n, d);
+  for (; d < hd16; d += 16) Values512<kF16, kVF16, R, 1>(t, r0, n, d);
+}
+
+template <bool kF16, bool kVF16>
+YUAN_AVX512 void ValuesBlock512(const Tile& t, int64_t r0, int64_t n) {
+  int64_t r = r0;
+  for (; r + 4 <= t.rows; r += 4) ValuesRows512<kF16, kVF16, 4>(t, r, n);
+  switch (t.rows - r) {
+    case 3: ValuesRows512<kF16, kVF16, 3>(t, r, n); break;
+    case 2: ValuesRows512<kF16, kVF16, 2>(t, r, n); break;
+    case 1: ValuesRows512<kF16, kVF16, 1>(t, r, n); break;
+    default: break;
+  }
+  ValuesTail<kF16, kVF16>(t, r0, n, t.hd & ~int64_t{15});
 }
 
 template <bool kF16>
-YUAN_AVX512 void Block512(const Tile& t, const void* k, const void* v, int64_t p0, int64_t r0, int64_t n) {
-  WidenBlock512<kF16>(t, k, v, n);
-  int64_t r = r0;
-  for (; r + 4 <= t.rows; r += 4) Scores512<4>(t, r);
-  switch (t.rows - r) {
-    case 3: Scores512<3>(t, r); break;
-    case 2: Scores512<2>(t, r); break;
-    case 1: Scores512<1>(t, r); break;
-    default: break;
+YUAN_AVX512 void Block512(const Tile& tile, const void* k, const void* v, int64_t p0, int64_t r0, int64_t n) {
+  // V from the cache itself for one register tile of rows (decoding) or an
+  // f32 cache; else widened once
+  Tile t = tile;
+  const bool direct = !kF16 || t.rows - r0 <= 4;
+  t.vsrc = direct ? v : t.vb;
+  t.vstride = direct ? t.kv->row_stride : t.hd;
+  WidenBlock512<kF16>(t, k, v, n, !direct);
+  switch ((n + 15) / 16) {
+    case 1: ScoresRows512<1>(t, r0); break;
+    case 2: ScoresRows512<2>(t, r0); break;
+    case 3: ScoresRows512<3>(t, r0); break;
+    default: ScoresRows512<4>(t, r0); break;
   }
-  for (r = r0; r < t.rows; ++r) SoftmaxRow(t, r, p0);
-  for (r = r0; r + 4 <= t.rows; r += 4) ValuesRows512<kF16, 4>(t, r, n);
-  switch (t.rows - r) {
-    case 3: ValuesRows512<kF16, 3>(t, r, n); break;
-    case 2: ValuesRows512<kF16, 2>(t, r, n); break;
-    case 1: ValuesRows512<kF16, 1>(t, r, n); break;
-    default: break;
+  SoftmaxRows(t, r0, p0, n);
+  if (direct) {
+    ValuesBlock512<kF16, kF16>(t, r0, n);
+  } else {
+    ValuesBlock512<kF16, false>(t, r0, n);
   }
-  ValuesTail<kF16>(t, r0, n, t.hd & ~int64_t{15});
 }
 
 #endif  // YUAN_ATTN_X86
