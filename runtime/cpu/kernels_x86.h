@@ -936,28 +936,34 @@ struct Q6KDot {
     const __m512i up_lo = _mm512_mask_set1_epi16(_mm512_set1_epi16(4), 0xFFFF0000, 2);
     const __m512i down_hi = _mm512_mask_set1_epi16(_mm512_setzero_si512(), 0xFFFF0000, 2);
     const __m512i m30 = _mm512_set1_epi8(0x30);
-    // which of the 16 scales lane i of zmm k takes: 4k + i / 4
-    alignas(64) static constexpr int32_t kLaneScale[4][16] = {
-        {0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3},
-        {4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7},
-        {8, 8, 8, 8, 9, 9, 9, 9, 10, 10, 10, 10, 11, 11, 11, 11},
-        {12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15}};
-    __m512i lane_scale[4];
-    for (int k = 0; k < 4; ++k) lane_scale[k] = _mm512_load_si512(kLaneScale[k]);
+    // After vpackssdw of the products of zmm 2h and 2h + 1 (half h), the
+    // int32 lanes 4L, 4L + 1 (128-bit lane L) hold zmm 2h's lanes 4L .. 4L + 3
+    // as int16 pairs and 4L + 2, 4L + 3 zmm 2h + 1's; lane i of zmm k is in
+    // sub-block 4k + i / 4: the scale each int32 lane takes.
+    alignas(64) static constexpr int32_t kPairScale[2][16] = {
+        {0, 0, 4, 4, 1, 1, 5, 5, 2, 2, 6, 6, 3, 3, 7, 7},
+        {8, 8, 12, 12, 9, 9, 13, 13, 10, 10, 14, 14, 11, 11, 15, 15}};
+    const __m512i pair_scale[2] = {_mm512_load_si512(kPairScale[0]), _mm512_load_si512(kPairScale[1])};
     float acc[S];
     YUAN_UNROLL
     for (int r = 0; r < S; ++r) acc[r] = 0.0f;
     for (int64_t b = 0; b < nb; ++b) {
       const int8_t* y = x.qs + t * x.cols + b * kQ8KBlock;
-      const __m512i bs = _mm512_maskz_cvtepi16_epi32(
-          0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.bsums + (t * nb + b) * (kQ8KBlock / 16))));
+      const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.bsums + (t * nb + b) * (kQ8KBlock / 16)));
       const float dx = x.d[t * nb + b];
       YUAN_UNROLL
       for (int r = 0; r < S; ++r) {
         const BlockQ6_K& w = reinterpret_cast<const BlockQ6_K*>(rows[r])[b];
-        const __m512i sc = _mm512_maskz_cvtepi8_epi32(0xFFFF, _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.scales)));
+        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w.scales)));
+        // each scale in both int16 halves of an int32 lane, in scale order
+        const __m256i dup_lo = _mm256_unpacklo_epi16(sc16, sc16), dup_hi = _mm256_unpackhi_epi16(sc16, sc16);
+        const __m512i sc_pairs = _mm512_maskz_inserti64x4(
+            0xFF, _mm512_maskz_inserti64x4(0xFF, _mm512_setzero_si512(), _mm256_permute2x128_si256(dup_lo, dup_hi, 0x20), 0),
+            _mm256_permute2x128_si256(dup_lo, dup_hi, 0x31), 1);
         // -32 * sum_j sc_j * sum(y in sub-block j), as int32 lanes
-        __m512i sum = _mm512_mullo_epi32(_mm512_maskz_slli_epi32(0xFFFF, sc, 5), _mm512_sub_epi32(_mm512_setzero_si512(), bs));
+        __m512i sum = _mm512_maskz_inserti64x4(
+            0xFF, _mm512_setzero_si512(),
+            _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5)), 0);
         for (int half = 0; half < 2; ++half) {
           const __m512i l = _mm512_loadu_si512(w.ql + 64 * half);
           const __m512i h =
@@ -969,9 +975,12 @@ struct Q6KDot {
           const __m512i q1 = _mm512_ternarylogic_epi32(_mm512_srli_epi16(l, 4), top1, m4, 0xEC);
           const __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q0, _mm512_loadu_si512(y + 128 * half));
           const __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q1, _mm512_loadu_si512(y + 128 * half + 64));
-          sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(p0, _mm512_maskz_permutexvar_epi32(0xFFFF, lane_scale[2 * half], sc)));
-          sum = _mm512_add_epi32(sum,
-                                 _mm512_mullo_epi32(p1, _mm512_maskz_permutexvar_epi32(0xFFFF, lane_scale[2 * half + 1], sc)));
+          // each lane is at most 4 * 63 * 127 = 32004: as int16 (no
+          // saturation), then times the sub-block scales by vpmaddwd, where
+          // vpmulld would take two µops on Intel's one port for it
+          const __m512i p16 = _mm512_maskz_packs_epi32(0xFFFFFFFF, p0, p1);
+          sum = _mm512_add_epi32(
+              sum, _mm512_maskz_madd_epi16(0xFFFF, p16, _mm512_maskz_permutexvar_epi32(0xFFFF, pair_scale[half], sc_pairs)));
         }
         const __m256i sum8 =
             _mm256_add_epi32(_mm512_maskz_extracti64x4_epi64(0xF, sum, 0), _mm512_maskz_extracti64x4_epi64(0xF, sum, 1));
