@@ -344,8 +344,11 @@ struct Q8Micro {
 constexpr int kBandRows = 8;
 constexpr int64_t kBandMinTokens = 4;
 // How far ahead of its reads each of a decoding thread's four runs
-// prefetches (BandQ8::Gemv); 1 to 2 KiB decoded at the same speed.
-constexpr int64_t kDecodePrefetchBytes = 1536;
+// prefetches (BandQ8::Gemv). On Zen 5, 1 to 2 KiB decoded at the same
+// speed; on an Intel Xeon VM 3 KiB gave 1.01-1.02x over 1.5 (medians of
+// paired ratios of yuan bench tg64 runs, bench-0.3b Q4_0/Q8_0, bench-1b
+// Q4_0; 4 KiB no better).
+constexpr int64_t kDecodePrefetchBytes = 3072;
 
 #if YUAN_X86_VNNI
 // ---- AMX tiles (BandQ8::TokensAmx) -------------------------------------------
