@@ -87,10 +87,7 @@ int main(int argc, char** argv) {
   yuan::ThreadPool pool(threads);
   std::mt19937 rng(7);
   std::normal_distribution<float> nd(0.0f, 0.02f), na(0.0f, 1.0f);
-  std::string isa(yuan::kernels::IsaName(yuan::kernels::ActiveKernels().isa));
-  if (yuan::kernels::ActiveKernels().isa == yuan::kernels::Isa::kAvx512 && yuan::kernels::AmxEnabled()) {
-    isa += " + AMX for batches of 16 tokens and more";  // YUAN_CPU_AMX=0 turns it off
-  }
+  const std::string isa = yuan::kernels::ActiveKernelsName();  // YUAN_CPU_AMX=0 turns AMX off
   std::printf("kernels: %s, %d threads, %lld tokens, median of %d\n\n", isa.c_str(), threads,
               static_cast<long long>(tokens), reps);
   std::printf("| type | shape | ms | GFLOP/s |\n| :--- | :--- | ---: | ---: |\n");

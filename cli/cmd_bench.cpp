@@ -754,13 +754,7 @@ int BenchCommand(int argc, char** argv) {
   if (output == "csv") PrintCsv(rows);
   if (output == "json") PrintJson(rows);
   std::fprintf(info, "\n");
-  {
-    const kernels::Isa isa = kernels::ActiveKernels().isa;
-    std::fprintf(info, "kernels: %s%s\n", std::string(kernels::IsaName(isa)).c_str(),
-                 isa == kernels::Isa::kAvx512 && kernels::AmxEnabled()
-                     ? " + AMX for prompt batches (YUAN_CPU_AMX=0 turns it off)"
-                     : "");
-  }
+  std::fprintf(info, "kernels: %s\n", kernels::ActiveKernelsName().c_str());
   for (const auto& [t, multi] : bw_multi) {
     std::fprintf(info,
                  "read bandwidth, %d thread%s: %.1f GB/s with %d streams/thread (%s), %.1f GB/s "

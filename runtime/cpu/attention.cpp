@@ -38,10 +38,6 @@ inline float LoadValue(const AttentionKv& kv, const void* row, int64_t d) {
   return static_cast<const float*>(row)[d];
 }
 
-inline float RoundQ(const AttentionKv& kv, float x) {
-  return kv.type == DType::kF16 ? RoundToF16(x) : x;
-}
-
 // ---- scalar reference -------------------------------------------------------
 
 // One head (one row), one position at a time: the formula of attention.h as

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "runtime/cpu/matmul.h"
@@ -156,6 +157,13 @@ bool AmxEnabled() {
 }
 
 void SetAmxEnabled(bool on) { g_amx.store(on && AmxUsable(), std::memory_order_relaxed); }
+
+std::string ActiveKernelsName() {
+  const Isa isa = ActiveKernels().isa;
+  std::string name(IsaName(isa));
+  if (isa == Isa::kAvx512 && AmxEnabled()) name += " + AMX for prompt batches";
+  return name;
+}
 
 void PrepareActs(const KernelSet& ks, Acts* x, ThreadPool* pool) {
   const int64_t T = x->n_tokens, n = x->cols;

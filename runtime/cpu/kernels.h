@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -114,6 +115,9 @@ Isa BestIsa();
 bool AmxUsable();
 bool AmxEnabled();
 void SetAmxEnabled(bool on);
+// The active kernel set's name, with " + AMX for prompt batches" when the
+// AVX-512 set uses it: what the benchmarks print.
+std::string ActiveKernelsName();
 
 // How the x86 kernels read a thread's rows [r0, r1) of one matrix when
 // decoding a token: interleaved Q8_0/Q4_0 bands as four runs side by side,
