@@ -69,6 +69,11 @@ void AttendTile(const AttentionKv& kv, const float* q, int64_t q_head_stride, in
 void AttendGroup(const AttentionKv& kv, const float* q, int64_t q_stride, int n_q, int64_t n_kv,
                  float* out, int64_t out_stride, float* scratch);
 
+// Asks the CPU to read K and V rows [p0, p0 + n) of `kv` into its cache
+// (prefetch hints: no effect on any result). AttendTile does it for each
+// block of positions before it needs it.
+void PrefetchKv(const AttentionKv& kv, int64_t p0, int64_t n);
+
 // The portable reference AttendGroup uses where AVX2 is missing: one head
 // at a time, the operations above in their order, std::exp for exp.
 void AttendGroupScalar(const AttentionKv& kv, const float* q, int64_t q_stride, int n_q,
