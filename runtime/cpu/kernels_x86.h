@@ -358,12 +358,12 @@ constexpr int64_t kDecodePrefetchBytes = 3072;
 // memory). binutils 2.36 and later assemble them; they run only where
 // AmxEnabled() says the CPU and the OS allow it.
 struct AmxTiles {
-  // Tiles 0 and 3: C, 16 tokens x 16 int32; 1 and 4: A, 16 tokens x 32
-  // bytes; 2 and 5: B, 8 x 64 bytes.
+  // Tiles 0, 3, 6 and 7: C, 16 tokens x 16 int32; 1 and 4: A, 16 tokens x
+  // 32 bytes; 2 and 5: B, 8 x 64 bytes.
   struct alignas(64) Config {
     uint8_t palette = 1, start_row = 0, reserved[14] = {};
-    uint16_t colsb[16] = {64, 32, 64, 64, 32, 64};
-    uint8_t rows[16] = {16, 16, 8, 16, 16, 8};
+    uint16_t colsb[16] = {64, 32, 64, 64, 32, 64, 64, 64};
+    uint8_t rows[16] = {16, 16, 8, 16, 16, 8, 16, 16};
   };
   static void Configure() {
     static const Config cfg;
@@ -382,6 +382,30 @@ struct AmxTiles {
       "tdpbssd %%tmm" #B ", %%tmm" #A ", %%tmm" #C "\n\t"                                         \
       "tilestored %%tmm" #C ", (%4,%3,1)" ::"r"(a),                                               \
       "r"(static_cast<long>(lda)), "r"(b), "r"(64L), "r"(cbuf)                                     \
+      : "memory")
+// Tokens a0 and a1 (16 rows each at stride lda) against weights b0 and b1
+// (8 rows of 64 bytes each): C0 = a0.b0, C1 = a0.b1, C2 = a1.b0, C3 = a1.b1
+// to cbuf, cbuf + 256, + 512, + 768 (int32).
+#define YUAN_AMX_2X2(a0, a1, b0, b1, lda, cbuf)                                                   \
+  __asm__ volatile(                                                                             \
+      "tilezero %%tmm0\n\t"                                                                       \
+      "tilezero %%tmm3\n\t"                                                                       \
+      "tilezero %%tmm6\n\t"                                                                       \
+      "tilezero %%tmm7\n\t"                                                                       \
+      "tileloadd (%0,%2,1), %%tmm1\n\t"                                                           \
+      "tileloadd (%3,%5,1), %%tmm2\n\t"                                                           \
+      "tileloadd (%4,%5,1), %%tmm5\n\t"                                                           \
+      "tileloadd (%1,%2,1), %%tmm4\n\t"                                                           \
+      "tdpbssd %%tmm2, %%tmm1, %%tmm0\n\t"                                                        \
+      "tdpbssd %%tmm5, %%tmm1, %%tmm3\n\t"                                                        \
+      "tdpbssd %%tmm2, %%tmm4, %%tmm6\n\t"                                                        \
+      "tdpbssd %%tmm5, %%tmm4, %%tmm7\n\t"                                                        \
+      "tilestored %%tmm0, (%6,%5,1)\n\t"                                                          \
+      "tilestored %%tmm3, (%7,%5,1)\n\t"                                                          \
+      "tilestored %%tmm6, (%8,%5,1)\n\t"                                                          \
+      "tilestored %%tmm7, (%9,%5,1)" ::"r"(a0),                                                    \
+      "r"(a1), "r"(static_cast<long>(lda)), "r"(b0), "r"(b1), "r"(64L), "r"(cbuf), "r"((cbuf) + 256), \
+      "r"((cbuf) + 512), "r"((cbuf) + 768)                                                        \
       : "memory")
 #endif
 
@@ -639,6 +663,46 @@ struct BandQ8 {
   }
 #endif
 
+#if YUAN_X86_VNNI
+  // TokensAmx for up to 32 tokens against 32 rows, over the chunk of blocks
+  // [b0, b0 + nbc): four C tiles per block, each tile A and tile B serving
+  // two products. TokensAmx waits on its tiles: with two sets of three
+  // tiles, each block's load, product and store ran at the latency of that
+  // chain (about 52 ns a block where a microbenchmark's product took 5 and
+  // its 1 KiB store 4.5). Four products per chain, with every tile loaded
+  // once for two of them (as llama.cpp's AMX kernel does): bench-0.3b
+  // pp512 Q8_0 1008-1016 -> 1188-1196 t/s, Q4_0 1013-1038 -> 1178-1182,
+  // bench-1b Q4_0 377-380 -> 388-391 (Xeon VM, eleventh session). Tokens: two groups of 16 whose quant rows are at xa[g]
+  // (stride x.cols; rows past count[g] zero), the first token of group g
+  // is token t[g]. Rows: two unpacked 16-row bands u[p] with their scales
+  // s[p] (blocks of the chunk from 0). The f32 sums live in acc (32 tokens x
+  // 32 rows) from chunk to chunk; each gets the same scale and FMA per block
+  // as in TokensAmx, in block order, so the bits are the same.
+  static void TokensAmx2x2(const int8_t* const* u, const float* const* s, int64_t b0, int64_t nbc,
+                           const Acts& x, const int8_t* const* xa, const int64_t* t, const int64_t* count,
+                           int32_t* cbuf, float* acc) {
+    const int64_t n = x.cols, nb = x.cols / kQ8Block;
+    for (int64_t b = 0; b < nbc; ++b) {
+      const int64_t ab = (b0 + b) * kQ8Block;
+      YUAN_AMX_2X2(xa[0] + ab, xa[1] + ab, u[0] + b * 2 * kUnpackedBytes, u[1] + b * 2 * kUnpackedBytes, n, cbuf);
+      const __m512 sw[2] = {_mm512_loadu_ps(s[0] + b * 2 * kBandRows), _mm512_loadu_ps(s[1] + b * 2 * kBandRows)};
+      YUAN_UNROLL
+      for (int k = 0; k < 4; ++k) {  // tile k: token group k / 2, band k % 2
+        const int32_t* cb = cbuf + 256 * k;
+        const int g = k / 2;
+        float* a = acc + g * 16 * 32 + (k % 2) * 16;
+        YUAN_UNROLL
+        for (int c = 0; c < 16; ++c) {
+          const float dx = c < count[g] ? x.d[(t[g] + c) * nb + b0 + b] : 0.0f;
+          const __m512 scale = _mm512_mul_ps(sw[k % 2], _mm512_set1_ps(dx));
+          _mm512_storeu_ps(a + 32 * c, _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, _mm512_load_si512(cb + 16 * c)),
+                                                        scale, _mm512_loadu_ps(a + 32 * c)));
+        }
+      }
+    }
+  }
+#endif
+
   // One token against S interleaved bands, unpacking in registers: the
   // decoding kernel. Same arithmetic per element as Tokens.
   //
@@ -793,6 +857,55 @@ struct BandQ8 {
           std::memcpy(tail.data(), x.qs + (T - T % 16) * x.cols, (T % 16) * x.cols);
         }
       }
+      if (amx && r + 4 * kBandRows <= full) {
+        // 32 rows at a time (TokensAmx2x2), in chunks of kChunk blocks so
+        // that both bands' unpacked chunk stays in L1 (bench-0.3b's down
+        // projection, 88 blocks a row, lost 10-20 % without), with every
+        // token's sums kept between chunks
+        constexpr int64_t kChunk = 32;
+        const int64_t pairs = (T + 31) / 32;
+        int8_t* u1 = static_cast<int8_t*>(std::aligned_alloc(64, kChunk * 2 * kUnpackedBytes));
+        float* s1 = new float[kChunk * 2 * kBandRows];
+        float* acc = static_cast<float*>(std::aligned_alloc(64, pairs * 32 * 32 * sizeof(float)));
+        alignas(64) int32_t cbuf4[1024];
+        // the last pair's tokens, zero-padded to 32 rows
+        std::vector<int8_t> last(32 * x.cols, 0);
+        const int64_t t_last = (pairs - 1) * 32;
+        std::memcpy(last.data(), x.qs + t_last * x.cols, (T - t_last) * x.cols);
+        for (; r + 4 * kBandRows <= full; r += 4 * kBandRows) {
+          std::memset(acc, 0, pairs * 32 * 32 * sizeof(float));
+          for (int64_t b0 = 0; b0 < nb; b0 += kChunk) {
+            const int64_t nbc = std::min(kChunk, nb - b0);
+            for (int64_t b = 0; b < nbc; ++b) {
+              for (int half = 0; half < 2; ++half) {
+                int8_t* o = (half ? u1 : unpacked) + b * 2 * kUnpackedBytes;
+                float* sc = (half ? s1 : scales) + b * 2 * kBandRows;
+                const int64_t rr = r + half * 2 * kBandRows;
+                Unpack<true>(base + rr * w.row_bytes, w.row_bytes, w.interleaved8, b0 + b, o, sc, 2);
+                Unpack<true>(base + (rr + kBandRows) * w.row_bytes, w.row_bytes, w.interleaved8, b0 + b, o + 32,
+                             sc + kBandRows, 2);
+              }
+            }
+            const int8_t* us[2] = {unpacked, u1};
+            const float* ss[2] = {scales, s1};
+            for (int64_t p = 0; p < pairs; ++p) {
+              const int64_t t = p * 32;
+              const int64_t count[2] = {std::clamp<int64_t>(T - t, 0, 16), std::clamp<int64_t>(T - t - 16, 0, 16)};
+              const int8_t* base_x = t == t_last ? last.data() : x.qs + t * x.cols;
+              const int8_t* xa[2] = {base_x, base_x + 16 * x.cols};
+              const int64_t ts[2] = {t, t + 16};
+              TokensAmx2x2(us, ss, b0, nbc, x, xa, ts, count, cbuf4, acc + p * 32 * 32);
+            }
+          }
+          for (int64_t tok = 0; tok < T; ++tok) {
+            std::memcpy(y + tok * ldy + r, acc + (tok / 32) * 32 * 32 + (tok % 32) * 32, 32 * sizeof(float));
+          }
+        }
+        std::free(u1);
+        delete[] s1;
+        std::free(acc);
+      }
+      // a band pair left over: 16 rows at a time
       for (; amx && r + 2 * kBandRows <= full; r += 2 * kBandRows) {
         for (int64_t b = 0; b < nb; ++b) {
           int8_t* o = unpacked + b * 2 * kUnpackedBytes;

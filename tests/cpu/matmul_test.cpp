@@ -294,9 +294,11 @@ TEST_CASE("AMX prompt batches give the AVX-512 kernels' bits", "[cpu][amx]") {
   IsaScope scope(kernels::Isa::kAvx512);
   std::mt19937 rng(17);
   for (DType type : {DType::kQ8_0, DType::kQ4_0}) {
-    for (int64_t cols : {96, 512}) {  // an odd and an even number of blocks
+    // an odd and an even number of blocks, and more than one chunk of 32
+    for (int64_t cols : {96, 512, 1280}) {
       for (bool interleave : {false, true}) {
-        const int64_t rows = 56;  // three groups of 16 rows and a band of 8
+        // 32 rows at once (TokensAmx2x2), a group of 16 left over, a band of 8
+        const int64_t rows = 56;
         INFO(DTypeName(type) << " cols=" << cols << (interleave ? " interleaved" : ""));
         std::vector<uint8_t> data = RandomWeights(type, rows, cols, rng);
         MatRef w{type, rows, cols, data.data(), *RowBytes(type, cols)};
