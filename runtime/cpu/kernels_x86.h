@@ -666,18 +666,21 @@ struct BandQ8 {
 #if YUAN_X86_VNNI
   // TokensAmx for up to 32 tokens against 32 rows, over the chunk of blocks
   // [b0, b0 + nbc): four C tiles per block, each tile A and tile B serving
-  // two products. TokensAmx waits on its tiles: with two sets of three
-  // tiles, each block's load, product and store ran at the latency of that
-  // chain (about 52 ns a block where a microbenchmark's product took 5 and
-  // its 1 KiB store 4.5). Four products per chain, with every tile loaded
-  // once for two of them (as llama.cpp's AMX kernel does): bench-0.3b
-  // pp512 Q8_0 1008-1016 -> 1188-1196 t/s, Q4_0 1013-1038 -> 1178-1182,
-  // bench-1b Q4_0 377-380 -> 388-391 (Xeon VM, eleventh session). Tokens: two groups of 16 whose quant rows are at xa[g]
-  // (stride x.cols; rows past count[g] zero), the first token of group g
-  // is token t[g]. Rows: two unpacked 16-row bands u[p] with their scales
-  // s[p] (blocks of the chunk from 0). The f32 sums live in acc (32 tokens x
-  // 32 rows) from chunk to chunk; each gets the same scale and FMA per block
-  // as in TokensAmx, in block order, so the bits are the same.
+  // two products.
+  //   Tokens: two groups of 16 whose quant rows are at xa[g] (stride
+  //   x.cols; rows past count[g] zero); group g's first token is t[g].
+  //   Rows: two unpacked 16-row bands u[p] with their scales s[p] (the
+  //   chunk's blocks from 0).
+  // The f32 sums live in acc (32 tokens x 32 rows) from chunk to chunk;
+  // each gets the same scale and FMA per block as in TokensAmx, in block
+  // order, so the bits are the same.
+  // Why: TokensAmx waits on its tiles. With two sets of three, each
+  // block's load, product and store ran at the latency of that chain
+  // (about 52 ns a block, where a microbenchmark's product took 5 and its
+  // 1 KiB store 4.5). Four products per chain, each tile loaded once for
+  // two of them (as llama.cpp's AMX kernel does): bench-0.3b pp512 Q8_0
+  // 1008-1016 -> 1188-1196 t/s, Q4_0 1013-1038 -> 1178-1182, bench-1b
+  // Q4_0 377-380 -> 388-391 (Xeon VM, eleventh session).
   static void TokensAmx2x2(const int8_t* const* u, const float* const* s, int64_t b0, int64_t nbc,
                            const Acts& x, const int8_t* const* xa, const int64_t* t, const int64_t* count,
                            int32_t* cbuf, float* acc) {
