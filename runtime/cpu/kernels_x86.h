@@ -350,6 +350,17 @@ constexpr int64_t kBandMinTokens = 4;
 // Q4_0; 4 KiB no better).
 constexpr int64_t kDecodePrefetchBytes = 3072;
 
+// The first kDecodePrefetchBytes of each of `runs` runs of rows (run s
+// starts at row first + s * rows_per_run), asked for at once before the
+// first loads: the window each run then keeps prefetched as it goes.
+inline void PrimeRuns(const uint8_t* base, uint64_t row_bytes, int64_t first, int64_t rows_per_run, int runs) {
+  for (int64_t o = 0; o < kDecodePrefetchBytes; o += 64) {
+    for (int s = 0; s < runs; ++s) {
+      _mm_prefetch(reinterpret_cast<const char*>(base + (first + s * rows_per_run) * row_bytes) + o, _MM_HINT_T0);
+    }
+  }
+}
+
 #if YUAN_X86_VNNI
 // ---- AMX tiles (BandQ8::TokensAmx) -------------------------------------------
 //
@@ -804,12 +815,7 @@ struct BandQ8 {
       // The window Gemv keeps prefetched, for every run at once before the
       // first loads: alternating in one process, bench-1b Q4_0 1.03-1.05x,
       // bench-1b Q8_0 1.03x, bench-0.3b 0.99-1.00x.
-      for (int64_t o = 0; o < kDecodePrefetchBytes; o += 64) {
-        for (int s = 0; s < kStreams; ++s) {
-          _mm_prefetch(reinterpret_cast<const char*>(base + (r0 + s * per * kBandRows) * w.row_bytes) + o,
-                       _MM_HINT_T0);
-        }
-      }
+      PrimeRuns(base, w.row_bytes, r0, per * kBandRows, kStreams);
     }
     for (int64_t i = 0; i < per; ++i) {
       for (int64_t t = 0; t < T; ++t) {
@@ -852,14 +858,25 @@ struct BandQ8 {
       // copied beside zero rows to make a whole tile
       const bool amx = T >= 16 && AmxEnabled();
       alignas(64) int32_t cbuf[512];
-      std::vector<int8_t> tail;
+      // The tokens from t_last on (the last 32, or fewer), zero-padded to 32
+      // rows: tile A of a partial group reads its rows here.
+      const int64_t t_last = (T - 1) / 32 * 32;
+      std::vector<int8_t> last;
       if (amx) {
         AmxTiles::Configure();
-        if (T % 16 != 0) {
-          tail.assign(16 * x.cols, 0);
-          std::memcpy(tail.data(), x.qs + (T - T % 16) * x.cols, (T % 16) * x.cols);
-        }
+        last.assign(32 * x.cols, 0);
+        std::memcpy(last.data(), x.qs + t_last * x.cols, (T - t_last) * x.cols);
       }
+      auto group_rows = [&](int64_t t) { return t >= t_last ? last.data() + (t - t_last) * x.cols : x.qs + t * x.cols; };
+      // Blocks [b0, b0 + n) of the band pair at row rr, unpacked for AMX.
+      auto unpack_pair = [&](int64_t rr, int64_t b0, int64_t n, int8_t* out, float* sc) {
+        for (int64_t b = 0; b < n; ++b) {
+          Unpack<true>(base + rr * w.row_bytes, w.row_bytes, w.interleaved8, b0 + b, out + b * 2 * kUnpackedBytes,
+                       sc + b * 2 * kBandRows, 2);
+          Unpack<true>(base + (rr + kBandRows) * w.row_bytes, w.row_bytes, w.interleaved8, b0 + b,
+                       out + b * 2 * kUnpackedBytes + 32, sc + b * 2 * kBandRows + kBandRows, 2);
+        }
+      };
       if (amx && r + 4 * kBandRows <= full) {
         // 32 rows at a time (TokensAmx2x2), in chunks of kChunk blocks so
         // that both bands' unpacked chunk stays in L1 (bench-0.3b's down
@@ -871,31 +888,18 @@ struct BandQ8 {
         float* s1 = new float[kChunk * 2 * kBandRows];
         float* acc = static_cast<float*>(std::aligned_alloc(64, pairs * 32 * 32 * sizeof(float)));
         alignas(64) int32_t cbuf4[1024];
-        // the last pair's tokens, zero-padded to 32 rows
-        std::vector<int8_t> last(32 * x.cols, 0);
-        const int64_t t_last = (pairs - 1) * 32;
-        std::memcpy(last.data(), x.qs + t_last * x.cols, (T - t_last) * x.cols);
         for (; r + 4 * kBandRows <= full; r += 4 * kBandRows) {
           std::memset(acc, 0, pairs * 32 * 32 * sizeof(float));
           for (int64_t b0 = 0; b0 < nb; b0 += kChunk) {
             const int64_t nbc = std::min(kChunk, nb - b0);
-            for (int64_t b = 0; b < nbc; ++b) {
-              for (int half = 0; half < 2; ++half) {
-                int8_t* o = (half ? u1 : unpacked) + b * 2 * kUnpackedBytes;
-                float* sc = (half ? s1 : scales) + b * 2 * kBandRows;
-                const int64_t rr = r + half * 2 * kBandRows;
-                Unpack<true>(base + rr * w.row_bytes, w.row_bytes, w.interleaved8, b0 + b, o, sc, 2);
-                Unpack<true>(base + (rr + kBandRows) * w.row_bytes, w.row_bytes, w.interleaved8, b0 + b, o + 32,
-                             sc + kBandRows, 2);
-              }
-            }
+            unpack_pair(r, b0, nbc, unpacked, scales);
+            unpack_pair(r + 2 * kBandRows, b0, nbc, u1, s1);
             const int8_t* us[2] = {unpacked, u1};
             const float* ss[2] = {scales, s1};
             for (int64_t p = 0; p < pairs; ++p) {
               const int64_t t = p * 32;
               const int64_t count[2] = {std::clamp<int64_t>(T - t, 0, 16), std::clamp<int64_t>(T - t - 16, 0, 16)};
-              const int8_t* base_x = t == t_last ? last.data() : x.qs + t * x.cols;
-              const int8_t* xa[2] = {base_x, base_x + 16 * x.cols};
+              const int8_t* xa[2] = {group_rows(t), group_rows(t) + 16 * x.cols};
               const int64_t ts[2] = {t, t + 16};
               TokensAmx2x2(us, ss, b0, nbc, x, xa, ts, count, cbuf4, acc + p * 32 * 32);
             }
@@ -910,17 +914,9 @@ struct BandQ8 {
       }
       // a band pair left over: 16 rows at a time
       for (; amx && r + 2 * kBandRows <= full; r += 2 * kBandRows) {
-        for (int64_t b = 0; b < nb; ++b) {
-          int8_t* o = unpacked + b * 2 * kUnpackedBytes;
-          float* sc = scales + b * 2 * kBandRows;
-          Unpack<true>(base + r * w.row_bytes, w.row_bytes, w.interleaved8, b, o, sc, 2);
-          Unpack<true>(base + (r + kBandRows) * w.row_bytes, w.row_bytes, w.interleaved8, b, o + 32,
-                       sc + kBandRows, 2);
-        }
+        unpack_pair(r, 0, nb, unpacked, scales);
         for (int64_t t = 0; t < T; t += 16) {
-          const int64_t count = std::min<int64_t>(16, T - t);
-          const int8_t* xa = count == 16 ? x.qs + t * x.cols : tail.data();
-          TokensAmx(unpacked, scales, nb, x, xa, t, count, y + t * ldy + r, ldy, cbuf);
+          TokensAmx(unpacked, scales, nb, x, group_rows(t), t, std::min<int64_t>(16, T - t), y + t * ldy + r, ldy, cbuf);
         }
       }
       if (amx) AmxTiles::Release();
@@ -1126,11 +1122,7 @@ struct Q6KDot {
   static void Decode(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y) {
     const uint8_t* base = static_cast<const uint8_t*>(w.data);
     const int64_t per = (r1 - r0) / kStreams;
-    for (int64_t o = 0; per > 0 && o < kDecodePrefetchBytes; o += 64) {
-      for (int s = 0; s < kStreams; ++s) {
-        _mm_prefetch(reinterpret_cast<const char*>(base + (r0 + s * per) * w.row_bytes) + o, _MM_HINT_T0);
-      }
-    }
+    if (per > 0) PrimeRuns(base, w.row_bytes, r0, per, kStreams);
     for (int64_t i = 0; i < per; ++i) {
       const uint8_t* rows[kStreams];
       float* outs[kStreams];
