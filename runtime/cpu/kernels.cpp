@@ -1,10 +1,12 @@
 #include "runtime/cpu/kernels.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "runtime/cpu/matmul.h"
@@ -157,6 +159,48 @@ bool AmxEnabled() {
 }
 
 void SetAmxEnabled(bool on) { g_amx.store(on && AmxUsable(), std::memory_order_relaxed); }
+
+namespace {
+
+bool CpuIsAmd() {
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned a, b, c, d;
+  if (!__get_cpuid(0, &a, &b, &c, &d)) return false;
+  char vendor[12];
+  std::memcpy(vendor, &b, 4);
+  std::memcpy(vendor + 4, &d, 4);
+  std::memcpy(vendor + 8, &c, 4);
+  return std::string_view(vendor, 12) == "AuthenticAMD";
+#else
+  return false;
+#endif
+}
+
+int64_t ClampPrefetchBytes(int64_t bytes) { return std::clamp<int64_t>(bytes, 64, 16384) / 64 * 64; }
+
+int64_t InitialDecodePrefetchBytes() {
+  if (const char* env = std::getenv("YUAN_CPU_PREFETCH_BYTES"); env != nullptr && *env != '\0') {
+    return ClampPrefetchBytes(std::atoll(env));
+  }
+  return CpuIsAmd() ? 2048 : 3072;
+}
+
+std::atomic<int64_t> g_prefetch_bytes{-1};  // -1: not decided yet
+
+}  // namespace
+
+int64_t DecodePrefetchBytes() {
+  int64_t bytes = g_prefetch_bytes.load(std::memory_order_relaxed);
+  if (bytes < 0) {
+    bytes = InitialDecodePrefetchBytes();
+    g_prefetch_bytes.store(bytes, std::memory_order_relaxed);
+  }
+  return bytes;
+}
+
+void SetDecodePrefetchBytes(int64_t bytes) {
+  g_prefetch_bytes.store(ClampPrefetchBytes(bytes), std::memory_order_relaxed);
+}
 
 std::string ActiveKernelsName() {
   const Isa isa = ActiveKernels().isa;

@@ -128,6 +128,17 @@ std::string ActiveKernelsName();
 constexpr int64_t kDecodeMinRunBytes = int64_t{64} << 10;
 constexpr int kQ6KDecodeRuns = 4;
 
+// How far ahead of its loads each of those runs prefetches, in bytes. The
+// best distance depends on the core: 2 KiB on AMD (on the Zen 5 VM, 3 KiB
+// decoded bench-1b and bench-0.3b Q8_0 4-9 % slower) and 3 KiB elsewhere
+// (on the Intel Xeon VM, 1.01-1.02x over 1.5 KiB). The
+// YUAN_CPU_PREFETCH_BYTES environment variable overrides it (64 to 16384,
+// rounded down to whole 64-byte lines), to tune a new machine;
+// SetDecodePrefetchBytes changes it for benchmarks (same clamp). The
+// prefetches are hints: results do not depend on the distance.
+int64_t DecodePrefetchBytes();
+void SetDecodePrefetchBytes(int64_t bytes);
+
 // Fills x->qs / d / bsums for x->kind from x->f32 with `ks`'s quantizer,
 // spreading prompt batches over `pool` when given.
 void PrepareActs(const KernelSet& ks, Acts* x, ThreadPool* pool = nullptr);

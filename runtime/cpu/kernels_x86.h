@@ -343,18 +343,13 @@ struct Q8Micro {
 
 constexpr int kBandRows = 8;
 constexpr int64_t kBandMinTokens = 4;
-// How far ahead of its reads each of a decoding thread's four runs
-// prefetches (BandQ8::Gemv). On Zen 5, 1 to 2 KiB decoded at the same
-// speed; on an Intel Xeon VM 3 KiB gave 1.01-1.02x over 1.5 (medians of
-// paired ratios of yuan bench tg64 runs, bench-0.3b Q4_0/Q8_0, bench-1b
-// Q4_0; 4 KiB no better).
-constexpr int64_t kDecodePrefetchBytes = 3072;
-
-// The first kDecodePrefetchBytes of each of `runs` runs of rows (run s
-// starts at row first + s * rows_per_run), asked for at once before the
-// first loads: the window each run then keeps prefetched as it goes.
-inline void PrimeRuns(const uint8_t* base, uint64_t row_bytes, int64_t first, int64_t rows_per_run, int runs) {
-  for (int64_t o = 0; o < kDecodePrefetchBytes; o += 64) {
+// The first `bytes` (kernels::DecodePrefetchBytes()) of each of `runs`
+// runs of rows (run s starts at row first + s * rows_per_run), asked for at
+// once before the first loads: the window each run then keeps prefetched as
+// it goes.
+inline void PrimeRuns(const uint8_t* base, uint64_t row_bytes, int64_t first, int64_t rows_per_run, int runs,
+                      int64_t bytes) {
+  for (int64_t o = 0; o < bytes; o += 64) {
     for (int s = 0; s < runs; ++s) {
       _mm_prefetch(reinterpret_cast<const char*>(base + (first + s * rows_per_run) * row_bytes) + o, _MM_HINT_T0);
     }
@@ -727,9 +722,10 @@ struct BandQ8 {
   // 30-33 (65 from L2): one core's prefetchers keep several streams ahead
   // of the loads, and the chains overlap. Eight were slower.
   //
-  // kPrefetch: each stream also prefetches the lines kDecodePrefetchBytes
-  // ahead of the block it reads. DecodeRuns asks for it with four runs. In
-  // the engine on Zen 5, with and without alternating in one process, while
+  // kPrefetch: each stream also prefetches the lines `ahead` bytes
+  // (DecodePrefetchBytes) ahead of the block it reads. DecodeRuns asks for
+  // it with four runs. In the engine on Zen 5, with and without
+  // alternating in one process, while
   // four runs still needed 512 KiB each: bench-1b Q8_0 1.04-1.12x, bench-1b
   // Q4_0 1.02-1.09x, bench-0.3b Q8_0 (whose gate/up runs were long enough)
   // 0.99-1.06x, more while the memory is slow; the AVX2 kernels 1.00-1.02x.
@@ -737,7 +733,8 @@ struct BandQ8 {
   // partly reads ahead into L2) lost 8-16 % with the same prefetches, so
   // they stay without; four runs with prefetches beat them (DecodeBands).
   template <int S, bool kPrefetch = false>
-  static void Gemv(const uint8_t* const* bands, int64_t nb, const Acts& x, int64_t t, float* const* y) {
+  static void Gemv(const uint8_t* const* bands, int64_t nb, const Acts& x, int64_t t, float* const* y,
+                   int64_t ahead = 0) {
     const int64_t n = x.cols;
     const int8_t* xq = x.qs + t * n;
     __m256 acc[S];
@@ -752,9 +749,9 @@ struct BandQ8 {
         const uint8_t* blk = bands[s] + b * kBandRows * kBlockBytes;
         if constexpr (kPrefetch) {
           // (a hint: an address past the end of the matrix does not fault)
-          const char* ahead = reinterpret_cast<const char*>(blk) + kDecodePrefetchBytes;
+          const char* p = reinterpret_cast<const char*>(blk) + ahead;
           YUAN_UNROLL
-          for (int64_t o = 0; o < kBandRows * kBlockBytes; o += 64) _mm_prefetch(ahead + o, _MM_HINT_T0);
+          for (int64_t o = 0; o < kBandRows * kBlockBytes; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
         }
         const __m256 sw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
         __m256i q[8], sgn[8];
@@ -811,11 +808,12 @@ struct BandQ8 {
     const int64_t nb = x.cols / kQ8Block, T = x.n_tokens;
     const uint8_t* base = static_cast<const uint8_t*>(w.data);
     const int64_t per = (r1 - r0) / kBandRows / kStreams;  // bands per stream
+    const int64_t ahead = kStreams == 4 ? DecodePrefetchBytes() : 0;
     if constexpr (kStreams == 4) {
       // The window Gemv keeps prefetched, for every run at once before the
       // first loads: alternating in one process, bench-1b Q4_0 1.03-1.05x,
       // bench-1b Q8_0 1.03x, bench-0.3b 0.99-1.00x.
-      PrimeRuns(base, w.row_bytes, r0, per * kBandRows, kStreams);
+      PrimeRuns(base, w.row_bytes, r0, per * kBandRows, kStreams, ahead);
     }
     for (int64_t i = 0; i < per; ++i) {
       for (int64_t t = 0; t < T; ++t) {
@@ -826,7 +824,7 @@ struct BandQ8 {
           bands[s] = base + r * w.row_bytes;
           ys[s] = y + t * ldy + r;
         }
-        Gemv<kStreams, kStreams == 4>(bands, nb, x, t, ys);
+        Gemv<kStreams, kStreams == 4>(bands, nb, x, t, ys, ahead);
       }
     }
     for (int64_t r = r0 + kStreams * per * kBandRows; r < r1; r += kBandRows) {
@@ -1042,7 +1040,8 @@ struct Q6KDot {
   // with every lane on: GCC 12 warns about the plain ones' undefined
   // pass-through operands.)
   template <int S, bool kPrefetch = false>
-  static void Decode512(const uint8_t* const* rows, const Acts& x, int64_t t, float* const* out) {
+  static void Decode512(const uint8_t* const* rows, const Acts& x, int64_t t, float* const* out,
+                        int64_t ahead = 0) {
     const int64_t nb = x.cols / kQ8KBlock;
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     // qh's bit pairs: bits 0-1 for the first 32 values of a half, 2-3 for
@@ -1070,9 +1069,9 @@ struct Q6KDot {
       for (int r = 0; r < S; ++r) {
         const BlockQ6_K& w = reinterpret_cast<const BlockQ6_K*>(rows[r])[b];
         if constexpr (kPrefetch) {  // (a hint: an address past the matrix does not fault)
-          const char* ahead = reinterpret_cast<const char*>(&w) + kDecodePrefetchBytes;
+          const char* p = reinterpret_cast<const char*>(&w) + ahead;
           YUAN_UNROLL
-          for (int o = 0; o < static_cast<int>(sizeof(BlockQ6_K)); o += 64) _mm_prefetch(ahead + o, _MM_HINT_T0);
+          for (int o = 0; o < static_cast<int>(sizeof(BlockQ6_K)); o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
         }
         const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w.scales)));
         // each scale in both int16 halves of an int32 lane, in scale order
@@ -1113,7 +1112,7 @@ struct Q6KDot {
 
   // One token against rows [r0, r1): kStreams runs of rows read side by
   // side, block by block (see BandQ8::Gemv), then the rest one at a time.
-  // Each run prefetches kDecodePrefetchBytes ahead, as Gemv's four runs do,
+  // Each run prefetches DecodePrefetchBytes() ahead, as Gemv's four runs do,
   // starting with that window for every run. On the Intel Xeon VM the
   // head of bench-0.3b Q4_0 then read 41.9-42.2 GB/s instead of 28.7-33.0
   // (yuan bench --steps), as fast as the Q4_0 products; the prefetchers
@@ -1122,7 +1121,8 @@ struct Q6KDot {
   static void Decode(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y) {
     const uint8_t* base = static_cast<const uint8_t*>(w.data);
     const int64_t per = (r1 - r0) / kStreams;
-    if (per > 0) PrimeRuns(base, w.row_bytes, r0, per, kStreams);
+    const int64_t ahead = DecodePrefetchBytes();
+    if (per > 0) PrimeRuns(base, w.row_bytes, r0, per, kStreams, ahead);
     for (int64_t i = 0; i < per; ++i) {
       const uint8_t* rows[kStreams];
       float* outs[kStreams];
@@ -1130,7 +1130,7 @@ struct Q6KDot {
         rows[s] = base + (r0 + s * per + i) * w.row_bytes;
         outs[s] = y + r0 + s * per + i;
       }
-      Decode512<kStreams, true>(rows, x, 0, outs);
+      Decode512<kStreams, true>(rows, x, 0, outs, ahead);
     }
     for (int64_t r = r0 + kStreams * per; r < r1; ++r) {
       const uint8_t* row = base + r * w.row_bytes;

@@ -242,6 +242,48 @@ TEST_CASE("weights interleaved by 8 rows give the row-major results", "[cpu]") {
   }
 }
 
+TEST_CASE("decoding gives the same bits at any prefetch distance", "[cpu]") {
+  const int64_t before = kernels::DecodePrefetchBytes();
+  // whole 64-byte lines from 64 bytes to 16 KiB
+  kernels::SetDecodePrefetchBytes(5);
+  CHECK(kernels::DecodePrefetchBytes() == 64);
+  kernels::SetDecodePrefetchBytes(2100);
+  CHECK(kernels::DecodePrefetchBytes() == 2048);
+  kernels::SetDecodePrefetchBytes(int64_t{1} << 40);
+  CHECK(kernels::DecodePrefetchBytes() == 16384);
+
+  std::mt19937 rng(23);
+  const int64_t cols = 512;
+  ThreadPool pool(2);
+  // 8008 interleaved rows: four prefetching runs per thread; Q6_K rows in
+  // four prefetching runs (AVX-512) and the rows left over
+  for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ6_K}) {
+    const int64_t rows = type == DType::kQ6_K ? 203 : 8008;
+    std::vector<uint8_t> q = RandomWeights(type, rows, cols, rng);
+    MatRef m{type, rows, cols, q.data(), *RowBytes(type, cols)};
+    std::vector<uint8_t> packed(q.size());
+    if (kernels::CanInterleave8(type, rows)) {
+      kernels::Interleave8(m, 0, rows / 8, packed.data());
+      m.data = packed.data();
+      m.interleaved8 = true;
+    }
+    const std::vector<float> x = RandomActs(cols, rng);
+    for (auto isa : SupportedIsas()) {
+      IsaScope scope(isa);
+      INFO(kernels::IsaName(isa) << " " << DTypeName(type));
+      std::vector<float> want(rows), got(rows);
+      kernels::SetDecodePrefetchBytes(before);
+      MatMul(m, x.data(), 1, want.data(), &pool);
+      for (int64_t bytes : {64, 1024, 16384}) {
+        kernels::SetDecodePrefetchBytes(bytes);
+        MatMul(m, x.data(), 1, got.data(), &pool);
+        CHECK(got == want);
+      }
+    }
+  }
+  kernels::SetDecodePrefetchBytes(before);
+}
+
 TEST_CASE("MatMulGroup gives each matrix the bits of its own MatMul", "[cpu]") {
   std::mt19937 rng(13);
   const int64_t cols = 512;
