@@ -754,7 +754,11 @@ int BenchCommand(int argc, char** argv) {
   if (output == "csv") PrintCsv(rows);
   if (output == "json") PrintJson(rows);
   std::fprintf(info, "\n");
-  std::fprintf(info, "kernels: %s\n", kernels::ActiveKernelsName().c_str());
+  std::fprintf(info, "kernels: %s", kernels::ActiveKernelsName().c_str());
+  if (kernels::ActiveKernels().isa != kernels::Isa::kScalar) {
+    std::fprintf(info, "; decoding prefetches %lld bytes ahead", static_cast<long long>(kernels::DecodePrefetchBytes()));
+  }
+  std::fprintf(info, "\n");
   for (const auto& [t, multi] : bw_multi) {
     std::fprintf(info,
                  "read bandwidth, %d thread%s: %.1f GB/s with %d streams/thread (%s), %.1f GB/s "
