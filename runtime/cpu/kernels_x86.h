@@ -724,14 +724,14 @@ struct BandQ8 {
   //
   // kPrefetch: each stream also prefetches the lines `ahead` bytes
   // (DecodePrefetchBytes) ahead of the block it reads. DecodeRuns asks for
-  // it with four runs. In the engine on Zen 5, with and without
-  // alternating in one process, while
-  // four runs still needed 512 KiB each: bench-1b Q8_0 1.04-1.12x, bench-1b
-  // Q4_0 1.02-1.09x, bench-0.3b Q8_0 (whose gate/up runs were long enough)
-  // 0.99-1.06x, more while the memory is slow; the AVX2 kernels 1.00-1.02x.
-  // Two runs (then bench-0.3b Q4_0's short ranges, which the pool's worker
-  // partly reads ahead into L2) lost 8-16 % with the same prefetches, so
-  // they stay without; four runs with prefetches beat them (DecodeBands).
+  // it with four runs. In the engine on Zen 5, with and without alternating
+  // in one process, while four runs still needed 512 KiB each: bench-1b
+  // Q8_0 1.04-1.12x, bench-1b Q4_0 1.02-1.09x, bench-0.3b Q8_0 (whose
+  // gate/up runs were long enough) 0.99-1.06x, more while the memory is
+  // slow; the AVX2 kernels 1.00-1.02x. Two runs (then bench-0.3b Q4_0's
+  // short ranges, which the pool's worker partly reads ahead into L2) lost
+  // 8-16 % with the same prefetches, so they stay without; four runs with
+  // prefetches beat them (DecodeBands).
   template <int S, bool kPrefetch = false>
   static void Gemv(const uint8_t* const* bands, int64_t nb, const Acts& x, int64_t t, float* const* y,
                    int64_t ahead = 0) {
