@@ -1028,17 +1028,22 @@ struct Q6KDot {
 #if YUAN_X86_VNNI
   // S rows (read block by block) against one token (decoding) in 512-bit
   // registers, each row as Tokens<1> would but in other instructions: the block's
-  // 256 quants as 4 zmm in value order, q . y by vpdpbusd (int32 lane i of
-  // zmm k covers values 64k + 4i .. + 3, in sub-block 4k + i / 4), each lane
-  // times its sub-block's scale by vpmulld, the -32 offset from the
-  // 16-value sums, and the block's exact integer sum into one FMA: the bits
-  // of Tokens<1>, at about half its instructions. Each quant's top two bits
-  // are shifted into place and merged with its nibble by one vpternlogd (9
-  // instructions per 128 quants where shift-mask-shift-or took 13): from
-  // cache, one thread, 92-98 -> 99-105 GFLOP/s (yuan_bench_matmul -t 1 -n 1
-  // --types q6_k, Zen 5). (Masked intrinsic forms
-  // with every lane on: GCC 12 warns about the plain ones' undefined
-  // pass-through operands.)
+  // 256 quants as 4 zmm in value order, (q - 32) . y by vpdpbusd (int32 lane i of
+  // zmm k covers values 64k + 4i .. + 3, in sub-block 4k + i / 4) started from
+  // -32 times the 4 activations' sum (computed once per block for all S
+  // rows, where the -32 * scale * 16-value sums took four instructions per
+  // row), packed to int16 and multiplied by the sub-block scales and summed
+  // into int32 lanes by one vpdpwssd, and the block's exact integer sum into
+  // one FMA: the bits of Tokens<1>, whatever the order of the integer sums.
+  // Each quant's top two bits are shifted into place and merged with its
+  // nibble by one vpternlogd. With S a multiple of 4, the four rows' lane
+  // sums are reduced together and their FMAs done as one 4-lane FMA (the
+  // same operation per lane). About 40 instructions per row and block where
+  // the previous form (the offset from the 16-value sums per row, the
+  // scales spread by vpermd, one horizontal sum per row) took about 58: from
+  // cache, one thread, 97 -> 131-140 GFLOP/s (yuan_bench_matmul -t 1 -n 1
+  // --types q6_k, Zen 5). (Masked intrinsic forms with every lane on: GCC
+  // 12 warns about the plain ones' undefined pass-through operands.)
   template <int S, bool kPrefetch = false>
   static void Decode512(const uint8_t* const* rows, const Acts& x, int64_t t, float* const* out,
                         int64_t ahead = 0) {
@@ -1050,21 +1055,36 @@ struct Q6KDot {
     const __m512i up_lo = _mm512_mask_set1_epi16(_mm512_set1_epi16(4), 0xFFFF0000, 2);
     const __m512i down_hi = _mm512_mask_set1_epi16(_mm512_setzero_si512(), 0xFFFF0000, 2);
     const __m512i m30 = _mm512_set1_epi8(0x30);
-    // After vpackssdw of the products of zmm 2h and 2h + 1 (half h), the
-    // int32 lanes 4L, 4L + 1 (128-bit lane L) hold zmm 2h's lanes 4L .. 4L + 3
-    // as int16 pairs and 4L + 2, 4L + 3 zmm 2h + 1's; lane i of zmm k is in
-    // sub-block 4k + i / 4: the scale each int32 lane takes.
-    alignas(64) static constexpr int32_t kPairScale[2][16] = {
-        {0, 0, 4, 4, 1, 1, 5, 5, 2, 2, 6, 6, 3, 3, 7, 7},
-        {8, 8, 12, 12, 9, 9, 13, 13, 10, 10, 14, 14, 11, 11, 15, 15}};
-    const __m512i pair_scale[2] = {_mm512_load_si512(kPairScale[0]), _mm512_load_si512(kPairScale[1])};
+    const __m512i u32 = _mm512_set1_epi8(32);
+    // After vpackssdw of the products of zmm 2h and 2h + 1 (half h), int16
+    // lane m (128-bit lane L = m / 8) holds zmm 2h's int32 lane 4L + m % 8
+    // for m % 8 < 4 (sub-block 8h + L) and zmm 2h + 1's lane 4L + m % 8 - 4
+    // (sub-block 8h + 4 + L) for the rest: the byte of the block's 16
+    // scales each int16 lane takes (vpshufb within a 128-bit lane of the
+    // scales broadcast to both).
+    alignas(32) static constexpr int8_t kScaleOfLane[2][32] = {
+        {0, 0, 0, 0, 4, 4, 4, 4, 1, 1, 1, 1, 5, 5, 5, 5, 2, 2, 2, 2, 6, 6, 6, 6, 3, 3, 3, 3, 7, 7, 7, 7},
+        {8, 8, 8, 8, 12, 12, 12, 12, 9, 9, 9, 9, 13, 13, 13, 13,
+         10, 10, 10, 10, 14, 14, 14, 14, 11, 11, 11, 11, 15, 15, 15, 15}};
+    const __m256i scale_of_lane[2] = {_mm256_load_si256(reinterpret_cast<const __m256i*>(kScaleOfLane[0])),
+                                      _mm256_load_si256(reinterpret_cast<const __m256i*>(kScaleOfLane[1]))};
+    constexpr int kGroups = S % 4 == 0 ? S / 4 : 0;
     float acc[S];
+    __m128 acc4[kGroups > 0 ? kGroups : 1];
     YUAN_UNROLL
     for (int r = 0; r < S; ++r) acc[r] = 0.0f;
+    YUAN_UNROLL
+    for (int g = 0; g < kGroups; ++g) acc4[g] = _mm_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
       const int8_t* y = x.qs + t * x.cols + b * kQ8KBlock;
-      const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.bsums + (t * nb + b) * (kQ8KBlock / 16)));
       const float dx = x.d[t * nb + b];
+      __m512i yv[4], off[4];
+      YUAN_UNROLL
+      for (int k = 0; k < 4; ++k) {
+        yv[k] = _mm512_loadu_si512(y + 64 * k);
+        off[k] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), u32, yv[k]));
+      }
+      __m512i sum[S];
       YUAN_UNROLL
       for (int r = 0; r < S; ++r) {
         const BlockQ6_K& w = reinterpret_cast<const BlockQ6_K*>(rows[r])[b];
@@ -1073,16 +1093,9 @@ struct Q6KDot {
           YUAN_UNROLL
           for (int o = 0; o < static_cast<int>(sizeof(BlockQ6_K)); o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
         }
-        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w.scales)));
-        // each scale in both int16 halves of an int32 lane, in scale order
-        const __m256i dup_lo = _mm256_unpacklo_epi16(sc16, sc16), dup_hi = _mm256_unpackhi_epi16(sc16, sc16);
-        const __m512i sc_pairs = _mm512_maskz_inserti64x4(
-            0xFF, _mm512_maskz_inserti64x4(0xFF, _mm512_setzero_si512(), _mm256_permute2x128_si256(dup_lo, dup_hi, 0x20), 0),
-            _mm256_permute2x128_si256(dup_lo, dup_hi, 0x31), 1);
-        // -32 * sum_j sc_j * sum(y in sub-block j), as int32 lanes
-        __m512i sum = _mm512_maskz_inserti64x4(
-            0xFF, _mm512_setzero_si512(),
-            _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5)), 0);
+        const __m256i sc = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w.scales)));
+        sum[r] = _mm512_setzero_si512();
+        YUAN_UNROLL
         for (int half = 0; half < 2; ++half) {
           const __m512i l = _mm512_loadu_si512(w.ql + 64 * half);
           const __m512i h =
@@ -1092,19 +1105,56 @@ struct Q6KDot {
           const __m512i top1 = _mm512_and_si512(_mm512_srlv_epi16(h, down_hi), m30);
           const __m512i q0 = _mm512_ternarylogic_epi32(l, top0, m4, 0xEC);
           const __m512i q1 = _mm512_ternarylogic_epi32(_mm512_srli_epi16(l, 4), top1, m4, 0xEC);
-          const __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q0, _mm512_loadu_si512(y + 128 * half));
-          const __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q1, _mm512_loadu_si512(y + 128 * half + 64));
-          // each lane is at most 4 * 63 * 127 = 32004: as int16 (no
-          // saturation), then times the sub-block scales by vpmaddwd, where
-          // vpmulld would take two µops on Intel's one port for it
-          const __m512i p16 = _mm512_maskz_packs_epi32(0xFFFFFFFF, p0, p1);
-          sum = _mm512_add_epi32(
-              sum, _mm512_maskz_madd_epi16(0xFFFF, p16, _mm512_maskz_permutexvar_epi32(0xFFFF, pair_scale[half], sc_pairs)));
+          // each lane is (q - 32) . y over 4 values, within +-4 * 32 * 128:
+          // as int16 (no saturation), then times its scale and summed in
+          // pairs into sum's int32 lanes
+          const __m512i p0 = _mm512_dpbusd_epi32(off[2 * half], q0, yv[2 * half]);
+          const __m512i p1 = _mm512_dpbusd_epi32(off[2 * half + 1], q1, yv[2 * half + 1]);
+          const __m512i scales = _mm512_maskz_cvtepi8_epi16(0xFFFFFFFF, _mm256_shuffle_epi8(sc, scale_of_lane[half]));
+          sum[r] = _mm512_dpwssd_epi32(sum[r], _mm512_maskz_packs_epi32(0xFFFFFFFF, p0, p1), scales);
         }
-        const __m256i sum8 =
-            _mm256_add_epi32(_mm512_maskz_extracti64x4_epi64(0xF, sum, 0), _mm512_maskz_extracti64x4_epi64(0xF, sum, 1));
-        acc[r] = std::fma(static_cast<float>(HsumI32(sum8)), HalfToFloat(w.d) * dx, acc[r]);
       }
+      if constexpr (kGroups > 0) {
+        YUAN_UNROLL
+        for (int g = 0; g < kGroups; ++g) {
+          const __m512i* s = sum + 4 * g;
+          // 128-bit lanes [row 4g + r's lanes L0 + L2, L1 + L3] for r = 0, 1,
+          // then 2, 3; then one lane per row; then each lane's 4 int32 summed
+          const __m512i s01 = _mm512_add_epi32(_mm512_maskz_shuffle_i32x4(0xFFFF, s[0], s[1], 0x44),
+                                               _mm512_maskz_shuffle_i32x4(0xFFFF, s[0], s[1], 0xEE));
+          const __m512i s23 = _mm512_add_epi32(_mm512_maskz_shuffle_i32x4(0xFFFF, s[2], s[3], 0x44),
+                                               _mm512_maskz_shuffle_i32x4(0xFFFF, s[2], s[3], 0xEE));
+          __m512i z = _mm512_add_epi32(_mm512_maskz_shuffle_i32x4(0xFFFF, s01, s23, 0x88),
+                                       _mm512_maskz_shuffle_i32x4(0xFFFF, s01, s23, 0xDD));
+          z = _mm512_add_epi32(z, _mm512_maskz_shuffle_epi32(0xFFFF, z, _MM_PERM_BADC));
+          z = _mm512_add_epi32(z, _mm512_maskz_shuffle_epi32(0xFFFF, z, _MM_PERM_CDAB));
+          const __m128i totals = _mm512_maskz_extracti32x4_epi32(
+              0xF, _mm512_maskz_permutexvar_epi32(0xFFFF, _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), z),
+              0);
+          const BlockQ6_K* w[4];
+          YUAN_UNROLL
+          for (int r = 0; r < 4; ++r) w[r] = reinterpret_cast<const BlockQ6_K*>(rows[4 * g + r]) + b;
+          const __m128 dw = _mm_cvtph_ps(_mm_setr_epi16(static_cast<int16_t>(w[0]->d), static_cast<int16_t>(w[1]->d),
+                                                        static_cast<int16_t>(w[2]->d), static_cast<int16_t>(w[3]->d), 0, 0,
+                                                        0, 0));
+          acc4[g] = _mm_fmadd_ps(_mm_cvtepi32_ps(totals), _mm_mul_ps(dw, _mm_set1_ps(dx)), acc4[g]);
+        }
+      } else {
+        YUAN_UNROLL
+        for (int r = 0; r < S; ++r) {
+          const __m256i sum8 = _mm256_add_epi32(_mm512_maskz_extracti64x4_epi64(0xF, sum[r], 0),
+                                                _mm512_maskz_extracti64x4_epi64(0xF, sum[r], 1));
+          const float dw = HalfToFloat(reinterpret_cast<const BlockQ6_K*>(rows[r])[b].d);
+          acc[r] = std::fma(static_cast<float>(HsumI32(sum8)), dw * dx, acc[r]);
+        }
+      }
+    }
+    YUAN_UNROLL
+    for (int g = 0; g < kGroups; ++g) {
+      alignas(16) float a[4];
+      _mm_store_ps(a, acc4[g]);
+      YUAN_UNROLL
+      for (int r = 0; r < 4; ++r) acc[4 * g + r] = a[r];
     }
     YUAN_UNROLL
     for (int r = 0; r < S; ++r) *out[r] = acc[r];
