@@ -784,8 +784,93 @@ struct BandQ8 {
     for (int s = 0; s < S; ++s) _mm256_storeu_ps(y[s], acc[s]);
   }
 
+#if YUAN_X86_VNNI
+  // Gemv with the bands in pairs, band 2p in the low 256 bits of a zmm and
+  // band 2p + 1 in the high: each instruction works on two bands' blocks
+  // (the unpacking, the offset, the products, the scaling), about half of
+  // Gemv's instructions per weight; every lane's operations are Gemv's, so
+  // the bits are. Decoding is read-bound, but its instructions still count:
+  // on Zen 5 the ymm form had only 1.3x headroom over the memory (Q4_0 from
+  // L2, one thread: 238 GFLOP/s, about 67 GB/s of weights), and the loads
+  // behind the work waited for it. Here: Q4_0 from L2 278-314 GFLOP/s,
+  // Q8_0 169-217 as before (yuan_bench_matmul -t 1 -n 1); yuan bench tg128
+  // alternating with Gemv in one process (-r 10): bench-0.3b Q4_0 1.01x and
+  // 1.02x, bench-1b Q4_0 1.05x, bench-0.3b Q8_0 1.01x, bench-1b Q8_0 1.04x.
+  template <int S, bool kPrefetch = false>
+  static void Gemv512(const uint8_t* const* bands, int64_t nb, const Acts& x, int64_t t, float* const* y,
+                      int64_t ahead = 0) {
+    static_assert(S % 2 == 0, "bands in pairs");
+    constexpr int P = S / 2;
+    const int8_t* xq = x.qs + t * x.cols;
+    __m512 acc[P];
+    YUAN_UNROLL
+    for (int p = 0; p < P; ++p) acc[p] = _mm512_setzero_ps();
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    for (int64_t b = 0; b < nb; ++b) {
+      const __m512 dx = _mm512_set1_ps(x.d[t * nb + b]);
+      // (q - offset) . x = q . x - offset * sum(x)
+      const __m512i offset = _mm512_set1_epi32(kOffset * x.bsums[t * nb + b]);
+      __m512i xb[8];
+      YUAN_UNROLL
+      for (int g = 0; g < 8; ++g) {
+        int32_t x4;
+        __builtin_memcpy(&x4, xq + b * kQ8Block + 4 * g, 4);
+        xb[g] = _mm512_set1_epi32(x4);
+      }
+      YUAN_UNROLL
+      for (int p = 0; p < P; ++p) {
+        const uint8_t* blk[2] = {bands[2 * p] + b * kBandRows * kBlockBytes,
+                                 bands[2 * p + 1] + b * kBandRows * kBlockBytes};
+        if constexpr (kPrefetch) {
+          // (a hint: an address past the end of the matrix does not fault)
+          YUAN_UNROLL
+          for (int h = 0; h < 2; ++h) {
+            const char* pf = reinterpret_cast<const char*>(blk[h]) + ahead;
+            YUAN_UNROLL
+            for (int64_t o = 0; o < kBandRows * kBlockBytes; o += 64) _mm_prefetch(pf + o, _MM_HINT_T0);
+          }
+        }
+        // 32 bytes at offset o of both blocks, as one zmm
+        auto pair = [&](int64_t o) {
+          return _mm512_maskz_inserti64x4(
+              0xFF, _mm512_maskz_inserti64x4(0xFF, _mm512_setzero_si512(), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[0] + o)), 0),
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[1] + o)), 1);
+        };
+        const __m512 sw = _mm512_maskz_cvtph_ps(0xFFFF, _mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[0]))),
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[1])), 1));
+        __m512i q[8];
+        if constexpr (kQ8) {
+          const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+          YUAN_UNROLL
+          for (int g = 0; g < 8; ++g) q[g] = _mm512_xor_si512(pair(16 + 32 * g), flip);
+        } else {
+          YUAN_UNROLL
+          for (int h = 0; h < 4; ++h) {
+            const __m512i v = pair(16 + 32 * h);
+            q[h] = _mm512_and_si512(v, m4);
+            q[h + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+          }
+        }
+        // two chains, as LaneDot's
+        __m512i a[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
+        YUAN_UNROLL
+        for (int g = 0; g < 8; ++g) a[g & 1] = _mm512_dpbusd_epi32(a[g & 1], q[g], xb[g]);
+        const __m512i p32 = _mm512_sub_epi32(_mm512_add_epi32(a[0], a[1]), offset);
+        acc[p] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, p32), _mm512_mul_ps(sw, dx), acc[p]);
+      }
+    }
+    YUAN_UNROLL
+    for (int p = 0; p < P; ++p) {
+      _mm256_storeu_ps(y[2 * p], _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, _mm512_castps_pd(acc[p]), 0)));
+      _mm256_storeu_ps(y[2 * p + 1], _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, _mm512_castps_pd(acc[p]), 1)));
+    }
+  }
+#endif
+
   // Decodes bands [r0, r1) (whole bands) for every token: kStreams runs of
-  // consecutive bands read side by side, the rest one band at a time.
+  // consecutive bands read side by side (Gemv512 in the AVX-512 set, Gemv
+  // in the AVX2 one), the rest one band at a time.
   //
   // Four runs where each is at least kDecodeMinRunBytes long, else two. Every
   // product starts its runs afresh and a run is read at full speed only once
@@ -824,7 +909,11 @@ struct BandQ8 {
           bands[s] = base + r * w.row_bytes;
           ys[s] = y + t * ldy + r;
         }
+#if YUAN_X86_VNNI
+        Gemv512<kStreams, kStreams == 4>(bands, nb, x, t, ys, ahead);
+#else
         Gemv<kStreams, kStreams == 4>(bands, nb, x, t, ys, ahead);
+#endif
       }
     }
     for (int64_t r = r0 + kStreams * per * kBandRows; r < r1; r += kBandRows) {
