@@ -832,9 +832,10 @@ struct BandQ8 {
         }
         // 32 bytes at offset o of both blocks, as one zmm
         auto pair = [&](int64_t o) {
+          const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[0] + o));
+          const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[1] + o));
           return _mm512_maskz_inserti64x4(
-              0xFF, _mm512_maskz_inserti64x4(0xFF, _mm512_setzero_si512(), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[0] + o)), 0),
-              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[1] + o)), 1);
+              0xFF, _mm512_maskz_inserti64x4(0xFF, _mm512_setzero_si512(), lo, 0), hi, 1);
         };
         const __m512 sw = _mm512_maskz_cvtph_ps(0xFFFF, _mm256_inserti128_si256(
             _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[0]))),
@@ -862,8 +863,9 @@ struct BandQ8 {
     }
     YUAN_UNROLL
     for (int p = 0; p < P; ++p) {
-      _mm256_storeu_ps(y[2 * p], _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, _mm512_castps_pd(acc[p]), 0)));
-      _mm256_storeu_ps(y[2 * p + 1], _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, _mm512_castps_pd(acc[p]), 1)));
+      const __m512d a = _mm512_castps_pd(acc[p]);
+      _mm256_storeu_ps(y[2 * p], _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, a, 0)));
+      _mm256_storeu_ps(y[2 * p + 1], _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, a, 1)));
     }
   }
 #endif
@@ -1171,7 +1173,8 @@ struct Q6KDot {
       YUAN_UNROLL
       for (int k = 0; k < 4; ++k) {
         yv[k] = _mm512_loadu_si512(y + 64 * k);
-        off[k] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), u32, yv[k]));
+        const __m512i sum32 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u32, yv[k]);
+        off[k] = _mm512_sub_epi32(_mm512_setzero_si512(), sum32);
       }
       __m512i sum[S];
       YUAN_UNROLL
@@ -1182,7 +1185,8 @@ struct Q6KDot {
           YUAN_UNROLL
           for (int o = 0; o < static_cast<int>(sizeof(BlockQ6_K)); o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
         }
-        const __m256i sc = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w.scales)));
+        const __m256i sc =
+            _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w.scales)));
         sum[r] = _mm512_setzero_si512();
         YUAN_UNROLL
         for (int half = 0; half < 2; ++half) {
@@ -1199,7 +1203,8 @@ struct Q6KDot {
           // pairs into sum's int32 lanes
           const __m512i p0 = _mm512_dpbusd_epi32(off[2 * half], q0, yv[2 * half]);
           const __m512i p1 = _mm512_dpbusd_epi32(off[2 * half + 1], q1, yv[2 * half + 1]);
-          const __m512i scales = _mm512_maskz_cvtepi8_epi16(0xFFFFFFFF, _mm256_shuffle_epi8(sc, scale_of_lane[half]));
+          const __m512i scales =
+              _mm512_maskz_cvtepi8_epi16(0xFFFFFFFF, _mm256_shuffle_epi8(sc, scale_of_lane[half]));
           sum[r] = _mm512_dpwssd_epi32(sum[r], _mm512_maskz_packs_epi32(0xFFFFFFFF, p0, p1), scales);
         }
       }
@@ -1217,15 +1222,15 @@ struct Q6KDot {
                                        _mm512_maskz_shuffle_i32x4(0xFFFF, s01, s23, 0xDD));
           z = _mm512_add_epi32(z, _mm512_maskz_shuffle_epi32(0xFFFF, z, _MM_PERM_BADC));
           z = _mm512_add_epi32(z, _mm512_maskz_shuffle_epi32(0xFFFF, z, _MM_PERM_CDAB));
-          const __m128i totals = _mm512_maskz_extracti32x4_epi32(
-              0xF, _mm512_maskz_permutexvar_epi32(0xFFFF, _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), z),
-              0);
+          const __m512i first = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+          const __m128i totals =
+              _mm512_maskz_extracti32x4_epi32(0xF, _mm512_maskz_permutexvar_epi32(0xFFFF, first, z), 0);
           const BlockQ6_K* w[4];
           YUAN_UNROLL
           for (int r = 0; r < 4; ++r) w[r] = reinterpret_cast<const BlockQ6_K*>(rows[4 * g + r]) + b;
-          const __m128 dw = _mm_cvtph_ps(_mm_setr_epi16(static_cast<int16_t>(w[0]->d), static_cast<int16_t>(w[1]->d),
-                                                        static_cast<int16_t>(w[2]->d), static_cast<int16_t>(w[3]->d), 0, 0,
-                                                        0, 0));
+          const __m128 dw = _mm_cvtph_ps(
+              _mm_setr_epi16(static_cast<int16_t>(w[0]->d), static_cast<int16_t>(w[1]->d),
+                             static_cast<int16_t>(w[2]->d), static_cast<int16_t>(w[3]->d), 0, 0, 0, 0));
           acc4[g] = _mm_fmadd_ps(_mm_cvtepi32_ps(totals), _mm_mul_ps(dw, _mm_set1_ps(dx)), acc4[g]);
         }
       } else {
