@@ -300,27 +300,32 @@ template <bool kF16>
 YUAN_AVX2 void WidenBlockAvx2(const Tile& t, const void* k, const void* v, int64_t n, bool widen_v) {
   const int64_t hd = t.hd, stride = t.kv->row_stride, elem = kF16 ? 2 : 4;
   const int64_t hd8 = hd & ~int64_t{7};
+  float* const kt = t.kt;  // (a local: the stores could alias t's fields)
   for (int64_t i0 = 0; i0 < n; i0 += 8) {
     for (int64_t d0 = 0; d0 < hd8; d0 += 8) {
       __m256 r[8];
+      YUAN_UNROLL(8)
       for (int j = 0; j < 8; ++j) {
         r[j] = i0 + j < n ? Load8<kF16>(static_cast<const char*>(k) + (i0 + j) * stride * elem, d0)
                           : _mm256_setzero_ps();
       }
       __m256 a[8], b[8];
+      YUAN_UNROLL(4)
       for (int j = 0; j < 4; ++j) {
         a[2 * j] = _mm256_unpacklo_ps(r[2 * j], r[2 * j + 1]);
         a[2 * j + 1] = _mm256_unpackhi_ps(r[2 * j], r[2 * j + 1]);
       }
+      YUAN_UNROLL(2)
       for (int j = 0; j < 2; ++j) {
         b[4 * j + 0] = _mm256_shuffle_ps(a[4 * j], a[4 * j + 2], 0x44);
         b[4 * j + 1] = _mm256_shuffle_ps(a[4 * j], a[4 * j + 2], 0xEE);
         b[4 * j + 2] = _mm256_shuffle_ps(a[4 * j + 1], a[4 * j + 3], 0x44);
         b[4 * j + 3] = _mm256_shuffle_ps(a[4 * j + 1], a[4 * j + 3], 0xEE);
       }
+      YUAN_UNROLL(4)
       for (int c = 0; c < 4; ++c) {
-        _mm256_storeu_ps(t.kt + (d0 + c) * kBlock + i0, _mm256_permute2f128_ps(b[c], b[4 + c], 0x20));
-        _mm256_storeu_ps(t.kt + (d0 + 4 + c) * kBlock + i0, _mm256_permute2f128_ps(b[c], b[4 + c], 0x31));
+        _mm256_storeu_ps(kt + (d0 + c) * kBlock + i0, _mm256_permute2f128_ps(b[c], b[4 + c], 0x20));
+        _mm256_storeu_ps(kt + (d0 + 4 + c) * kBlock + i0, _mm256_permute2f128_ps(b[c], b[4 + c], 0x31));
       }
     }
     for (int64_t d = hd8; d < hd; ++d) {
@@ -477,34 +482,39 @@ template <bool kF16>
 YUAN_AVX512 void WidenBlock512(const Tile& t, const void* k, const void* v, int64_t n, bool widen_v) {
   const int64_t hd = t.hd, stride = t.kv->row_stride, elem = kF16 ? 2 : 4;
   const int64_t hd16 = hd & ~int64_t{15};
+  float* const kt = t.kt;  // (a local: the stores could alias t's fields)
   for (int64_t i0 = 0; i0 < n; i0 += 16) {
     for (int64_t d0 = 0; d0 < hd16; d0 += 16) {
       // a 16 x 16 transpose: pairs of rows, then quads, then 128-bit lanes
       __m512 r[16], a[16], b[16];
+      YUAN_UNROLL(16)
       for (int j = 0; j < 16; ++j) {
         r[j] = i0 + j < n ? Load16<kF16>(static_cast<const char*>(k) + (i0 + j) * stride * elem, d0)
                           : _mm512_setzero_ps();
       }
+      YUAN_UNROLL(8)
       for (int j = 0; j < 8; ++j) {
         a[2 * j] = _mm512_maskz_unpacklo_ps(0xFFFF, r[2 * j], r[2 * j + 1]);
         a[2 * j + 1] = _mm512_maskz_unpackhi_ps(0xFFFF, r[2 * j], r[2 * j + 1]);
       }
       // b[4j + c], 128-bit lane L: column 4L + c of rows 4j .. 4j + 3
+      YUAN_UNROLL(4)
       for (int j = 0; j < 4; ++j) {
         b[4 * j + 0] = _mm512_maskz_shuffle_ps(0xFFFF, a[4 * j], a[4 * j + 2], 0x44);
         b[4 * j + 1] = _mm512_maskz_shuffle_ps(0xFFFF, a[4 * j], a[4 * j + 2], 0xEE);
         b[4 * j + 2] = _mm512_maskz_shuffle_ps(0xFFFF, a[4 * j + 1], a[4 * j + 3], 0x44);
         b[4 * j + 3] = _mm512_maskz_shuffle_ps(0xFFFF, a[4 * j + 1], a[4 * j + 3], 0xEE);
       }
+      YUAN_UNROLL(4)
       for (int c = 0; c < 4; ++c) {
         const __m512 e0 = _mm512_maskz_shuffle_f32x4(0xFFFF, b[c], b[4 + c], 0x44);
         const __m512 e1 = _mm512_maskz_shuffle_f32x4(0xFFFF, b[c], b[4 + c], 0xEE);
         const __m512 e2 = _mm512_maskz_shuffle_f32x4(0xFFFF, b[8 + c], b[12 + c], 0x44);
         const __m512 e3 = _mm512_maskz_shuffle_f32x4(0xFFFF, b[8 + c], b[12 + c], 0xEE);
-        _mm512_storeu_ps(t.kt + (d0 + c) * kBlock + i0, _mm512_maskz_shuffle_f32x4(0xFFFF, e0, e2, 0x88));
-        _mm512_storeu_ps(t.kt + (d0 + 4 + c) * kBlock + i0, _mm512_maskz_shuffle_f32x4(0xFFFF, e0, e2, 0xDD));
-        _mm512_storeu_ps(t.kt + (d0 + 8 + c) * kBlock + i0, _mm512_maskz_shuffle_f32x4(0xFFFF, e1, e3, 0x88));
-        _mm512_storeu_ps(t.kt + (d0 + 12 + c) * kBlock + i0, _mm512_maskz_shuffle_f32x4(0xFFFF, e1, e3, 0xDD));
+        _mm512_storeu_ps(kt + (d0 + c) * kBlock + i0, _mm512_maskz_shuffle_f32x4(0xFFFF, e0, e2, 0x88));
+        _mm512_storeu_ps(kt + (d0 + 4 + c) * kBlock + i0, _mm512_maskz_shuffle_f32x4(0xFFFF, e0, e2, 0xDD));
+        _mm512_storeu_ps(kt + (d0 + 8 + c) * kBlock + i0, _mm512_maskz_shuffle_f32x4(0xFFFF, e1, e3, 0x88));
+        _mm512_storeu_ps(kt + (d0 + 12 + c) * kBlock + i0, _mm512_maskz_shuffle_f32x4(0xFFFF, e1, e3, 0xDD));
       }
     }
     for (int64_t d = hd16; d < hd; ++d) {
