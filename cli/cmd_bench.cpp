@@ -1,4 +1,4 @@
-// yuan bench -m MODEL [-m MODEL ...] [-t 2] [-p 512] [-n 128] [-r 5] [-o md|csv|json]
+// yuan bench -m MODEL [-m MODEL ...] [-t 2] [-p 512] [-n 128] [-d 0] [-r 5] [-o md|csv|json]
 //            [--lora FILE[:SCALE]] [--steps]
 //
 // llama-bench's method, so the figures compare with it on the same file:
@@ -6,7 +6,10 @@
 // repetitions of
 //   ppN: evaluate N random tokens (BOS first) in an empty context, and
 //   tgN: N single-token decoding steps from an empty context,
-// reporting tokens/s as mean ± sd (and the median). Decoding reads every
+// reporting tokens/s as mean ± sd (and the median). With -d D (llama-bench's
+// --n-depth) each repetition first fills the context with D random tokens
+// (BOS first, untimed), and the test is "ppN @ dD" / "tgN @ dD": speed with
+// that much context already cached, where attention weighs most. Decoding reads every
 // weight once per token, so tgN is also shown as a share of the
 // memory-bandwidth bound: the bytes read per token against the read
 // bandwidth measured right before and right after each repetition (the
@@ -36,6 +39,7 @@
 #include <cstdio>
 #include <fstream>
 #include <initializer_list>
+#include <limits>
 #include <map>
 #include <random>
 #include <sstream>
@@ -236,7 +240,7 @@ struct Row {
   std::string model_path, desc;
   uint64_t file_bytes = 0, n_params = 0;
   int threads = 0;
-  int64_t n_prompt = 0, n_gen = 0;
+  int64_t n_prompt = 0, n_gen = 0, depth = 0;
   std::vector<double> samples;  // tokens/s per repetition
   Stats stats;
   // tg only (0 for pp): per repetition, the bandwidth (GB/s) the bound uses
@@ -251,7 +255,8 @@ struct Row {
   double timed_seconds = 0;
   uint64_t step_bytes[kForwardSteps] = {};  // StepWeightBytes
   std::string test() const {
-    return n_prompt > 0 ? "pp" + std::to_string(n_prompt) : "tg" + std::to_string(n_gen);
+    return (n_prompt > 0 ? "pp" + std::to_string(n_prompt) : "tg" + std::to_string(n_gen)) +
+           (depth > 0 ? " @ d" + std::to_string(depth) : "");
   }
 };
 
@@ -259,24 +264,41 @@ double Seconds(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// One pp run: `n` tokens, BOS first, in an empty context.
+// An empty context, then (depth > 0) `depth` random tokens, BOS first, in
+// it: what every repetition starts from. The tokens go in batches of
+// kFillBatch, so that the fill's activations stay small beside the
+// generation's (the memory check covers generating with the context full).
+constexpr int64_t kFillBatch = 64;
+absl::Status Prepare(Session* s, int64_t depth, int32_t n_vocab, std::mt19937* rng,
+                     const LoraSet* loras) {
+  s->Reset();
+  std::uniform_int_distribution<int32_t> tok(0, n_vocab - 1);
+  for (int64_t done = 0; done < depth; done += kFillBatch) {
+    std::vector<int32_t> tokens(std::min(kFillBatch, depth - done));
+    for (auto& t : tokens) t = tok(*rng);
+    if (done == 0 && s->engine().tokenizer().bos() >= 0) tokens[0] = s->engine().tokenizer().bos();
+    if (absl::Status st = s->Decode(tokens, loras); !st.ok()) return st;
+  }
+  return absl::OkStatus();
+}
+
+// One pp run after Prepare: `n` tokens, BOS first when the context is empty.
 absl::Status RunPrompt(Session* s, int64_t n, int32_t n_vocab, std::mt19937* rng,
                        const LoraSet* loras) {
-  s->Reset();
   std::uniform_int_distribution<int32_t> tok(0, n_vocab - 1);
   std::vector<int32_t> tokens(n);
   for (auto& t : tokens) t = tok(*rng);
-  if (s->engine().tokenizer().bos() >= 0) tokens[0] = s->engine().tokenizer().bos();
+  if (s->n_past() == 0 && s->engine().tokenizer().bos() >= 0) tokens[0] = s->engine().tokenizer().bos();
   return s->Decode(tokens, loras);
 }
 
-// One tg run: `n` single-token steps from an empty context.
+// One tg run after Prepare: `n` single-token steps, BOS first when the
+// context is empty.
 absl::Status RunGenerate(Session* s, int64_t n, int32_t n_vocab, std::mt19937* rng,
                          const LoraSet* loras) {
-  s->Reset();
   std::uniform_int_distribution<int32_t> tok(0, n_vocab - 1);
   const int32_t bos = s->engine().tokenizer().bos();
-  int32_t next = bos >= 0 ? bos : tok(*rng);
+  int32_t next = bos >= 0 && s->n_past() == 0 ? bos : tok(*rng);
   for (int64_t i = 0; i < n; ++i) {
     if (absl::Status st = s->Decode({next}, loras); !st.ok()) return st;
     next = tok(*rng);
@@ -391,19 +413,19 @@ std::vector<std::pair<const char*, double>> StepMicros(const Row& r) {
 
 void PrintCsv(const std::vector<Row>& rows) {
   std::printf("model_filename,model_type,model_size,model_n_params,backend,n_threads,n_prompt,"
-              "n_gen,avg_ts,stddev_ts,median_ts,bw_gbps,bytes_per_token,bound_ts,bound_share,samples_ts,"
+              "n_gen,n_depth,avg_ts,stddev_ts,median_ts,bw_gbps,bytes_per_token,bound_ts,bound_share,samples_ts,"
               "steps_us\n");
   for (const Row& r : rows) {
     std::string samples, steps;
     for (double s : r.samples) samples += (samples.empty() ? "" : ";") + Fixed(s, 3);
     // "name=us;name=us..." (names hold commas, never '=' or ';')
     for (const auto& [name, us] : StepMicros(r)) steps += (steps.empty() ? "" : ";") + std::string(name) + "=" + Fixed(us, 1);
-    std::printf("%s,%s,%llu,%llu,CPU,%d,%lld,%lld,%.3f,%.3f,%.3f,%.2f,%llu,%.3f,%.4f,\"%s\",%s\n",
+    std::printf("%s,%s,%llu,%llu,CPU,%d,%lld,%lld,%lld,%.3f,%.3f,%.3f,%.2f,%llu,%.3f,%.4f,\"%s\",%s\n",
                 CsvString(r.model_path).c_str(), CsvString(r.desc).c_str(),
                 static_cast<unsigned long long>(r.file_bytes),
                 static_cast<unsigned long long>(r.n_params), r.threads,
-                static_cast<long long>(r.n_prompt), static_cast<long long>(r.n_gen), r.stats.mean,
-                r.stats.sd, r.stats.median, r.bandwidth,
+                static_cast<long long>(r.n_prompt), static_cast<long long>(r.n_gen),
+                static_cast<long long>(r.depth), r.stats.mean, r.stats.sd, r.stats.median, r.bandwidth,
                 static_cast<unsigned long long>(r.bytes_per_token), r.bound, r.share, samples.c_str(),
                 CsvString(steps).c_str());
   }
@@ -422,13 +444,13 @@ void PrintJson(const std::vector<Row>& rows) {
     std::printf(
         "  {\"model_filename\": %s, \"model_type\": %s, \"model_size\": %llu, "
         "\"model_n_params\": %llu, \"backend\": \"CPU\", \"n_threads\": %d, \"n_prompt\": %lld, "
-        "\"n_gen\": %lld, \"avg_ts\": %.3f, \"stddev_ts\": %.3f, \"median_ts\": %.3f, "
+        "\"n_gen\": %lld, \"n_depth\": %lld, \"avg_ts\": %.3f, \"stddev_ts\": %.3f, \"median_ts\": %.3f, "
         "\"bw_gbps\": %.2f, \"bytes_per_token\": %llu, \"bound_ts\": %.3f, \"bound_share\": %.4f, "
         "\"samples_ts\": [%s]%s}%s\n",
         JsonString(r.model_path).c_str(), JsonString(r.desc).c_str(),
         static_cast<unsigned long long>(r.file_bytes), static_cast<unsigned long long>(r.n_params),
         r.threads, static_cast<long long>(r.n_prompt), static_cast<long long>(r.n_gen),
-        r.stats.mean, r.stats.sd, r.stats.median, r.bandwidth,
+        static_cast<long long>(r.depth), r.stats.mean, r.stats.sd, r.stats.median, r.bandwidth,
         static_cast<unsigned long long>(r.bytes_per_token), r.bound, r.share, samples.c_str(), steps.c_str(),
         i + 1 < rows.size() ? "," : "");
   }
@@ -460,13 +482,13 @@ void PrintSteps(std::FILE* out, const Row& r) {
 }  // namespace
 
 int BenchCommand(int argc, char** argv) {
-  std::vector<std::string> models, threads_flags, prompt_flags, gen_flags;
+  std::vector<std::string> models, threads_flags, prompt_flags, gen_flags, depth_flags;
   int64_t reps = 5, bw_mib = 512;
   std::string output = "md", lora_flag, lora_path, lora_desc;
   float lora_scale = 1.0f;
   bool steps = false;
   ArgParser p("bench",
-              "-m MODEL [-m MODEL ...] [-t N[,N...]] [-p N[,N...]] [-n N[,N...]] [-r N] "
+              "-m MODEL [-m MODEL ...] [-t N[,N...]] [-p N[,N...]] [-n N[,N...]] [-d N[,N...]] [-r N] "
               "[--lora FILE[:SCALE]] [--steps]");
   p.Add({"-m", "--model"}, "model file (GGUF); repeatable", &models);
   p.Add({"-t", "--threads"}, "thread counts, comma-separated (default: physical cores)", &threads_flags);
@@ -474,6 +496,9 @@ int BenchCommand(int argc, char** argv) {
         &prompt_flags);
   p.Add({"-n", "--n-gen"}, "generation lengths for tgN tests, comma-separated (default 128; 0: none)",
         &gen_flags);
+  p.Add({"-d", "--n-depth"},
+        "tokens already in the context before each test, comma-separated (default 0): ppN @ dD, tgN @ dD",
+        &depth_flags);
   p.Add({"-r", "--repetitions"}, "timed repetitions of each test (default 5)", &reps);
   p.Add({"-o", "--output"}, "output format: md, csv or json (default md)", &output);
   p.Add({"--bw-mib"}, "bandwidth probe buffer in MiB (default 512; keep it far above the L3 cache)",
@@ -491,7 +516,7 @@ int BenchCommand(int argc, char** argv) {
   }
   if (!p.positional().empty()) return p.UsageError("unexpected argument '" + p.positional()[0] + "'");
   if (models.empty()) return p.UsageError("no model given (-m MODEL)");
-  std::vector<int64_t> threads, prompts, gens;
+  std::vector<int64_t> threads, prompts, gens, depths;
   std::string bad;
   if (!ParseIntList(threads_flags, 0, &threads, &bad)) {
     return p.UsageError("-t needs thread counts like 2 or 1,2,4, got '" + bad + "'");
@@ -503,6 +528,10 @@ int BenchCommand(int argc, char** argv) {
   if (!ParseIntList(gen_flags.empty() ? std::vector<std::string>{"128"} : gen_flags, 0, &gens,
                     &bad)) {
     return p.UsageError("-n needs token counts like 128 or 16,128, got '" + bad + "'");
+  }
+  if (!ParseIntList(depth_flags.empty() ? std::vector<std::string>{"0"} : depth_flags, 0, &depths,
+                    &bad)) {
+    return p.UsageError("-d needs token counts like 0 or 0,4096, got '" + bad + "'");
   }
   if (threads.empty()) threads.push_back(0);  // the engine's default
   for (int64_t t : threads) {
@@ -587,6 +616,11 @@ int BenchCommand(int argc, char** argv) {
       int64_t n_ctx = 1;
       for (int64_t v : prompts) n_ctx = std::max(n_ctx, v);
       for (int64_t v : gens) n_ctx = std::max(n_ctx, v);
+      n_ctx += *std::max_element(depths.begin(), depths.end());
+      if (n_ctx > std::numeric_limits<int>::max()) {
+        std::fprintf(stderr, "yuan bench: -d plus -p or -n is too long a context\n");
+        return kExitFailure;
+      }
       absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(*engine, static_cast<int>(n_ctx));
       if (!session.ok()) {
         std::fprintf(stderr, "yuan bench: %s\n", std::string(session.status().message()).c_str());
@@ -622,7 +656,7 @@ int BenchCommand(int argc, char** argv) {
 
       // One test: the base row and, with --lora, the adapter's row, their
       // timed repetitions alternating.
-      auto run_test = [&](int64_t n_prompt, int64_t n_gen) -> bool {
+      auto run_test = [&](int64_t n_prompt, int64_t n_gen, int64_t depth) -> bool {
         std::vector<const LoraSet*> variants = {nullptr};
         if (!lora_set.empty()) variants.push_back(&lora_set);
         std::vector<Row> out(variants.size());
@@ -640,17 +674,20 @@ int BenchCommand(int argc, char** argv) {
           r.threads = n_threads;
           r.n_prompt = n_prompt;
           r.n_gen = n_gen;
+          r.depth = depth;
           // Warm-up as llama-bench: the prompt once, or one generated token.
+          if (st.ok()) st = Prepare(s, depth, n_vocab, &rng, variants[v]);
           if (st.ok()) {
             st = n_prompt > 0 ? RunPrompt(s, n_prompt, n_vocab, &rng, variants[v])
                               : RunGenerate(s, 1, n_vocab, &rng, variants[v]);
           }
         }
-        // Bytes one decoding step reads: step i attends to i + 1
-        // positions, (n + 1) / 2 on average.
+        // Bytes one decoding step reads: step i attends to depth + i + 1
+        // positions, depth + (n + 1) / 2 on average.
         for (size_t v = 0; v < variants.size(); ++v) {
           if (n_gen == 0) continue;
-          out[v].bytes_per_token = WeightBytesPerToken(m) + KvBytesPerPosition(e) * (n_gen + 1) / 2 +
+          out[v].bytes_per_token = WeightBytesPerToken(m) +
+                                   KvBytesPerPosition(e) * static_cast<uint64_t>(2 * depth + n_gen + 1) / 2 +
                                    (variants[v] != nullptr ? lora_read : 0);
           for (int k = 0; k < kForwardSteps; ++k) {
             out[v].step_bytes[k] = StepWeightBytes(m, static_cast<ForwardStep>(k));
@@ -660,7 +697,10 @@ int BenchCommand(int argc, char** argv) {
         double bw_last = n_gen > 0 ? bandwidth_now() : 0;
         for (int64_t i = 0; st.ok() && i < reps; ++i) {
           for (size_t v = 0; st.ok() && v < variants.size(); ++v) {
-            const double bw_before = bw_last;
+            st = Prepare(s, depth, n_vocab, &rng, variants[v]);
+            if (!st.ok()) break;
+            // (a fill takes a while: the probe before is then taken after it)
+            const double bw_before = n_gen > 0 && depth > 0 ? bandwidth_now() : bw_last;
             s->set_step_times(steps && n_gen > 0 ? &out[v].steps : nullptr);
             const auto t0 = std::chrono::steady_clock::now();
             st = run_once(variants[v]);
@@ -702,7 +742,9 @@ int BenchCommand(int argc, char** argv) {
       };
       bool ran_prompts = false, ran_gens = false;
       for (int64_t n : prompts) {
-        if (n > 0 && !run_test(n, 0)) return kExitFailure;
+        for (int64_t d : depths) {
+          if (n > 0 && !run_test(n, 0, d)) return kExitFailure;
+        }
         ran_prompts = ran_prompts || n > 0;
       }
       if (ran_prompts && peak_reset && std::any_of(gens.begin(), gens.end(), [](int64_t n) { return n > 0; })) {
@@ -721,7 +763,9 @@ int BenchCommand(int argc, char** argv) {
         ResetPeakRss();
       }
       for (int64_t n : gens) {
-        if (n > 0 && !run_test(0, n)) return kExitFailure;
+        for (int64_t d : depths) {
+          if (n > 0 && !run_test(0, n, d)) return kExitFailure;
+        }
         ran_gens = ran_gens || n > 0;
       }
       if (ran_gens) gen_peak = std::max(gen_peak, ReadRss().peak);

@@ -6,23 +6,26 @@
 //
 // Method as llama-bench: one untimed warm-up, then per repetition ppN =
 // evaluate N random tokens (BOS first) in a fresh context with batch 512,
-// and tgN = N single-token steps from an empty context. tg here includes
+// and tgN = N single-token steps from an empty context; with -d D both
+// start from D random tokens already evaluated (untimed; "@ dD", as
+// llama-bench's --n-depth and `yuan bench -d`). tg here includes
 // node-llama-cpp's per-token overhead (an async iteration and sampling), so
 // it slightly understates llama.cpp's own tg.
 import {getLlama} from "node-llama-cpp";
 
 const args = process.argv.slice(2);
-let threads = 2, reps = 5, pp = 512, tg = 128;
+let threads = 2, reps = 5, pp = 512, tg = 128, depth = 0;
 const models = [];
 for (let i = 0; i < args.length; ++i) {
   if (args[i] === "-t") threads = Number(args[++i]);
   else if (args[i] === "-r") reps = Number(args[++i]);
   else if (args[i] === "-p") pp = Number(args[++i]);
   else if (args[i] === "-n") tg = Number(args[++i]);
+  else if (args[i] === "-d") depth = Number(args[++i]);
   else models.push(args[i]);
 }
 if (models.length === 0) {
-  console.error("usage: node bench.mjs [-t THREADS] [-r REPS] [-p 512] [-n 128] MODEL...");
+  console.error("usage: node bench.mjs [-t THREADS] [-r REPS] [-p 512] [-n 128] [-d 0] MODEL...");
   process.exit(2);
 }
 
@@ -41,14 +44,23 @@ for (const file of models) {
   const model = await llama.loadModel({modelPath: file});
   const res = {pp: [], tg: []};
   for (let r = 0; r <= reps; ++r) {  // r == 0: warm-up
-    const ctx = await model.createContext({contextSize: pp + tg + 16, batchSize: 512, threads});
+    const ctx = await model.createContext({contextSize: depth + pp + tg + 16, batchSize: 512, threads});
     const seq = ctx.getSequence();
-    const toks = [1];
-    for (let i = 1; i < pp; ++i) toks.push(3 + Math.floor(Math.random() * 31990));
+    const random = (n, bos) => {
+      const t = bos ? [1] : [];
+      while (t.length < n) t.push(3 + Math.floor(Math.random() * 31990));
+      return t;
+    };
+    const fill = async () => {
+      if (depth > 0) await seq.evaluateWithoutGeneratingNewTokens(random(depth, true));
+    };
+    await fill();
+    const toks = random(pp, depth === 0);
     let t0 = performance.now();
     await seq.evaluateWithoutGeneratingNewTokens(toks);
     const ppRate = pp / ((performance.now() - t0) / 1000);
     await seq.clearHistory();
+    await fill();
     let n = 0;
     t0 = performance.now();
     for await (const _ of seq.evaluate([1], {temperature: 0})) {
@@ -62,7 +74,8 @@ for (const file of models) {
     await ctx.dispose();
   }
   const name = file.split("/").pop();
-  console.log(`| ${name} | llama.cpp CPU | ${threads} | pp${pp} | ${stats(res.pp)} |`);
-  console.log(`| ${name} | llama.cpp CPU | ${threads} | tg${tg} | ${stats(res.tg)} |`);
+  const at = depth > 0 ? ` @ d${depth}` : "";
+  console.log(`| ${name} | llama.cpp CPU | ${threads} | pp${pp}${at} | ${stats(res.pp)} |`);
+  console.log(`| ${name} | llama.cpp CPU | ${threads} | tg${tg}${at} | ${stats(res.tg)} |`);
   await model.dispose();
 }

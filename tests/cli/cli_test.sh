@@ -51,6 +51,26 @@ case "$out" in *"steps "*"tg4 t=1, per token over 8 timed tokens:"*"q/k/v"*"atte
   *) echo "FAIL bench steps: unexpected output: $out"; fail=1;; esac
 check "bench json" 0 "$yuan" bench -m "$random_model" -t 1 -p 8 -n 0 -r 1 -o json --bw-mib 16
 case "$out" in "["*'"n_prompt": 8'*"]") ;; *) echo "FAIL bench json: $out"; fail=1;; esac
+# -d (llama-bench's --n-depth): each test again after a filled context,
+# named "tgN @ dD"; a decoding step then reads D more positions of K/V
+check "bench depth" 0 "$yuan" bench -m "$random_model" -t 1 -p 8 -n 4 -d 0,40 -r 1 --bw-mib 16
+case "$out" in *" pp8 |"*" pp8 @ d40 |"*" tg4 |"*" tg4 @ d40 |"*) ;; *) echo "FAIL bench depth: $out"; fail=1;; esac
+check "bench bad depth" 2 "$yuan" bench -m "$random_model" -d x; one_line_error "bench bad depth"
+check "bench depth json" 0 "$yuan" bench -m "$random_model" -t 1 -p 0 -n 4 -d 0,40 -r 1 -o json --bw-mib 16
+json_out=$out
+check "inspect for depth" 0 "$yuan" inspect "$random_model"
+# 40 more positions of f16 K and V in every layer, from the file's own
+# hyperparameters
+python3 -c '
+import json, re, sys
+recs = json.loads(sys.argv[1])
+meta = dict(re.findall(r"llama\.([a-z_.]+) = (\d+)", sys.argv[2]))
+n_layer, n_embd = int(meta["block_count"]), int(meta["embedding_length"])
+n_head, n_head_kv = int(meta["attention.head_count"]), int(meta["attention.head_count_kv"])
+kv_per_pos = 2 * n_layer * n_head_kv * (n_embd // n_head) * 2
+assert [(r["n_gen"], r["n_depth"]) for r in recs] == [(4, 0), (4, 40)], recs
+assert recs[1]["bytes_per_token"] - recs[0]["bytes_per_token"] == 40 * kv_per_pos, (recs, kv_per_pos)
+' "$json_out" "$out" || { echo "FAIL bench depth json: $json_out"; fail=1; }
 # --steps with json and csv: the records carry the step times of the table
 # (which goes to stderr), read back by Python's json and csv modules
 steps_check='
