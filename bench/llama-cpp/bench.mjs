@@ -11,10 +11,17 @@
 // llama-bench's --n-depth and `yuan bench -d`). tg here includes
 // node-llama-cpp's per-token overhead (an async iteration and sampling), so
 // it slightly understates llama.cpp's own tg.
+//
+// -fa auto|1|0 is llama-bench's flash-attention switch, passed to
+// node-llama-cpp's `flashAttention`; "auto" (the default, as in llama.cpp)
+// leaves the choice to llama.cpp, whose CPU backend takes flash attention:
+// with node-llama-cpp 3.22.1 its log says "flash_attn = auto" and the
+// graph's attention nodes are FLASH_ATTN_EXT (checked with logLevel
+// "debug"), the numerics yuan's attention follows.
 import {getLlama} from "node-llama-cpp";
 
 const args = process.argv.slice(2);
-let threads = 2, reps = 5, pp = 512, tg = 128, depth = 0;
+let threads = 2, reps = 5, pp = 512, tg = 128, depth = 0, fa = "auto";
 const models = [];
 for (let i = 0; i < args.length; ++i) {
   if (args[i] === "-t") threads = Number(args[++i]);
@@ -22,12 +29,14 @@ for (let i = 0; i < args.length; ++i) {
   else if (args[i] === "-p") pp = Number(args[++i]);
   else if (args[i] === "-n") tg = Number(args[++i]);
   else if (args[i] === "-d") depth = Number(args[++i]);
+  else if (args[i] === "-fa") fa = args[++i];
   else models.push(args[i]);
 }
-if (models.length === 0) {
-  console.error("usage: node bench.mjs [-t THREADS] [-r REPS] [-p 512] [-n 128] [-d 0] MODEL...");
+if (models.length === 0 || !["auto", "0", "1"].includes(fa)) {
+  console.error("usage: node bench.mjs [-t THREADS] [-r REPS] [-p 512] [-n 128] [-d 0] [-fa auto|1|0] MODEL...");
   process.exit(2);
 }
+const flashAttention = fa === "auto" ? undefined : fa === "1";
 
 const stats = (xs) => {
   const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -44,7 +53,10 @@ for (const file of models) {
   const model = await llama.loadModel({modelPath: file});
   const res = {pp: [], tg: []};
   for (let r = 0; r <= reps; ++r) {  // r == 0: warm-up
-    const ctx = await model.createContext({contextSize: depth + pp + tg + 16, batchSize: 512, threads});
+    const ctx = await model.createContext({
+      contextSize: depth + pp + tg + 16, batchSize: 512, threads,
+      ...(flashAttention === undefined ? {} : {flashAttention}),
+    });
     const seq = ctx.getSequence();
     const random = (n, bos) => {
       const t = bos ? [1] : [];
@@ -74,7 +86,7 @@ for (const file of models) {
     await ctx.dispose();
   }
   const name = file.split("/").pop();
-  const at = depth > 0 ? ` @ d${depth}` : "";
+  const at = (depth > 0 ? ` @ d${depth}` : "") + (fa === "auto" ? "" : ` fa=${fa}`);
   console.log(`| ${name} | llama.cpp CPU | ${threads} | pp${pp}${at} | ${stats(res.pp)} |`);
   console.log(`| ${name} | llama.cpp CPU | ${threads} | tg${tg}${at} | ${stats(res.tg)} |`);
   await model.dispose();
