@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 
 namespace yuan {
 namespace {
@@ -87,6 +88,7 @@ void ThreadPool::WorkerLoop(int index) {
     }
     if (stop_.load()) return;
     seen = job_.generation.load();
+    for (size_t o = 0; o < kJobBytes; o += 64) __builtin_prefetch(job_args_ + o);  // all at once
     RunPart(index, !polled);
     const WarmSet warm = threads_[index].warm;
     if (pending_.fetch_sub(1) == 1 && caller_sleeping_.load()) {
@@ -125,26 +127,24 @@ void ThreadPool::RunPart(int index, bool woken) {
   const auto t0 = woken ? std::chrono::steady_clock::now() : job_.published;
   const int64_t* bounds = n_threads_ <= kLineThreads ? job_.bounds : bounds_.data();
   const int64_t b = bounds[index], e = bounds[index + 1];
-  if (b < e) (*job_.fn)(b, e);
+  if (b < e) job_.invoke(job_args_, b, e);
   threads_[index].part_ns =
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
 }
 
-void ThreadPool::ParallelFor(int64_t n, int64_t grain,
-                             const std::function<void(int64_t, int64_t)>& fn) {
+void ThreadPool::ParallelForJob(int64_t n, int64_t grain, Job job) {
   if (n <= 0) return;
   std::lock_guard<std::mutex> call_lock(call_mu_);
   if (n_threads_ == 1 || n <= grain) {
-    fn(0, n);
+    job.invoke(job.bytes > 0 ? job.fn : static_cast<const void*>(&job.fn), 0, n);
     return;
   }
   for (int i = 0; i < n_threads_; ++i) SplitRange(n, grain, n_threads_, i, &bounds_[i], &bounds_[i + 1]);
-  Run(fn);
+  Run(job);
 }
 
-void ThreadPool::ParallelForBalanced(int64_t n, int64_t grain,
-                                     const std::function<void(int64_t, int64_t)>& fn, uint64_t site,
-                                     const WarmSet* warm) {
+void ThreadPool::ParallelForBalancedJob(int64_t n, int64_t grain, Job job, uint64_t site,
+                                        const WarmSet* warm) {
   if (n <= 0) return;
   grain = std::max<int64_t>(grain, 1);
   std::lock_guard<std::mutex> call_lock(call_mu_);
@@ -156,12 +156,12 @@ void ThreadPool::ParallelForBalanced(int64_t n, int64_t grain,
     w.n = std::clamp(w.n, 0, kMaxWarmStreams);
   }
   if (n_threads_ == 1 || n <= grain) {
-    fn(0, n);
+    job.invoke(job.bytes > 0 ? job.fn : static_cast<const void*>(&job.fn), 0, n);
     return;
   }
   std::vector<double>& shares = SharesOf(site);
   for (int i = 0; i < n_threads_; ++i) BalancedRange(n, grain, shares, i, &bounds_[i], &bounds_[i + 1]);
-  Run(fn);
+  Run(job);
   // Move the shares a quarter of the way towards the rates just measured.
   // Calls shorter than kMinTimedNs are left out: timer resolution and
   // wake-up jitter would dominate them. No share falls below a quarter of
@@ -218,8 +218,13 @@ std::vector<double> ThreadPool::shares(uint64_t site) const {
   return std::vector<double>(static_cast<size_t>(n_threads_), 1.0 / n_threads_);
 }
 
-void ThreadPool::Run(const std::function<void(int64_t, int64_t)>& fn) {
-  job_.fn = &fn;
+void ThreadPool::Run(const Job& job) {
+  if (job.bytes > 0) {
+    std::memcpy(job_args_, job.fn, job.bytes);
+  } else {
+    std::memcpy(job_args_, &job.fn, sizeof(job.fn));
+  }
+  job_.invoke = job.invoke;
   if (n_threads_ <= kLineThreads) std::copy(bounds_.begin(), bounds_.end(), job_.bounds);
   pending_.store(n_threads_ - 1);
   job_.published = std::chrono::steady_clock::now();

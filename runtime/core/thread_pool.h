@@ -26,9 +26,10 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
-#include <functional>
+#include <cstring>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace yuan {
@@ -50,7 +51,15 @@ class ThreadPool {
   // Calls fn(begin, end) over [0, n) split into at most size() chunks whose
   // boundaries are multiples of `grain`; returns when all are done. Callers
   // from several threads are serialised.
-  void ParallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+  //
+  // fn is any callable taking (int64_t, int64_t). One that is trivially
+  // copyable and at most kJobBytes (a lambda capturing a few pointers or
+  // values) is copied into the pool's own cache lines, next to the line the
+  // workers poll; any other is called through a pointer to it.
+  template <class Fn>
+  void ParallelFor(int64_t n, int64_t grain, const Fn& fn) {
+    ParallelForJob(n, grain, JobOf(fn));
+  }
 
   // As ParallelFor, but thread i's range is about shares(site)[i] of
   // [0, n) (boundaries still multiples of `grain`), and the shares then
@@ -68,8 +77,11 @@ class ThreadPool {
   // it waits for work, after its part of this call and of any later job
   // until the next balanced call (see WarmSet).
   struct WarmSet;
-  void ParallelForBalanced(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn,
-                           uint64_t site = 0, const WarmSet* warm = nullptr);
+  template <class Fn>
+  void ParallelForBalanced(int64_t n, int64_t grain, const Fn& fn, uint64_t site = 0,
+                           const WarmSet* warm = nullptr) {
+    ParallelForBalancedJob(n, grain, JobOf(fn), site, warm);
+  }
 
   // The current fractions of `site`'s work per thread (sum 1); even for a
   // site not seen yet.
@@ -100,11 +112,40 @@ class ThreadPool {
     int n = 0;
   };
 
+  // Bytes of a callable kept in the pool's job lines (see ParallelFor).
+  static constexpr size_t kJobBytes = 256;
+
  private:
+  // A job as the workers run it: invoke(args, begin, end), where args are
+  // what was copied into job_args_ when the job was published: the `bytes`
+  // bytes of the callable at `fn`, or with bytes == 0 the pointer `fn`.
+  using Invoke = void (*)(const void* args, int64_t begin, int64_t end);
+  struct Job {
+    Invoke invoke;
+    const void* fn;
+    size_t bytes;
+  };
+  template <class Fn>
+  static Job JobOf(const Fn& fn) {
+    if constexpr (std::is_trivially_copyable_v<Fn> && sizeof(Fn) <= kJobBytes && alignof(Fn) <= 64) {
+      return {[](const void* args, int64_t b, int64_t e) { (*static_cast<const Fn*>(args))(b, e); }, &fn,
+              sizeof(Fn)};
+    } else {
+      return {[](const void* args, int64_t b, int64_t e) {
+                const void* f;
+                std::memcpy(&f, args, sizeof(f));
+                (*static_cast<const Fn*>(f))(b, e);
+              },
+              &fn, 0};
+    }
+  }
+  void ParallelForJob(int64_t n, int64_t grain, Job job);
+  void ParallelForBalancedJob(int64_t n, int64_t grain, Job job, uint64_t site, const WarmSet* warm);
+
   void WorkerLoop(int index);
   // Publishes a job over the ranges in bounds_, runs the caller's range and
   // waits for the workers.
-  void Run(const std::function<void(int64_t, int64_t)>& fn);
+  void Run(const Job& job);
   // Runs thread `index`'s range of the current job, timing it; `woken`:
   // the thread slept before the job instead of polling for it.
   void RunPart(int index, bool woken);
@@ -133,12 +174,17 @@ class ThreadPool {
   static constexpr int kLineThreads = 4;
   struct alignas(64) JobLine {
     std::atomic<uint64_t> generation{0};
-    const std::function<void(int64_t, int64_t)>* fn = nullptr;
+    Invoke invoke = nullptr;
     std::chrono::steady_clock::time_point published{};  // when generation moved
     int64_t bounds[kLineThreads + 1] = {};               // bounds_, copied
   };
   static_assert(sizeof(JobLine) == 64);
   JobLine job_;
+  // The job's callable (Job): on the lines right after job_, whose
+  // addresses a worker knows before it sees a job, so it asks for all of
+  // them at once instead of following pointers into the caller's stack and
+  // heap one cross-core read after another.
+  alignas(64) unsigned char job_args_[kJobBytes];
   // Workers still running the current job; on a line of its own, as the
   // workers write it.
   alignas(64) std::atomic<int> pending_{0};

@@ -1,6 +1,7 @@
 #include "runtime/cpu/matmul.h"
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "runtime/cpu/kernels.h"
@@ -12,6 +13,9 @@ namespace {
 // register tile (2, 3, 4, 6 rows) and of the 8-row bands, so only the last
 // band has a ragged edge (a thread's 16-row pairs may end in one 8-row band).
 constexpr int64_t kRowGrain = 24;
+
+// Matrices of a MatMulGroup whose part the workers get by value (q, k, v).
+constexpr int kMaxByValue = 3;
 
 // The pool's name for this kind of product: weight types and shapes, one
 // token or a batch (each kind keeps its own balanced shares).
@@ -62,6 +66,17 @@ void PlanWarm(const MatRef* w, int n, int64_t n_tokens, const ThreadPool& pool,
   }
 }
 
+// Rows [r0, r1) of the n matrices w taken one after the other (a range may
+// span two), into their outputs y.
+void GroupRows(const kernels::KernelSet& ks, const MatRef* w, float* const* y, int n, const kernels::Acts& x,
+               int64_t r0, int64_t r1) {
+  int64_t base = 0;
+  for (int i = 0; i < n && base < r1; base += w[i].rows, ++i) {
+    const int64_t a = std::max(r0, base), b = std::min(r1, base + w[i].rows);
+    if (a < b) ks.matmul_rows(w[i], x, a - base, b - base, y[i], w[i].rows);
+  }
+}
+
 }  // namespace
 
 void MatMul(const MatRef& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool) {
@@ -104,16 +119,48 @@ void MatMulGroup(const MatRef* w, float* const* y, int n, const float* x, int64_
   // shapes; one token or a batch).
   thread_local std::vector<ThreadPool::WarmSet> tls_warm;
   if (n_next > 0) PlanWarm(next, n_next, n_tokens, *pool, &tls_warm);
-  pool->ParallelForBalanced(
-      total, kRowGrain,
-      [&](int64_t r0, int64_t r1) {
-        int64_t base = 0;
-        for (int i = 0; i < n && base < r1; base += w[i].rows, ++i) {
-          const int64_t a = std::max(r0, base), b = std::min(r1, base + w[i].rows);
-          if (a < b) ks.matmul_rows(w[i], acts, a - base, b - base, y[i], w[i].rows);
-        }
-      },
-      Site(w, n, n_tokens), n_next > 0 ? tls_warm.data() : nullptr);
+  const uint64_t site = Site(w, n, n_tokens);
+  const ThreadPool::WarmSet* warm = n_next > 0 ? tls_warm.data() : nullptr;
+  if (n > kMaxByValue) {
+    pool->ParallelForBalanced(
+        total, kRowGrain, [&](int64_t r0, int64_t r1) { GroupRows(ks, w, y, n, acts, r0, r1); }, site, warm);
+    return;
+  }
+  // Everything a part needs, by value: the pool copies it into the lines a
+  // worker reads when it sees the job (ThreadPool::JobOf), where references
+  // would send the worker to this thread's stack and thread-locals, one
+  // cross-core read after another before its first weight load. (Against
+  // a lambda capturing by reference, held by a std::function on the heap:
+  // bench-0.3b tg128 alternating in one process 1.02-1.10x, bench-1b
+  // Q4_0 1.00x.)
+  struct Part {
+    const kernels::KernelSet* ks;
+    int n;
+    MatRef w[kMaxByValue];
+    float* y[kMaxByValue];
+    DType kind;
+    int64_t n_tokens, cols;
+    const float* f32;
+    const int8_t* qs;
+    const float* d;
+    const int16_t* bsums;
+    void operator()(int64_t r0, int64_t r1) const {
+      kernels::Acts x;  // (its buffers stay empty)
+      x.kind = kind;
+      x.n_tokens = n_tokens;
+      x.cols = cols;
+      x.f32 = f32;
+      x.qs = qs;
+      x.d = d;
+      x.bsums = bsums;
+      GroupRows(*ks, w, y, n, x, r0, r1);
+    }
+  };
+  static_assert(sizeof(Part) <= ThreadPool::kJobBytes && std::is_trivially_copyable_v<Part>);
+  Part part{&ks, n, {}, {}, acts.kind, acts.n_tokens, acts.cols, acts.f32, acts.qs, acts.d, acts.bsums};
+  std::copy(w, w + n, part.w);
+  std::copy(y, y + n, part.y);
+  pool->ParallelForBalanced(total, kRowGrain, part, site, warm);
 }
 
 float DotRow(DType type, const void* row, const float* x, int64_t n) {

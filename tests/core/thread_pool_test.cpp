@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <mutex>
@@ -48,6 +49,37 @@ TEST_CASE("ParallelFor runs every index once, from several callers", "[core]") {
   body();
   other.join();
   for (auto& h : hits) CHECK(h.load() == 40);
+}
+
+TEST_CASE("ParallelFor runs each call's own callable, copied or called through a pointer", "[core]") {
+  // A small trivially copyable lambda is copied into the pool's job lines at
+  // every call (each call must see its own captures, not the previous
+  // job's); a larger one, or one holding a std::vector, is called in place.
+  ThreadPool pool(3);
+  constexpr int64_t n = 1000;
+  std::vector<int64_t> sums(n, 0);
+  int64_t expected = 0;
+  std::array<int64_t, 64> big{};  // 512 bytes by value: more than kJobBytes
+  static_assert(sizeof(big) > ThreadPool::kJobBytes);
+  for (int64_t rep = 1; rep <= 30; ++rep) {
+    big[63] = rep;
+    const std::vector<int64_t> vec(3, rep);
+    int64_t* out = sums.data();
+    pool.ParallelFor(n, 7, [out, rep](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) out[i] += rep;
+    });
+    pool.ParallelFor(n, 7, [out, big](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) out[i] += big[63];
+    });
+    pool.ParallelForBalanced(n, 8, [out, vec](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) out[i] += vec[2];
+    });
+    pool.ParallelForBalanced(n, 8, [out, rep](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) out[i] -= 2 * rep;
+    });
+    expected += rep;
+  }
+  for (int64_t v : sums) CHECK(v == expected);
 }
 
 TEST_CASE("ParallelForBalanced runs every index once in contiguous grain-aligned ranges", "[core]") {
