@@ -136,7 +136,7 @@ void ThreadPool::ParallelForJob(int64_t n, int64_t grain, Job job) {
   if (n <= 0) return;
   std::lock_guard<std::mutex> call_lock(call_mu_);
   if (n_threads_ == 1 || n <= grain) {
-    job.invoke(job.bytes > 0 ? job.fn : static_cast<const void*>(&job.fn), 0, n);
+    job.RunHere(0, n);
     return;
   }
   for (int i = 0; i < n_threads_; ++i) SplitRange(n, grain, n_threads_, i, &bounds_[i], &bounds_[i + 1]);
@@ -156,7 +156,7 @@ void ThreadPool::ParallelForBalancedJob(int64_t n, int64_t grain, Job job, uint6
     w.n = std::clamp(w.n, 0, kMaxWarmStreams);
   }
   if (n_threads_ == 1 || n <= grain) {
-    job.invoke(job.bytes > 0 ? job.fn : static_cast<const void*>(&job.fn), 0, n);
+    job.RunHere(0, n);
     return;
   }
   std::vector<double>& shares = SharesOf(site);

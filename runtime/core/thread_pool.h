@@ -124,6 +124,8 @@ class ThreadPool {
     Invoke invoke;
     const void* fn;
     size_t bytes;
+    // Runs [b, e) on the calling thread, from the callable where it is.
+    void RunHere(int64_t b, int64_t e) const { invoke(bytes > 0 ? fn : static_cast<const void*>(&fn), b, e); }
   };
   template <class Fn>
   static Job JobOf(const Fn& fn) {
