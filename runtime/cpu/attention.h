@@ -1,19 +1,22 @@
 // Causal attention of query heads against a K/V cache with an online
-// softmax (flash attention) over blocks of 64 positions:
+// softmax (flash attention):
 //
 //   out = softmax(q . K[0..n_kv)^T * scale) . V[0..n_kv)
 //
-// Per query head (a "row") and block of positions: the scores s_p (one FMA
-// chain over d from 0, times scale), the block's maximum m' = max(M, s_p),
-// the weights w_p = exp(s_p - m'), their sum l (eight lanes over the block,
-// then a fixed tree), S = fma(S, exp(M - m'), l) and acc = acc * exp(M - m')
-// (skipped when the maximum did not grow), then acc = fma(w_p, v_p, acc)
-// position by position; at the end out = acc / S. Everything is f32; with
-// an f16 cache q is first rounded to f16, as ggml does for its f16 products.
-// (Until 2026-12-02 the accumulator was rounded to f16 at every position as
-// in ggml's flash-attention kernel: a serial chain per position that made
-// attention 40 % of a prompt batch. f32 accumulation is what ggml's
-// attention without flash attention, llama-bench's default, keeps too.)
+// Per query head (a "row"), with a running maximum M (from -inf), a running
+// sum S and a value accumulator acc (from 0), position by position in order:
+// the score s_p (one FMA chain of q[d] * k_p[d] over d from 0, times scale);
+// at a new maximum (s_p > M) ms = exp(M - s_p), M = s_p, acc = acc * ms
+// (skipped when ms is 1) and vs = 1, else ms = 1 and vs = exp(s_p - M); then
+// acc = fma(v_p, vs, acc) and S = fma(S, ms, vs); at the end out = acc / S.
+// With an f32 cache everything is f32. With an f16 cache the numerics are
+// ggml's CPU flash-attention kernel's, which produced the golden reference
+// outputs: q is rounded to f16 for the q . k products, and acc is rounded to
+// f16 after each of its updates. That rounding makes the value updates a
+// serial chain per position, the largest part of decoding's attention time
+// (docs/performance.md). The vector kernels do these operations in blocks of
+// 64 positions: the scores as register tiles, the running maximum as a
+// prefix maximum, the exps of a block at once.
 //
 // A tile of consecutive tokens of one sequence and the query heads they
 // share a KV head with (grouped-query attention) is processed together, so
