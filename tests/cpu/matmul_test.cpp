@@ -284,6 +284,39 @@ TEST_CASE("decoding gives the same bits at any prefetch distance", "[cpu]") {
   kernels::SetDecodePrefetchBytes(before);
 }
 
+// One token's float rows go through their own decoding kernel on x86
+// (FloatMicro::Decode: four prefetching runs a thread, then the rows left
+// over); each row must still get the bits the batch kernel gives it, here
+// with a row length that leaves a tail past the last whole vector.
+TEST_CASE("float decoding in runs gives each row the batch kernel's bits", "[cpu]") {
+  const int64_t before = kernels::DecodePrefetchBytes();
+  std::mt19937 rng(29);
+  const int64_t rows = 203, cols = 200;
+  const int64_t T = 5;
+  for (DType type : {DType::kF32, DType::kF16, DType::kBF16}) {
+    auto q = RandomWeights(type, rows, cols, rng);
+    MatRef m{type, rows, cols, q.data(), *RowBytes(type, cols)};
+    std::vector<float> x = RandomActs(T * cols, rng);
+    for (auto isa : SupportedIsas()) {
+      IsaScope scope(isa);
+      INFO(kernels::IsaName(isa) << " " << DTypeName(type));
+      std::vector<float> batch(T * rows), one(rows);
+      ThreadPool p1(1), p2(2);
+      MatMul(m, x.data(), T, batch.data(), &p1);
+      for (ThreadPool* pool : {&p1, &p2}) {
+        for (int64_t bytes : {int64_t{64}, before, int64_t{16384}}) {
+          kernels::SetDecodePrefetchBytes(bytes);
+          for (int64_t t = 0; t < T; ++t) {
+            MatMul(m, &x[t * cols], 1, one.data(), pool);
+            CHECK(std::equal(one.begin(), one.end(), batch.begin() + t * rows));
+          }
+        }
+      }
+    }
+  }
+  kernels::SetDecodePrefetchBytes(before);
+}
+
 TEST_CASE("MatMulGroup gives each matrix the bits of its own MatMul", "[cpu]") {
   std::mt19937 rng(13);
   const int64_t cols = 512;
