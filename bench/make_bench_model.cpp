@@ -10,12 +10,16 @@
 //         q8_0: every matrix Q8_0
 //         q4_0: every matrix Q4_0 except output.weight Q6_K (llama-quantize's
 //               default Q4_0 mix)
+//         q4_k: every matrix Q4_K except output.weight Q6_K (close to
+//               llama-quantize's Q4_K_S, which also puts a few early
+//               ffn_down/attn_v tensors in Q5_K); not in issue 4's set,
+//               for the k-quant kernels
 // Norm weights are 1.0 in F32.
 //
 // yuan_make_bench_model lora BASE.gguf RANK OUT.yadp: a random rank-RANK
 // LoRA adapter on all seven projections of every layer of BASE (the LoRA
 // cost benchmark, bench/lora-cost.sh).
-// The values are the same for all three types
+// The values are the same for every type
 // (rounded to f16 first, as llama-quantize would read them from the F16
 // file), so the files differ only in how they are quantized.
 #include <algorithm>
@@ -64,6 +68,7 @@ constexpr BenchType kTypes[] = {
     {"f16", DType::kF16, DType::kF16, 1},
     {"q8_0", DType::kQ8_0, DType::kQ8_0, 7},
     {"q4_0", DType::kQ4_0, DType::kQ6_K, 2},
+    {"q4_k", DType::kQ4_K, DType::kQ6_K, 14},  // LLAMA_FTYPE_MOSTLY_Q4_K_S
 };
 
 constexpr uint64_t kSeed = 0x59554131;  // "YUA1"
@@ -243,7 +248,7 @@ std::vector<uint8_t> RandomMatrix(const Ziggurat& zig, int tensor_index, DType t
 int Usage() {
   std::fprintf(stderr,
                "usage: yuan_make_bench_model SIZE TYPE OUT.gguf\n"
-               "  SIZE: 0.3b | 1b    TYPE: f16 | q8_0 | q4_0\n"
+               "  SIZE: 0.3b | 1b    TYPE: f16 | q8_0 | q4_0 | q4_k\n"
                "       yuan_make_bench_model lora BASE.gguf RANK OUT.yadp\n");
   return 2;
 }

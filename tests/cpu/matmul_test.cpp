@@ -255,10 +255,11 @@ TEST_CASE("decoding gives the same bits at any prefetch distance", "[cpu]") {
   std::mt19937 rng(23);
   const int64_t cols = 512;
   ThreadPool pool(2);
-  // 8008 interleaved rows: four prefetching runs per thread; Q6_K rows in
-  // four prefetching runs (AVX-512) and the rows left over
-  for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ6_K}) {
-    const int64_t rows = type == DType::kQ6_K ? 203 : 8008;
+  // 8008 interleaved rows: four prefetching runs per thread; Q6_K and Q4_K
+  // rows in four prefetching runs (AVX-512) and the rows left over
+  for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ6_K, DType::kQ4_K}) {
+    const bool k_quant = type == DType::kQ6_K || type == DType::kQ4_K;
+    const int64_t rows = k_quant ? 203 : 8008;
     std::vector<uint8_t> q = RandomWeights(type, rows, cols, rng);
     MatRef m{type, rows, cols, q.data(), *RowBytes(type, cols)};
     std::vector<uint8_t> packed(q.size());
