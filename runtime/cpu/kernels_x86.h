@@ -1459,8 +1459,9 @@ struct Q4KDot {
   // products by vpdpbusd, packed to int16 and multiplied by their
   // sub-block scales and summed by vpdpwssd; the mins' term from the
   // activations' 16-value sums by vpmaddwd. The block's exact integer sums
-  // then go into one multiply-add each, in the scalar reference's order
-  // (kernels_scalar.cpp), so batches keep single tokens' bits. The AVX2
+  // then go into one FMA each (the scale's and the min's), the same for one
+  // row (batches) as for four (decoding), so batches keep single tokens'
+  // bits. The AVX2
   // form below (one row at a time, the scales unpacked by a call per
   // block) computed 37 GFLOP/s from cache on one Zen 5 thread and decoded
   // a bench-0.3b Q4_K token's products at 16-18 GB/s.
@@ -1480,9 +1481,16 @@ struct Q4KDot {
          12, 13, 12, 13, 12, 13, 12, 13, 14, 15, 14, 15, 14, 15, 14, 15,
          12, 13, 12, 13, 12, 13, 12, 13, 14, 15, 14, 15, 14, 15, 14, 15}};
     const __m512i scale_bytes[2] = {_mm512_load_si512(kScaleBytes[0]), _mm512_load_si512(kScaleBytes[1])};
+    // With S a multiple of 4 the rows' sums are reduced four at a time and
+    // their multiply-adds done as 4-lane FMAs: the same operations per row
+    // as the scalar std::fma of S = 1.
+    constexpr int kGroups = S % 4 == 0 ? S / 4 : 0;
     float sum[S], sum_min[S];
+    __m128 sum4[kGroups > 0 ? kGroups : 1], sum_min4[kGroups > 0 ? kGroups : 1];
     YUAN_UNROLL
     for (int r = 0; r < S; ++r) sum[r] = sum_min[r] = 0.0f;
+    YUAN_UNROLL
+    for (int g = 0; g < kGroups; ++g) sum4[g] = sum_min4[g] = _mm_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
       const int8_t* y = x.qs + t * x.cols + b * kQ8KBlock;
       const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.bsums + (t * nb + b) * (kQ8KBlock / 16)));
@@ -1496,6 +1504,7 @@ struct Q4KDot {
         yv[k] = _mm512_maskz_inserti64x4(0xFF, _mm512_maskz_loadu_epi64(0x0F, p),
                                          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 64)), 1);
       }
+      __m256i sumi[S], summ[S];  // 8 int32 lanes each, to be summed
       YUAN_UNROLL
       for (int r = 0; r < S; ++r) {
         const BlockQ4_K& w = reinterpret_cast<const BlockQ4_K*>(rows[r])[b];
@@ -1527,13 +1536,51 @@ struct Q4KDot {
           const __m512i packed = _mm512_maskz_packs_epi32(0xFFFFFFFF, plo, phi);
           acc = _mm512_dpwssd_epi32(acc, packed, _mm512_maskz_shuffle_epi8(~0ULL, sc16, scale_bytes[h]));
         }
-        const int32_t sumi = HsumI32(_mm256_add_epi32(_mm512_maskz_extracti64x4_epi64(0xF, acc, 0),
-                                                      _mm512_maskz_extracti64x4_epi64(0xF, acc, 1)));
+        sumi[r] = _mm256_add_epi32(_mm512_maskz_extracti64x4_epi64(0xF, acc, 0),
+                                   _mm512_maskz_extracti64x4_epi64(0xF, acc, 1));
         // mins: m[s] * (bsums[2s] + bsums[2s + 1])
         const __m128i mv = _mm_cvtsi64_si128(static_cast<int64_t>(mn));
-        const int32_t summ = HsumI32(_mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mv, mv)), bs));
-        sum[r] += (HalfToFloat(w.d) * dx) * static_cast<float>(sumi);
-        sum_min[r] += (HalfToFloat(w.dmin) * dx) * static_cast<float>(summ);
+        summ[r] = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mv, mv)), bs);
+      }
+      if constexpr (kGroups > 0) {
+        YUAN_UNROLL
+        for (int g = 0; g < kGroups; ++g) {
+          // lane j: row 4g + j's total (exact integer sums in any order)
+          auto totals = [](const __m256i* v) {
+            const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+            return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+          };
+          const BlockQ4_K* w[4];
+          YUAN_UNROLL
+          for (int j = 0; j < 4; ++j) w[j] = reinterpret_cast<const BlockQ4_K*>(rows[4 * g + j]) + b;
+          const __m128 d = _mm_cvtph_ps(_mm_setr_epi16(static_cast<int16_t>(w[0]->d), static_cast<int16_t>(w[1]->d),
+                                                       static_cast<int16_t>(w[2]->d), static_cast<int16_t>(w[3]->d), 0,
+                                                       0, 0, 0));
+          const __m128 dmin = _mm_cvtph_ps(
+              _mm_setr_epi16(static_cast<int16_t>(w[0]->dmin), static_cast<int16_t>(w[1]->dmin),
+                             static_cast<int16_t>(w[2]->dmin), static_cast<int16_t>(w[3]->dmin), 0, 0, 0, 0));
+          const __m128 vdx = _mm_set1_ps(dx);
+          sum4[g] = _mm_fmadd_ps(_mm_cvtepi32_ps(totals(sumi + 4 * g)), _mm_mul_ps(d, vdx), sum4[g]);
+          sum_min4[g] = _mm_fmadd_ps(_mm_cvtepi32_ps(totals(summ + 4 * g)), _mm_mul_ps(dmin, vdx), sum_min4[g]);
+        }
+      } else {
+        YUAN_UNROLL
+        for (int r = 0; r < S; ++r) {
+          const BlockQ4_K& w = reinterpret_cast<const BlockQ4_K*>(rows[r])[b];
+          sum[r] = std::fma(static_cast<float>(HsumI32(sumi[r])), HalfToFloat(w.d) * dx, sum[r]);
+          sum_min[r] = std::fma(static_cast<float>(HsumI32(summ[r])), HalfToFloat(w.dmin) * dx, sum_min[r]);
+        }
+      }
+    }
+    YUAN_UNROLL
+    for (int g = 0; g < kGroups; ++g) {
+      alignas(16) float a[4], m[4];
+      _mm_store_ps(a, sum4[g]);
+      _mm_store_ps(m, sum_min4[g]);
+      YUAN_UNROLL
+      for (int j = 0; j < 4; ++j) {
+        sum[4 * g + j] = a[j];
+        sum_min[4 * g + j] = m[j];
       }
     }
     YUAN_UNROLL
