@@ -1481,6 +1481,14 @@ struct Q4KDot {
          12, 13, 12, 13, 12, 13, 12, 13, 14, 15, 14, 15, 14, 15, 14, 15,
          12, 13, 12, 13, 12, 13, 12, 13, 14, 15, 14, 15, 14, 15, 14, 15}};
     const __m512i scale_bytes[2] = {_mm512_load_si512(kScaleBytes[0]), _mm512_load_si512(kScaleBytes[1])};
+    // unpacking the scales: scale j < 4 is q[j] & 63, min j < 4 q[j + 4] &
+    // 63; for j >= 4 the scale is q[j + 4] & 15 and the min q[j + 4] >> 4,
+    // each with the top two bits of q[j - 4] (scale) or q[j] (min) above
+    const __m128i k4Low = _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11);
+    const __m128i k4Top = _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7);
+    const __m128i k4Mask = _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0);
+    const __m128i k4HighNibble = _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15);
+    const __m128i k4Top2 = _mm_setr_epi8(0, 0, 0, 0, 48, 48, 48, 48, 0, 0, 0, 0, 48, 48, 48, 48);
     // With S a multiple of 4 the rows' sums are reduced four at a time and
     // their multiply-adds done as 4-lane FMAs: the same operations per row
     // as the scalar std::fma of S = 1.
@@ -1513,15 +1521,16 @@ struct Q4KDot {
           YUAN_UNROLL
           for (int o = 0; o < static_cast<int>(sizeof(BlockQ4_K)); o += 64) _mm_prefetch(pf + o, _MM_HINT_T0);
         }
-        // the 8 (scale, min) pairs, as ggml's get_scale_min_k4 unpacks them
-        uint32_t a, bb, c;
-        std::memcpy(&a, w.scales, 4);
-        std::memcpy(&bb, w.scales + 4, 4);
-        std::memcpy(&c, w.scales + 8, 4);
-        const uint64_t sc = (a & 0x3F3F3F3Fu) | (static_cast<uint64_t>((c & 0x0F0F0F0Fu) | ((a >> 2) & 0x30303030u)) << 32);
-        const uint64_t mn = (bb & 0x3F3F3F3Fu) | (static_cast<uint64_t>(((c >> 4) & 0x0F0F0F0Fu) | ((bb >> 2) & 0x30303030u)) << 32);
-        const __m512i sc16 =
-            _mm512_maskz_broadcast_i32x4(0xFFFF, _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(sc))));
+        // the 8 (scale, min) pairs as ggml's get_scale_min_k4 unpacks them,
+        // in one vector: bytes 0-7 the scales, 8-15 the mins (the 16-byte
+        // load's last 4 bytes are the block's first quants, unused)
+        const __m128i sv = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.scales));
+        const __m128i low6 = _mm_shuffle_epi8(sv, k4Low);   // q[0..3], q[8..11], q[4..7], q[8..11]
+        const __m128i top2 = _mm_shuffle_epi8(sv, k4Top);   // 0, q[0..3], 0, q[4..7]
+        const __m128i sm = _mm_or_si128(
+            _mm_or_si128(_mm_and_si128(low6, k4Mask), _mm_and_si128(_mm_srli_epi16(low6, 4), k4HighNibble)),
+            _mm_and_si128(_mm_srli_epi16(top2, 2), k4Top2));
+        const __m512i sc16 = _mm512_maskz_broadcast_i32x4(0xFFFF, _mm_cvtepu8_epi16(sm));
         __m512i acc = _mm512_setzero_si512();
         YUAN_UNROLL
         for (int h = 0; h < 2; ++h) {
@@ -1539,8 +1548,7 @@ struct Q4KDot {
         sumi[r] = _mm256_add_epi32(_mm512_maskz_extracti64x4_epi64(0xF, acc, 0),
                                    _mm512_maskz_extracti64x4_epi64(0xF, acc, 1));
         // mins: m[s] * (bsums[2s] + bsums[2s + 1])
-        const __m128i mv = _mm_cvtsi64_si128(static_cast<int64_t>(mn));
-        summ[r] = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mv, mv)), bs);
+        summ[r] = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm)), bs);
       }
       if constexpr (kGroups > 0) {
         YUAN_UNROLL
