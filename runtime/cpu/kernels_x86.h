@@ -1451,47 +1451,117 @@ struct BandQ6K {
 
 struct Q4KDot {
 #if YUAN_X86_VNNI
-  // In 512-bit registers, S rows (read block by block) against token t:
-  // per row and block the 256 nibbles as two halves of two zmm, met by the
-  // activations rearranged once per block for all S rows (bytes 0-31 and
-  // 32-63 of zmm k hold the 32 values of sub-blocks 2k' and 2k' + 2 that
-  // a low or high nibble of the same qs bytes encodes); each lane's 4
-  // products by vpdpbusd, packed to int16 and multiplied by their
-  // sub-block scales and summed by vpdpwssd; the mins' term from the
-  // activations' 16-value sums by vpmaddwd. The block's exact integer sums
-  // then go into one FMA each (the scale's and the min's), the same for one
-  // row (batches) as for four (decoding), so batches keep single tokens'
-  // bits. The AVX2
-  // form below (one row at a time, the scales unpacked by a call per
+  // In 512-bit registers. Per row and block the 256 nibbles are two halves
+  // of two zmm (Unpack), met by the activations rearranged to match
+  // (Arrange: bytes 0-31 and 32-63 of zmm k hold the values of the two
+  // sub-blocks that the low or high nibbles of the same qs bytes encode);
+  // each lane's 4 products by vpdpbusd, packed to int16 and multiplied by
+  // their sub-block scales and summed by vpdpwssd; the mins' term from the
+  // activations' 16-value sums by vpmaddwd (Products). The block's exact
+  // integer sums then go into one FMA each (the scale's and the min's):
+  // four at a time as 4-lane FMAs (four rows when decoding, four tokens in
+  // a batch) or one at a time by std::fma, the same operations per row and
+  // token either way, so batches keep single tokens' bits. The AVX2 form
+  // below (one row and token at a time, the scales unpacked by a call per
   // block) computed 37 GFLOP/s from cache on one Zen 5 thread and decoded
   // a bench-0.3b Q4_K token's products at 16-18 GB/s.
-  template <int S, bool kPrefetch = false>
-  static void Rows512(const uint8_t* const* rows, const Acts& x, int64_t t, float* const* out,
-                      int64_t ahead = 0) {
-    const int64_t nb = x.cols / kQ8KBlock;
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
-    // int16 scale k sits at bytes 2k, 2k + 1 of each 128-bit lane; the
-    // packed products of half h (sub-blocks 4h .. 4h + 3) take, in lanes 0
-    // and 1, scale 4h four times then 4h + 1 four times, and in lanes 2
-    // and 3 scales 4h + 2 and 4h + 3 (see the pack below)
+  struct Block {
+    __m512i lo[2], hi[2];  // half h: qs[64h .. 64h + 63]'s low and high nibbles
+    __m512i scales[2];     // half h's sub-block scales as vpdpwssd takes them
+    __m256i mins;          // min s at int16 lanes 2s and 2s + 1
+  };
+  static Block Unpack(const BlockQ4_K& w) {
+    // int16 scale k sits at bytes 2k, 2k + 1 of each 128-bit lane; half h's
+    // packed products (sub-blocks 4h .. 4h + 3) take, in lanes 0 and 1,
+    // scale 4h four times then 4h + 1 four times, and in lanes 2 and 3
+    // scales 4h + 2 and 4h + 3 (see Products)
     alignas(64) static constexpr int8_t kScaleBytes[2][64] = {
         {0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3,
          4, 5, 4, 5, 4, 5, 4, 5, 6, 7, 6, 7, 6, 7, 6, 7, 4, 5, 4, 5, 4, 5, 4, 5, 6, 7, 6, 7, 6, 7, 6, 7},
         {8, 9, 8, 9, 8, 9, 8, 9, 10, 11, 10, 11, 10, 11, 10, 11, 8, 9, 8, 9, 8, 9, 8, 9, 10, 11, 10, 11, 10, 11, 10, 11,
          12, 13, 12, 13, 12, 13, 12, 13, 14, 15, 14, 15, 14, 15, 14, 15,
          12, 13, 12, 13, 12, 13, 12, 13, 14, 15, 14, 15, 14, 15, 14, 15}};
-    const __m512i scale_bytes[2] = {_mm512_load_si512(kScaleBytes[0]), _mm512_load_si512(kScaleBytes[1])};
-    // unpacking the scales: scale j < 4 is q[j] & 63, min j < 4 q[j + 4] &
-    // 63; for j >= 4 the scale is q[j + 4] & 15 and the min q[j + 4] >> 4,
-    // each with the top two bits of q[j - 4] (scale) or q[j] (min) above
+    // The 8 (scale, min) pairs as ggml's get_scale_min_k4 unpacks them, in
+    // one vector (bytes 0-7 the scales, 8-15 the mins): scale j < 4 is
+    // q[j] & 63, min j < 4 q[j + 4] & 63; for j >= 4 the scale is
+    // q[j + 4] & 15 and the min q[j + 4] >> 4, each with the top two bits
+    // of q[j - 4] (scale) or q[j] (min) above. (The 16-byte load's last 4
+    // bytes are the block's first quants, unused.)
     const __m128i k4Low = _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11);
     const __m128i k4Top = _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7);
     const __m128i k4Mask = _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0);
     const __m128i k4HighNibble = _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15);
     const __m128i k4Top2 = _mm_setr_epi8(0, 0, 0, 0, 48, 48, 48, 48, 0, 0, 0, 0, 48, 48, 48, 48);
-    // With S a multiple of 4 the rows' sums are reduced four at a time and
-    // their multiply-adds done as 4-lane FMAs: the same operations per row
-    // as the scalar std::fma of S = 1.
+    const __m128i sv = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.scales));
+    const __m128i low6 = _mm_shuffle_epi8(sv, k4Low);  // q[0..3], q[8..11], q[4..7], q[8..11]
+    const __m128i top2 = _mm_shuffle_epi8(sv, k4Top);  // 0, q[0..3], 0, q[4..7]
+    const __m128i sm = _mm_or_si128(
+        _mm_or_si128(_mm_and_si128(low6, k4Mask), _mm_and_si128(_mm_srli_epi16(low6, 4), k4HighNibble)),
+        _mm_and_si128(_mm_srli_epi16(top2, 2), k4Top2));
+    const __m512i sc16 = _mm512_maskz_broadcast_i32x4(0xFFFF, _mm_cvtepu8_epi16(sm));
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    Block k;
+    YUAN_UNROLL
+    for (int h = 0; h < 2; ++h) {
+      const __m512i q = _mm512_loadu_si512(w.qs + 64 * h);
+      k.lo[h] = _mm512_and_si512(q, m4);
+      k.hi[h] = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+      k.scales[h] = _mm512_maskz_shuffle_epi8(~0ULL, sc16, _mm512_load_si512(kScaleBytes[h]));
+    }
+    k.mins = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm));
+    return k;
+  }
+  // yv[2h + n]: the values the low (n = 0) or high (n = 1) nibbles of
+  // qs[64h .. 64h + 63] meet: y[128h + 32n ..] then y[128h + 64 + 32n ..]
+  static void Arrange(const int8_t* y, __m512i* yv) {
+    YUAN_UNROLL
+    for (int k = 0; k < 4; ++k) {
+      const int8_t* p = y + 128 * (k / 2) + 32 * (k % 2);
+      yv[k] = _mm512_maskz_inserti64x4(0xFF, _mm512_maskz_loadu_epi64(0x0F, p),
+                                       _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 64)), 1);
+    }
+  }
+  // One row's block against one token's: the 8 int32 lanes whose sum is
+  // sum_s scale_s * (q . y over sub-block s) (*sumi) and those whose sum
+  // is sum_s min_s * (y's sum over sub-block s) (*summ).
+  static void Products(const Block& k, const __m512i* yv, const int16_t* bsums, __m256i* sumi, __m256i* summ) {
+    __m512i acc = _mm512_setzero_si512();
+    YUAN_UNROLL
+    for (int h = 0; h < 2; ++h) {
+      // lanes 0-7: sub-block 4h (lo) / 4h + 1 (hi), lanes 8-15: 4h + 2 /
+      // 4h + 3; each lane's 4 products within +-4 * 15 * 128, so int16
+      // holds them; packed, 128-bit lane L holds plo's lanes 4L .. 4L + 3,
+      // then phi's
+      const __m512i plo = _mm512_dpbusd_epi32(_mm512_setzero_si512(), k.lo[h], yv[2 * h]);
+      const __m512i phi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), k.hi[h], yv[2 * h + 1]);
+      acc = _mm512_dpwssd_epi32(acc, _mm512_maskz_packs_epi32(0xFFFFFFFF, plo, phi), k.scales[h]);
+    }
+    *sumi = _mm256_add_epi32(_mm512_maskz_extracti64x4_epi64(0xF, acc, 0), _mm512_maskz_extracti64x4_epi64(0xF, acc, 1));
+    *summ = _mm256_madd_epi16(k.mins, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bsums)));
+  }
+  // Lane j: the sum of v[j]'s 8 lanes (exact integer sums, in any order).
+  static __m128i Totals4(const __m256i* v) {
+    const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+  }
+  // sum = fma(sumi, d * dx, sum) and sum_min likewise, as one row's and
+  // token's step (S = 1) or four at once (lanes).
+  static void Step1(__m256i sumi, __m256i summ, float d, float dmin, float dx, float* sum, float* sum_min) {
+    *sum = std::fma(static_cast<float>(HsumI32(sumi)), d * dx, *sum);
+    *sum_min = std::fma(static_cast<float>(HsumI32(summ)), dmin * dx, *sum_min);
+  }
+  static void Step4(const __m256i* sumi, const __m256i* summ, __m128 d, __m128 dmin, __m128 dx, __m128* sum,
+                    __m128* sum_min) {
+    *sum = _mm_fmadd_ps(_mm_cvtepi32_ps(Totals4(sumi)), _mm_mul_ps(d, dx), *sum);
+    *sum_min = _mm_fmadd_ps(_mm_cvtepi32_ps(Totals4(summ)), _mm_mul_ps(dmin, dx), *sum_min);
+  }
+
+  // S rows (read block by block, optionally prefetching `ahead` bytes on)
+  // against token t.
+  template <int S, bool kPrefetch = false>
+  static void Rows512(const uint8_t* const* rows, const Acts& x, int64_t t, float* const* out,
+                      int64_t ahead = 0) {
+    const int64_t nb = x.cols / kQ8KBlock;
     constexpr int kGroups = S % 4 == 0 ? S / 4 : 0;
     float sum[S], sum_min[S];
     __m128 sum4[kGroups > 0 ? kGroups : 1], sum_min4[kGroups > 0 ? kGroups : 1];
@@ -1500,19 +1570,11 @@ struct Q4KDot {
     YUAN_UNROLL
     for (int g = 0; g < kGroups; ++g) sum4[g] = sum_min4[g] = _mm_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
-      const int8_t* y = x.qs + t * x.cols + b * kQ8KBlock;
-      const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.bsums + (t * nb + b) * (kQ8KBlock / 16)));
+      const int16_t* bs = x.bsums + (t * nb + b) * (kQ8KBlock / 16);
       const float dx = x.d[t * nb + b];
-      // yv[2h + n]: the values the low (n = 0) or high (n = 1) nibbles of
-      // qs[64h .. 64h + 63] meet: y[128h + 32n ..] then y[128h + 64 + 32n ..]
       __m512i yv[4];
-      YUAN_UNROLL
-      for (int k = 0; k < 4; ++k) {
-        const int8_t* p = y + 128 * (k / 2) + 32 * (k % 2);
-        yv[k] = _mm512_maskz_inserti64x4(0xFF, _mm512_maskz_loadu_epi64(0x0F, p),
-                                         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 64)), 1);
-      }
-      __m256i sumi[S], summ[S];  // 8 int32 lanes each, to be summed
+      Arrange(x.qs + t * x.cols + b * kQ8KBlock, yv);
+      __m256i sumi[S], summ[S];
       YUAN_UNROLL
       for (int r = 0; r < S; ++r) {
         const BlockQ4_K& w = reinterpret_cast<const BlockQ4_K*>(rows[r])[b];
@@ -1521,62 +1583,26 @@ struct Q4KDot {
           YUAN_UNROLL
           for (int o = 0; o < static_cast<int>(sizeof(BlockQ4_K)); o += 64) _mm_prefetch(pf + o, _MM_HINT_T0);
         }
-        // the 8 (scale, min) pairs as ggml's get_scale_min_k4 unpacks them,
-        // in one vector: bytes 0-7 the scales, 8-15 the mins (the 16-byte
-        // load's last 4 bytes are the block's first quants, unused)
-        const __m128i sv = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.scales));
-        const __m128i low6 = _mm_shuffle_epi8(sv, k4Low);   // q[0..3], q[8..11], q[4..7], q[8..11]
-        const __m128i top2 = _mm_shuffle_epi8(sv, k4Top);   // 0, q[0..3], 0, q[4..7]
-        const __m128i sm = _mm_or_si128(
-            _mm_or_si128(_mm_and_si128(low6, k4Mask), _mm_and_si128(_mm_srli_epi16(low6, 4), k4HighNibble)),
-            _mm_and_si128(_mm_srli_epi16(top2, 2), k4Top2));
-        const __m512i sc16 = _mm512_maskz_broadcast_i32x4(0xFFFF, _mm_cvtepu8_epi16(sm));
-        __m512i acc = _mm512_setzero_si512();
-        YUAN_UNROLL
-        for (int h = 0; h < 2; ++h) {
-          const __m512i q = _mm512_loadu_si512(w.qs + 64 * h);
-          const __m512i lo = _mm512_and_si512(q, m4);
-          const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
-          // lanes 0-7: sub-block 4h (lo) / 4h + 1 (hi), lanes 8-15: 4h + 2 / 4h + 3;
-          // each lane's 4 products within +-4 * 15 * 128, so int16 holds them
-          const __m512i plo = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, yv[2 * h]);
-          const __m512i phi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), hi, yv[2 * h + 1]);
-          // 128-bit lane L: plo's lanes 4L .. 4L + 3, then phi's
-          const __m512i packed = _mm512_maskz_packs_epi32(0xFFFFFFFF, plo, phi);
-          acc = _mm512_dpwssd_epi32(acc, packed, _mm512_maskz_shuffle_epi8(~0ULL, sc16, scale_bytes[h]));
-        }
-        sumi[r] = _mm256_add_epi32(_mm512_maskz_extracti64x4_epi64(0xF, acc, 0),
-                                   _mm512_maskz_extracti64x4_epi64(0xF, acc, 1));
-        // mins: m[s] * (bsums[2s] + bsums[2s + 1])
-        summ[r] = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm)), bs);
+        Products(Unpack(w), yv, bs, &sumi[r], &summ[r]);
       }
-      if constexpr (kGroups > 0) {
+      YUAN_UNROLL
+      for (int g = 0; g < kGroups; ++g) {
+        const BlockQ4_K* w[4];
         YUAN_UNROLL
-        for (int g = 0; g < kGroups; ++g) {
-          // lane j: row 4g + j's total (exact integer sums in any order)
-          auto totals = [](const __m256i* v) {
-            const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
-            return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-          };
-          const BlockQ4_K* w[4];
-          YUAN_UNROLL
-          for (int j = 0; j < 4; ++j) w[j] = reinterpret_cast<const BlockQ4_K*>(rows[4 * g + j]) + b;
-          const __m128 d = _mm_cvtph_ps(_mm_setr_epi16(static_cast<int16_t>(w[0]->d), static_cast<int16_t>(w[1]->d),
-                                                       static_cast<int16_t>(w[2]->d), static_cast<int16_t>(w[3]->d), 0,
-                                                       0, 0, 0));
-          const __m128 dmin = _mm_cvtph_ps(
-              _mm_setr_epi16(static_cast<int16_t>(w[0]->dmin), static_cast<int16_t>(w[1]->dmin),
-                             static_cast<int16_t>(w[2]->dmin), static_cast<int16_t>(w[3]->dmin), 0, 0, 0, 0));
-          const __m128 vdx = _mm_set1_ps(dx);
-          sum4[g] = _mm_fmadd_ps(_mm_cvtepi32_ps(totals(sumi + 4 * g)), _mm_mul_ps(d, vdx), sum4[g]);
-          sum_min4[g] = _mm_fmadd_ps(_mm_cvtepi32_ps(totals(summ + 4 * g)), _mm_mul_ps(dmin, vdx), sum_min4[g]);
-        }
-      } else {
+        for (int j = 0; j < 4; ++j) w[j] = reinterpret_cast<const BlockQ4_K*>(rows[4 * g + j]) + b;
+        const __m128 d = _mm_cvtph_ps(_mm_setr_epi16(static_cast<int16_t>(w[0]->d), static_cast<int16_t>(w[1]->d),
+                                                     static_cast<int16_t>(w[2]->d), static_cast<int16_t>(w[3]->d), 0,
+                                                     0, 0, 0));
+        const __m128 dmin = _mm_cvtph_ps(_mm_setr_epi16(
+            static_cast<int16_t>(w[0]->dmin), static_cast<int16_t>(w[1]->dmin), static_cast<int16_t>(w[2]->dmin),
+            static_cast<int16_t>(w[3]->dmin), 0, 0, 0, 0));
+        Step4(sumi + 4 * g, summ + 4 * g, d, dmin, _mm_set1_ps(dx), &sum4[g], &sum_min4[g]);
+      }
+      if constexpr (kGroups == 0) {
         YUAN_UNROLL
         for (int r = 0; r < S; ++r) {
           const BlockQ4_K& w = reinterpret_cast<const BlockQ4_K*>(rows[r])[b];
-          sum[r] = std::fma(static_cast<float>(HsumI32(sumi[r])), HalfToFloat(w.d) * dx, sum[r]);
-          sum_min[r] = std::fma(static_cast<float>(HsumI32(summ[r])), HalfToFloat(w.dmin) * dx, sum_min[r]);
+          Step1(sumi[r], summ[r], HalfToFloat(w.d), HalfToFloat(w.dmin), dx, &sum[r], &sum_min[r]);
         }
       }
     }
@@ -1595,11 +1621,56 @@ struct Q4KDot {
     for (int r = 0; r < S; ++r) *out[r] = sum[r] - sum_min[r];
   }
 
+  // One row against C tokens from t (a prompt batch): the row's block is
+  // unpacked once for all of them; token c's result goes to out[c * ld].
+  template <int C>
+  static void Tokens512(const uint8_t* row, const Acts& x, int64_t t, float* out, int64_t ld) {
+    const int64_t nb = x.cols / kQ8KBlock;
+    const BlockQ4_K* w = reinterpret_cast<const BlockQ4_K*>(row);
+    float sum[C], sum_min[C];
+    __m128 sum4 = _mm_setzero_ps(), sum_min4 = _mm_setzero_ps();
+    YUAN_UNROLL
+    for (int c = 0; c < C; ++c) sum[c] = sum_min[c] = 0.0f;
+    for (int64_t b = 0; b < nb; ++b) {
+      const Block k = Unpack(w[b]);
+      __m256i sumi[C], summ[C];
+      YUAN_UNROLL
+      for (int c = 0; c < C; ++c) {
+        __m512i yv[4];
+        Arrange(x.qs + (t + c) * x.cols + b * kQ8KBlock, yv);
+        Products(k, yv, x.bsums + ((t + c) * nb + b) * (kQ8KBlock / 16), &sumi[c], &summ[c]);
+      }
+      const float d = HalfToFloat(w[b].d), dmin = HalfToFloat(w[b].dmin);
+      if constexpr (C == 4) {
+        const __m128 dx = _mm_setr_ps(x.d[t * nb + b], x.d[(t + 1) * nb + b], x.d[(t + 2) * nb + b],
+                                      x.d[(t + 3) * nb + b]);
+        Step4(sumi, summ, _mm_set1_ps(d), _mm_set1_ps(dmin), dx, &sum4, &sum_min4);
+      } else {
+        YUAN_UNROLL
+        for (int c = 0; c < C; ++c) Step1(sumi[c], summ[c], d, dmin, x.d[(t + c) * nb + b], &sum[c], &sum_min[c]);
+      }
+    }
+    if constexpr (C == 4) {
+      _mm_storeu_ps(sum, sum4);
+      _mm_storeu_ps(sum_min, sum_min4);
+    }
+    YUAN_UNROLL
+    for (int c = 0; c < C; ++c) out[c * ld] = sum[c] - sum_min[c];
+  }
+
   static float Dot(const uint8_t* row, const Acts& x, int64_t t) {
     float y;
     float* out = &y;
     Rows512<1>(&row, x, t, &out);
     return y;
+  }
+
+  // The register tile for MatMulRowsT: one row, kC tokens.
+  static constexpr int kR = 1, kC = 4, kRDecode = 1;
+  template <int R, int C>
+  static void Tile(const uint8_t* w, uint64_t rb, const Acts& x, int64_t t, float* y, int64_t ldy) {
+    YUAN_UNROLL
+    for (int r = 0; r < R; ++r) Tokens512<C>(w + r * rb, x, t, y + r, ldy);
   }
 
   // One token against rows [r0, r1): kQ4KDecodeRuns runs of rows read side
@@ -1678,8 +1749,10 @@ void MatMulRows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y
     case DType::kQ4_K:
 #if YUAN_X86_VNNI
       if (x.n_tokens == 1) return Q4KDot::Decode(w, x, r0, r1, y);
-#endif
+      return MatMulRowsT<Q4KDot>(w, x, r0, r1, y, ldy);
+#else
       return MatMulRowsT<PairwiseMicro<Q4KDot, 1, 4>>(w, x, r0, r1, y, ldy);
+#endif
     case DType::kQ6_K:
 #if YUAN_X86_VNNI
       if (x.n_tokens >= kBandMinTokens) return BandQ6K::Rows(w, x, r0, r1, y, ldy);
