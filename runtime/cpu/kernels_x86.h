@@ -1621,41 +1621,77 @@ struct Q4KDot {
     for (int r = 0; r < S; ++r) *out[r] = sum[r] - sum_min[r];
   }
 
-  // One row against C tokens from t (a prompt batch): the row's block is
-  // unpacked once for all of them; token c's result goes to out[c * ld].
-  template <int C>
-  static void Tokens512(const uint8_t* row, const Acts& x, int64_t t, float* out, int64_t ld) {
+  // R rows against C tokens from t (a prompt batch): each row's block is
+  // unpacked once for all C tokens and each token's activations arranged
+  // once for all R rows; row r's result for token c goes to
+  // out[c * ld + r]. With C = 4 the tokens' sums are reduced in pairs as
+  // they come (fewer registers live) and finished as Totals4 would.
+  template <int R, int C>
+  static void Tokens512(const uint8_t* row0, uint64_t rb, const Acts& x, int64_t t, float* out, int64_t ld) {
     const int64_t nb = x.cols / kQ8KBlock;
-    const BlockQ4_K* w = reinterpret_cast<const BlockQ4_K*>(row);
-    float sum[C], sum_min[C];
-    __m128 sum4 = _mm_setzero_ps(), sum_min4 = _mm_setzero_ps();
+    float sum[R][C], sum_min[R][C];
+    __m128 sum4[R], sum_min4[R];
     YUAN_UNROLL
-    for (int c = 0; c < C; ++c) sum[c] = sum_min[c] = 0.0f;
+    for (int r = 0; r < R; ++r) {
+      sum4[r] = sum_min4[r] = _mm_setzero_ps();
+      YUAN_UNROLL
+      for (int c = 0; c < C; ++c) sum[r][c] = sum_min[r][c] = 0.0f;
+    }
     for (int64_t b = 0; b < nb; ++b) {
-      const Block k = Unpack(w[b]);
-      __m256i sumi[C], summ[C];
+      const BlockQ4_K* w[R];
+      Block k[R];
+      YUAN_UNROLL
+      for (int r = 0; r < R; ++r) {
+        w[r] = reinterpret_cast<const BlockQ4_K*>(row0 + r * rb) + b;
+        k[r] = Unpack(*w[r]);
+      }
+      // C == 4: pairs[r][0] = hadd(token 0, token 1), pairs[r][1] for 2, 3
+      __m256i sumi[R][C], summ[R][C], pi[R][2], pm[R][2];
       YUAN_UNROLL
       for (int c = 0; c < C; ++c) {
         __m512i yv[4];
         Arrange(x.qs + (t + c) * x.cols + b * kQ8KBlock, yv);
-        Products(k, yv, x.bsums + ((t + c) * nb + b) * (kQ8KBlock / 16), &sumi[c], &summ[c]);
-      }
-      const float d = HalfToFloat(w[b].d), dmin = HalfToFloat(w[b].dmin);
-      if constexpr (C == 4) {
-        const __m128 dx = _mm_setr_ps(x.d[t * nb + b], x.d[(t + 1) * nb + b], x.d[(t + 2) * nb + b],
-                                      x.d[(t + 3) * nb + b]);
-        Step4(sumi, summ, _mm_set1_ps(d), _mm_set1_ps(dmin), dx, &sum4, &sum_min4);
-      } else {
+        const int16_t* bs = x.bsums + ((t + c) * nb + b) * (kQ8KBlock / 16);
         YUAN_UNROLL
-        for (int c = 0; c < C; ++c) Step1(sumi[c], summ[c], d, dmin, x.d[(t + c) * nb + b], &sum[c], &sum_min[c]);
+        for (int r = 0; r < R; ++r) {
+          Products(k[r], yv, bs, &sumi[r][c], &summ[r][c]);
+          if constexpr (C == 4) {
+            if (c % 2 == 1) {
+              pi[r][c / 2] = _mm256_hadd_epi32(sumi[r][c - 1], sumi[r][c]);
+              pm[r][c / 2] = _mm256_hadd_epi32(summ[r][c - 1], summ[r][c]);
+            }
+          }
+        }
       }
-    }
-    if constexpr (C == 4) {
-      _mm_storeu_ps(sum, sum4);
-      _mm_storeu_ps(sum_min, sum_min4);
+      YUAN_UNROLL
+      for (int r = 0; r < R; ++r) {
+        const float d = HalfToFloat(w[r]->d), dmin = HalfToFloat(w[r]->dmin);
+        if constexpr (C == 4) {
+          auto finish = [](__m256i p01, __m256i p23) {  // = Totals4 of the four
+            const __m256i h = _mm256_hadd_epi32(p01, p23);
+            return _mm_cvtepi32_ps(_mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
+          };
+          const __m128 dx = _mm_setr_ps(x.d[t * nb + b], x.d[(t + 1) * nb + b], x.d[(t + 2) * nb + b],
+                                        x.d[(t + 3) * nb + b]);
+          sum4[r] = _mm_fmadd_ps(finish(pi[r][0], pi[r][1]), _mm_mul_ps(_mm_set1_ps(d), dx), sum4[r]);
+          sum_min4[r] = _mm_fmadd_ps(finish(pm[r][0], pm[r][1]), _mm_mul_ps(_mm_set1_ps(dmin), dx), sum_min4[r]);
+        } else {
+          YUAN_UNROLL
+          for (int c = 0; c < C; ++c) {
+            Step1(sumi[r][c], summ[r][c], d, dmin, x.d[(t + c) * nb + b], &sum[r][c], &sum_min[r][c]);
+          }
+        }
+      }
     }
     YUAN_UNROLL
-    for (int c = 0; c < C; ++c) out[c * ld] = sum[c] - sum_min[c];
+    for (int r = 0; r < R; ++r) {
+      if constexpr (C == 4) {
+        _mm_storeu_ps(sum[r], sum4[r]);
+        _mm_storeu_ps(sum_min[r], sum_min4[r]);
+      }
+      YUAN_UNROLL
+      for (int c = 0; c < C; ++c) out[c * ld + r] = sum[r][c] - sum_min[r][c];
+    }
   }
 
   static float Dot(const uint8_t* row, const Acts& x, int64_t t) {
@@ -1665,12 +1701,11 @@ struct Q4KDot {
     return y;
   }
 
-  // The register tile for MatMulRowsT: one row, kC tokens.
-  static constexpr int kR = 1, kC = 4, kRDecode = 1;
+  // The register tile for MatMulRowsT: kR rows, kC tokens.
+  static constexpr int kR = 2, kC = 4, kRDecode = 1;
   template <int R, int C>
   static void Tile(const uint8_t* w, uint64_t rb, const Acts& x, int64_t t, float* y, int64_t ldy) {
-    YUAN_UNROLL
-    for (int r = 0; r < R; ++r) Tokens512<C>(w + r * rb, x, t, y + r, ldy);
+    Tokens512<R, C>(w, rb, x, t, y, ldy);
   }
 
   // One token against rows [r0, r1): kQ4KDecodeRuns runs of rows read side
