@@ -147,6 +147,37 @@ inline void PrimeRuns(const uint8_t* base, uint64_t row_bytes, int64_t first, in
   }
 }
 
+// Asks for the lines of the block `ahead` bytes past w (a hint: an
+// address past the matrix does not fault).
+template <class B>
+inline void PrefetchBlockAhead(const B& w, int64_t ahead) {
+  const char* p = reinterpret_cast<const char*>(&w) + ahead;
+  for (int o = 0; o < static_cast<int>(sizeof(B)); o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
+}
+
+// One token against rows [r0, r1) of row-major weights, as the k-quant
+// decoding kernels read them: S runs of rows side by side, each primed
+// with and then prefetching DecodePrefetchBytes() ahead, rows(ptrs, outs,
+// ahead) taking one row of each run at a time; then the rows left over,
+// one(row, out) each.
+template <int S, class RowsFn, class OneFn>
+inline void DecodeInRuns(const MatRef& w, int64_t r0, int64_t r1, float* y, RowsFn rows, OneFn one) {
+  const uint8_t* base = static_cast<const uint8_t*>(w.data);
+  const int64_t per = (r1 - r0) / S;
+  const int64_t ahead = DecodePrefetchBytes();
+  if (per > 0) PrimeRuns(base, w.row_bytes, r0, per, S, ahead);
+  for (int64_t i = 0; i < per; ++i) {
+    const uint8_t* ptrs[S];
+    float* outs[S];
+    for (int s = 0; s < S; ++s) {
+      ptrs[s] = base + (r0 + s * per + i) * w.row_bytes;
+      outs[s] = y + r0 + s * per + i;
+    }
+    rows(ptrs, outs, ahead);
+  }
+  for (int64_t r = r0 + S * per; r < r1; ++r) one(base + r * w.row_bytes, y + r);
+}
+
 // ---- f32 / f16 / bf16 weights, f32 activations -----------------------------
 
 template <DType kType>
@@ -1224,11 +1255,7 @@ struct Q6KDot {
       YUAN_UNROLL
       for (int r = 0; r < S; ++r) {
         const BlockQ6_K& w = reinterpret_cast<const BlockQ6_K*>(rows[r])[b];
-        if constexpr (kPrefetch) {  // (a hint: an address past the matrix does not fault)
-          const char* p = reinterpret_cast<const char*>(&w) + ahead;
-          YUAN_UNROLL
-          for (int o = 0; o < static_cast<int>(sizeof(BlockQ6_K)); o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
-        }
+        if constexpr (kPrefetch) PrefetchBlockAhead(w, ahead);
         const __m256i sc =
             _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w.scales)));
         sum[r] = _mm512_setzero_si512();
@@ -1305,27 +1332,15 @@ struct Q6KDot {
   // head of bench-0.3b Q4_0 then read 41.9-42.2 GB/s instead of 28.7-33.0
   // (yuan bench --steps), as fast as the Q4_0 products; the prefetchers
   // alone did not keep four runs going there.
-  static constexpr int kStreams = kQ6KDecodeRuns;
   static void Decode(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y) {
-    const uint8_t* base = static_cast<const uint8_t*>(w.data);
-    const int64_t per = (r1 - r0) / kStreams;
-    const int64_t ahead = DecodePrefetchBytes();
-    if (per > 0) PrimeRuns(base, w.row_bytes, r0, per, kStreams, ahead);
-    for (int64_t i = 0; i < per; ++i) {
-      const uint8_t* rows[kStreams];
-      float* outs[kStreams];
-      for (int s = 0; s < kStreams; ++s) {
-        rows[s] = base + (r0 + s * per + i) * w.row_bytes;
-        outs[s] = y + r0 + s * per + i;
-      }
-      Decode512<kStreams, true>(rows, x, 0, outs, ahead);
-    }
-    for (int64_t r = r0 + kStreams * per; r < r1; ++r) {
-      const uint8_t* row = base + r * w.row_bytes;
-      float* out = y + r;
-      Decode512<1>(&row, x, 0, &out);
-    }
+    DecodeInRuns<kQ6KDecodeRuns>(
+        w, r0, r1, y,
+        [&](const uint8_t* const* rows, float* const* outs, int64_t ahead) {
+          Decode512<kQ6KDecodeRuns, true>(rows, x, 0, outs, ahead);
+        },
+        [&](const uint8_t* row, float* out) { Decode512<1>(&row, x, 0, &out); });
   }
+
 #endif
 
   // The register tile for MatMulRowsT: one row, kC tokens.
@@ -1578,11 +1593,7 @@ struct Q4KDot {
       YUAN_UNROLL
       for (int r = 0; r < S; ++r) {
         const BlockQ4_K& w = reinterpret_cast<const BlockQ4_K*>(rows[r])[b];
-        if constexpr (kPrefetch) {  // (a hint: an address past the matrix does not fault)
-          const char* pf = reinterpret_cast<const char*>(&w) + ahead;
-          YUAN_UNROLL
-          for (int o = 0; o < static_cast<int>(sizeof(BlockQ4_K)); o += 64) _mm_prefetch(pf + o, _MM_HINT_T0);
-        }
+        if constexpr (kPrefetch) PrefetchBlockAhead(w, ahead);
         Products(Unpack(w), yv, bs, &sumi[r], &summ[r]);
       }
       YUAN_UNROLL
@@ -1712,21 +1723,12 @@ struct Q4KDot {
   // by side, each prefetching DecodePrefetchBytes() ahead (as
   // Q6KDot::Decode), then the rows left over.
   static void Decode(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y) {
-    constexpr int S = kQ4KDecodeRuns;
-    const uint8_t* base = static_cast<const uint8_t*>(w.data);
-    const int64_t per = (r1 - r0) / S;
-    const int64_t ahead = DecodePrefetchBytes();
-    if (per > 0) PrimeRuns(base, w.row_bytes, r0, per, S, ahead);
-    for (int64_t i = 0; i < per; ++i) {
-      const uint8_t* rows[S];
-      float* outs[S];
-      for (int s = 0; s < S; ++s) {
-        rows[s] = base + (r0 + s * per + i) * w.row_bytes;
-        outs[s] = y + r0 + s * per + i;
-      }
-      Rows512<S, true>(rows, x, 0, outs, ahead);
-    }
-    for (int64_t r = r0 + S * per; r < r1; ++r) y[r] = Dot(base + r * w.row_bytes, x, 0);
+    DecodeInRuns<kQ4KDecodeRuns>(
+        w, r0, r1, y,
+        [&](const uint8_t* const* rows, float* const* outs, int64_t ahead) {
+          Rows512<kQ4KDecodeRuns, true>(rows, x, 0, outs, ahead);
+        },
+        [&](const uint8_t* row, float* out) { *out = Dot(row, x, 0); });
   }
 #else
   static float Dot(const uint8_t* row, const Acts& x, int64_t t) {
