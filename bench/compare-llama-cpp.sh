@@ -22,6 +22,7 @@ yuan="${YUAN_BUILD_DIR:-build/release}/cli/yuan"
 for m in "${models[@]}"; do
   echo "## $m"
   "$yuan" bench -m "$m" -t "$threads" -p 512 -n 128 -r "$reps"
-  (cd bench/llama-cpp && node bench.mjs -t "$threads" -r "$reps" "../../$m")
+  abs="$(realpath "$m")"  # (relative to here or absolute; node runs from bench/llama-cpp)
+  (cd bench/llama-cpp && node bench.mjs -t "$threads" -r "$reps" "$abs")
   echo
 done
