@@ -1465,21 +1465,44 @@ struct BandQ6K {
 #endif
 
 struct Q4KDot {
+  // Per row and block the 256 nibbles (Unpack) meet one token's values
+  // (Arrange) in Products: each 4 (AVX-512: vpdpbusd) or 2 (AVX2:
+  // vpmaddubsw) products summed in a lane, scaled per sub-block and summed
+  // again into 8 int32 lanes (AVX-512: packed to int16 first, vpdpwssd;
+  // AVX2: vpmaddwd), and the mins' term from the activations' 16-value sums
+  // by vpmaddwd. The block's exact integer sums then go into one FMA each
+  // (the scale's and the min's): four at a time as 4-lane FMAs (four rows
+  // when decoding, four tokens in a batch) or one at a time by std::fma,
+  // the same operations per row and token either way, so batches keep
+  // single tokens' bits, and both kernel sets give the same bits. (Until
+  // the sixteenth session a row and a token went at a time, the scales
+  // unpacked by a call per block: 37 GFLOP/s from cache on one Zen 5
+  // thread, and a bench-0.3b Q4_K token's products read 16-18 GB/s.)
+  //
+  // The 8 (scale, min) pairs as ggml's get_scale_min_k4 unpacks them, in
+  // one vector (bytes 0-7 the scales, 8-15 the mins): scale j < 4 is
+  // q[j] & 63, min j < 4 q[j + 4] & 63; for j >= 4 the scale is
+  // q[j + 4] & 15 and the min q[j + 4] >> 4, each with the top two bits
+  // of q[j - 4] (scale) or q[j] (min) above. (The 16-byte load's last 4
+  // bytes are the block's first quants, unused.)
+  static __m128i ScalesMins(const BlockQ4_K& w) {
+    const __m128i k4Low = _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11);
+    const __m128i k4Top = _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7);
+    const __m128i k4Mask = _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0);
+    const __m128i k4HighNibble = _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15);
+    const __m128i k4Top2 = _mm_setr_epi8(0, 0, 0, 0, 48, 48, 48, 48, 0, 0, 0, 0, 48, 48, 48, 48);
+    const __m128i sv = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.scales));
+    const __m128i low6 = _mm_shuffle_epi8(sv, k4Low);  // q[0..3], q[8..11], q[4..7], q[8..11]
+    const __m128i top2 = _mm_shuffle_epi8(sv, k4Top);  // 0, q[0..3], 0, q[4..7]
+    return _mm_or_si128(
+        _mm_or_si128(_mm_and_si128(low6, k4Mask), _mm_and_si128(_mm_srli_epi16(low6, 4), k4HighNibble)),
+        _mm_and_si128(_mm_srli_epi16(top2, 2), k4Top2));
+  }
+
 #if YUAN_X86_VNNI
-  // In 512-bit registers. Per row and block the 256 nibbles are two halves
-  // of two zmm (Unpack), met by the activations rearranged to match
-  // (Arrange: bytes 0-31 and 32-63 of zmm k hold the values of the two
-  // sub-blocks that the low or high nibbles of the same qs bytes encode);
-  // each lane's 4 products by vpdpbusd, packed to int16 and multiplied by
-  // their sub-block scales and summed by vpdpwssd; the mins' term from the
-  // activations' 16-value sums by vpmaddwd (Products). The block's exact
-  // integer sums then go into one FMA each (the scale's and the min's):
-  // four at a time as 4-lane FMAs (four rows when decoding, four tokens in
-  // a batch) or one at a time by std::fma, the same operations per row and
-  // token either way, so batches keep single tokens' bits. The AVX2 form
-  // below (one row and token at a time, the scales unpacked by a call per
-  // block) computed 37 GFLOP/s from cache on one Zen 5 thread and decoded
-  // a bench-0.3b Q4_K token's products at 16-18 GB/s.
+  // AVX-512: the nibbles are two halves of two zmm, the values rearranged
+  // to match (bytes 0-31 and 32-63 of zmm k hold the values of the two
+  // sub-blocks that the low or high nibbles of the same qs bytes encode).
   struct Block {
     __m512i lo[2], hi[2];  // half h: qs[64h .. 64h + 63]'s low and high nibbles
     __m512i scales[2];     // half h's sub-block scales as vpdpwssd takes them
@@ -1496,23 +1519,7 @@ struct Q4KDot {
         {8, 9, 8, 9, 8, 9, 8, 9, 10, 11, 10, 11, 10, 11, 10, 11, 8, 9, 8, 9, 8, 9, 8, 9, 10, 11, 10, 11, 10, 11, 10, 11,
          12, 13, 12, 13, 12, 13, 12, 13, 14, 15, 14, 15, 14, 15, 14, 15,
          12, 13, 12, 13, 12, 13, 12, 13, 14, 15, 14, 15, 14, 15, 14, 15}};
-    // The 8 (scale, min) pairs as ggml's get_scale_min_k4 unpacks them, in
-    // one vector (bytes 0-7 the scales, 8-15 the mins): scale j < 4 is
-    // q[j] & 63, min j < 4 q[j + 4] & 63; for j >= 4 the scale is
-    // q[j + 4] & 15 and the min q[j + 4] >> 4, each with the top two bits
-    // of q[j - 4] (scale) or q[j] (min) above. (The 16-byte load's last 4
-    // bytes are the block's first quants, unused.)
-    const __m128i k4Low = _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11);
-    const __m128i k4Top = _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7);
-    const __m128i k4Mask = _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0);
-    const __m128i k4HighNibble = _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15);
-    const __m128i k4Top2 = _mm_setr_epi8(0, 0, 0, 0, 48, 48, 48, 48, 0, 0, 0, 0, 48, 48, 48, 48);
-    const __m128i sv = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.scales));
-    const __m128i low6 = _mm_shuffle_epi8(sv, k4Low);  // q[0..3], q[8..11], q[4..7], q[8..11]
-    const __m128i top2 = _mm_shuffle_epi8(sv, k4Top);  // 0, q[0..3], 0, q[4..7]
-    const __m128i sm = _mm_or_si128(
-        _mm_or_si128(_mm_and_si128(low6, k4Mask), _mm_and_si128(_mm_srli_epi16(low6, 4), k4HighNibble)),
-        _mm_and_si128(_mm_srli_epi16(top2, 2), k4Top2));
+    const __m128i sm = ScalesMins(w);
     const __m512i sc16 = _mm512_maskz_broadcast_i32x4(0xFFFF, _mm_cvtepu8_epi16(sm));
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     Block k;
@@ -1526,20 +1533,23 @@ struct Q4KDot {
     k.mins = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm));
     return k;
   }
-  // yv[2h + n]: the values the low (n = 0) or high (n = 1) nibbles of
+  // v[2h + n]: the values the low (n = 0) or high (n = 1) nibbles of
   // qs[64h .. 64h + 63] meet: y[128h + 32n ..] then y[128h + 64 + 32n ..]
-  static void Arrange(const int8_t* y, __m512i* yv) {
+  struct ActBlock {
+    __m512i v[4];
+  };
+  static void Arrange(const int8_t* y, ActBlock* a) {
     YUAN_UNROLL
     for (int k = 0; k < 4; ++k) {
       const int8_t* p = y + 128 * (k / 2) + 32 * (k % 2);
-      yv[k] = _mm512_maskz_inserti64x4(0xFF, _mm512_maskz_loadu_epi64(0x0F, p),
+      a->v[k] = _mm512_maskz_inserti64x4(0xFF, _mm512_maskz_loadu_epi64(0x0F, p),
                                        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 64)), 1);
     }
   }
   // One row's block against one token's: the 8 int32 lanes whose sum is
   // sum_s scale_s * (q . y over sub-block s) (*sumi) and those whose sum
   // is sum_s min_s * (y's sum over sub-block s) (*summ).
-  static void Products(const Block& k, const __m512i* yv, const int16_t* bsums, __m256i* sumi, __m256i* summ) {
+  static void Products(const Block& k, const ActBlock& a, const int16_t* bsums, __m256i* sumi, __m256i* summ) {
     __m512i acc = _mm512_setzero_si512();
     YUAN_UNROLL
     for (int h = 0; h < 2; ++h) {
@@ -1547,13 +1557,65 @@ struct Q4KDot {
       // 4h + 3; each lane's 4 products within +-4 * 15 * 128, so int16
       // holds them; packed, 128-bit lane L holds plo's lanes 4L .. 4L + 3,
       // then phi's
-      const __m512i plo = _mm512_dpbusd_epi32(_mm512_setzero_si512(), k.lo[h], yv[2 * h]);
-      const __m512i phi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), k.hi[h], yv[2 * h + 1]);
+      const __m512i plo = _mm512_dpbusd_epi32(_mm512_setzero_si512(), k.lo[h], a.v[2 * h]);
+      const __m512i phi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), k.hi[h], a.v[2 * h + 1]);
       acc = _mm512_dpwssd_epi32(acc, _mm512_maskz_packs_epi32(0xFFFFFFFF, plo, phi), k.scales[h]);
     }
     *sumi = _mm256_add_epi32(_mm512_maskz_extracti64x4_epi64(0xF, acc, 0), _mm512_maskz_extracti64x4_epi64(0xF, acc, 1));
     *summ = _mm256_madd_epi16(k.mins, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bsums)));
   }
+#else
+  // AVX2: the quants and values are read in place, 32 bytes at a time
+  // (qs[32j ..]'s low nibbles meet y[64j ..], its high nibbles y[64j + 32 ..]),
+  // and each sub-block's scale is spread over a vector by a byte shuffle.
+  struct Block {
+    const uint8_t* qs;
+    __m256i scales;  // the 8 scales as int16, in both 128-bit lanes
+    __m256i mins;    // min s at int16 lanes 2s and 2s + 1
+  };
+  static Block Unpack(const BlockQ4_K& w) {
+    const __m128i sm = ScalesMins(w);
+    return {w.qs, _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm)),
+            _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm))};
+  }
+  struct ActBlock {
+    const int8_t* y;
+  };
+  static void Arrange(const int8_t* y, ActBlock* a) { a->y = y; }
+  static void Products(const Block& k, const ActBlock& a, const int16_t* bsums, __m256i* sumi, __m256i* summ) {
+    // scale s at every int16 lane: bytes 2s, 2s + 1 of each 128-bit lane
+    alignas(32) static constexpr int8_t kSpread[8][32] = {
+        {0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1},
+        {2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3},
+        {4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5},
+        {6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7},
+        {8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9},
+        {10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11,
+         10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11},
+        {12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13,
+         12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13},
+        {14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15,
+         14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15}};
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m256i acc = _mm256_setzero_si256();
+    YUAN_UNROLL
+    for (int j = 0; j < 4; ++j) {
+      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(k.qs + 32 * j));
+      const __m256i y0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.y + 64 * j));
+      const __m256i y1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.y + 64 * j + 32));
+      // pairs of products within +-2 * 15 * 128: no saturation
+      const __m256i plo = _mm256_maddubs_epi16(_mm256_and_si256(q, m4), y0);
+      const __m256i phi = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), y1);
+      const __m256i slo = _mm256_shuffle_epi8(k.scales, _mm256_load_si256(reinterpret_cast<const __m256i*>(kSpread[2 * j])));
+      const __m256i shi =
+          _mm256_shuffle_epi8(k.scales, _mm256_load_si256(reinterpret_cast<const __m256i*>(kSpread[2 * j + 1])));
+      acc = _mm256_add_epi32(acc, _mm256_add_epi32(_mm256_madd_epi16(plo, slo), _mm256_madd_epi16(phi, shi)));
+    }
+    *sumi = acc;
+    *summ = _mm256_madd_epi16(k.mins, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bsums)));
+  }
+#endif
+
   // Lane j: the sum of v[j]'s 8 lanes (exact integer sums, in any order).
   static __m128i Totals4(const __m256i* v) {
     const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
@@ -1574,7 +1636,7 @@ struct Q4KDot {
   // S rows (read block by block, optionally prefetching `ahead` bytes on)
   // against token t.
   template <int S, bool kPrefetch = false>
-  static void Rows512(const uint8_t* const* rows, const Acts& x, int64_t t, float* const* out,
+  static void Rows(const uint8_t* const* rows, const Acts& x, int64_t t, float* const* out,
                       int64_t ahead = 0) {
     const int64_t nb = x.cols / kQ8KBlock;
     constexpr int kGroups = S % 4 == 0 ? S / 4 : 0;
@@ -1587,14 +1649,14 @@ struct Q4KDot {
     for (int64_t b = 0; b < nb; ++b) {
       const int16_t* bs = x.bsums + (t * nb + b) * (kQ8KBlock / 16);
       const float dx = x.d[t * nb + b];
-      __m512i yv[4];
-      Arrange(x.qs + t * x.cols + b * kQ8KBlock, yv);
+      ActBlock act;
+      Arrange(x.qs + t * x.cols + b * kQ8KBlock, &act);
       __m256i sumi[S], summ[S];
       YUAN_UNROLL
       for (int r = 0; r < S; ++r) {
         const BlockQ4_K& w = reinterpret_cast<const BlockQ4_K*>(rows[r])[b];
         if constexpr (kPrefetch) PrefetchBlockAhead(w, ahead);
-        Products(Unpack(w), yv, bs, &sumi[r], &summ[r]);
+        Products(Unpack(w), act, bs, &sumi[r], &summ[r]);
       }
       YUAN_UNROLL
       for (int g = 0; g < kGroups; ++g) {
@@ -1638,7 +1700,7 @@ struct Q4KDot {
   // out[c * ld + r]. With C = 4 the tokens' sums are reduced in pairs as
   // they come (fewer registers live) and finished as Totals4 would.
   template <int R, int C>
-  static void Tokens512(const uint8_t* row0, uint64_t rb, const Acts& x, int64_t t, float* out, int64_t ld) {
+  static void Tokens(const uint8_t* row0, uint64_t rb, const Acts& x, int64_t t, float* out, int64_t ld) {
     const int64_t nb = x.cols / kQ8KBlock;
     float sum[R][C], sum_min[R][C];
     __m128 sum4[R], sum_min4[R];
@@ -1660,12 +1722,12 @@ struct Q4KDot {
       __m256i sumi[R][C], summ[R][C], pi[R][2], pm[R][2];
       YUAN_UNROLL
       for (int c = 0; c < C; ++c) {
-        __m512i yv[4];
-        Arrange(x.qs + (t + c) * x.cols + b * kQ8KBlock, yv);
+        ActBlock act;
+        Arrange(x.qs + (t + c) * x.cols + b * kQ8KBlock, &act);
         const int16_t* bs = x.bsums + ((t + c) * nb + b) * (kQ8KBlock / 16);
         YUAN_UNROLL
         for (int r = 0; r < R; ++r) {
-          Products(k[r], yv, bs, &sumi[r][c], &summ[r][c]);
+          Products(k[r], act, bs, &sumi[r][c], &summ[r][c]);
           if constexpr (C == 4) {
             if (c % 2 == 1) {
               pi[r][c / 2] = _mm256_hadd_epi32(sumi[r][c - 1], sumi[r][c]);
@@ -1708,7 +1770,7 @@ struct Q4KDot {
   static float Dot(const uint8_t* row, const Acts& x, int64_t t) {
     float y;
     float* out = &y;
-    Rows512<1>(&row, x, t, &out);
+    Rows<1>(&row, x, t, &out);
     return y;
   }
 
@@ -1716,7 +1778,7 @@ struct Q4KDot {
   static constexpr int kR = 2, kC = 4, kRDecode = 1;
   template <int R, int C>
   static void Tile(const uint8_t* w, uint64_t rb, const Acts& x, int64_t t, float* y, int64_t ldy) {
-    Tokens512<R, C>(w, rb, x, t, y, ldy);
+    Tokens<R, C>(w, rb, x, t, y, ldy);
   }
 
   // One token against rows [r0, r1): kQ4KDecodeRuns runs of rows read side
@@ -1726,41 +1788,10 @@ struct Q4KDot {
     DecodeInRuns<kQ4KDecodeRuns>(
         w, r0, r1, y,
         [&](const uint8_t* const* rows, float* const* outs, int64_t ahead) {
-          Rows512<kQ4KDecodeRuns, true>(rows, x, 0, outs, ahead);
+          Rows<kQ4KDecodeRuns, true>(rows, x, 0, outs, ahead);
         },
         [&](const uint8_t* row, float* out) { *out = Dot(row, x, 0); });
   }
-#else
-  static float Dot(const uint8_t* row, const Acts& x, int64_t t) {
-    const int64_t nb = x.cols / kQ8KBlock;
-    const BlockQ4_K* w = reinterpret_cast<const BlockQ4_K*>(row);
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    __m256 acc = _mm256_setzero_ps();
-    float sum_min = 0.0f;
-    for (int64_t b = 0; b < nb; ++b) {
-      const int8_t* y = x.qs + t * x.cols + b * kQ8KBlock;
-      const int16_t* bs = x.bsums + (t * nb + b) * (kQ8KBlock / 16);
-      uint8_t sc[8], m[8];
-      UnpackQ4KScales(w[b].scales, sc, m);
-      __m256i sumi = _mm256_setzero_si256();
-      int32_t summ = 0;
-      for (int j = 0; j < 4; ++j) {
-        const __m256i qv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs + 32 * j));
-        const __m256i lo = _mm256_and_si256(qv, m4);
-        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qv, 4), m4);
-        const __m256i y0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + 64 * j));
-        const __m256i y1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + 64 * j + 32));
-        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), _mm256_set1_epi16(sc[2 * j])));
-        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1), _mm256_set1_epi16(sc[2 * j + 1])));
-        summ += m[2 * j] * (bs[4 * j] + bs[4 * j + 1]) + m[2 * j + 1] * (bs[4 * j + 2] + bs[4 * j + 3]);
-      }
-      const float dx = x.d[t * nb + b];
-      acc = _mm256_fmadd_ps(_mm256_set1_ps(HalfToFloat(w[b].d) * dx), _mm256_cvtepi32_ps(sumi), acc);
-      sum_min += (HalfToFloat(w[b].dmin) * dx) * static_cast<float>(summ);
-    }
-    return Hsum(acc) - sum_min;
-  }
-#endif
 };
 
 void MatMulRows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y, int64_t ldy) {
@@ -1784,12 +1815,8 @@ void MatMulRows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y
       if (x.n_tokens >= kBandMinTokens || w.interleaved8) return BandQ8<DType::kQ4_0>::Rows(w, x, r0, r1, y, ldy);
       return MatMulRowsT<Q8Micro<DType::kQ4_0>>(w, x, r0, r1, y, ldy);
     case DType::kQ4_K:
-#if YUAN_X86_VNNI
       if (x.n_tokens == 1) return Q4KDot::Decode(w, x, r0, r1, y);
       return MatMulRowsT<Q4KDot>(w, x, r0, r1, y, ldy);
-#else
-      return MatMulRowsT<PairwiseMicro<Q4KDot, 1, 4>>(w, x, r0, r1, y, ldy);
-#endif
     case DType::kQ6_K:
 #if YUAN_X86_VNNI
       if (x.n_tokens >= kBandMinTokens) return BandQ6K::Rows(w, x, r0, r1, y, ldy);
