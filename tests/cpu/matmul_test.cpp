@@ -318,6 +318,28 @@ TEST_CASE("float decoding in runs gives each row the batch kernel's bits", "[cpu
   kernels::SetDecodePrefetchBytes(before);
 }
 
+// The x86 Q4_K kernels (AVX2 and AVX-512) sum the same exact integers per
+// block and do the same FMAs, so they agree to the bit, one token or many.
+TEST_CASE("Q4_K gives the same bits with every x86 kernel set", "[cpu]") {
+  std::mt19937 rng(31);
+  const int64_t rows = 203, cols = 512, T = 6;
+  auto q = RandomWeights(DType::kQ4_K, rows, cols, rng);
+  MatRef m{DType::kQ4_K, rows, cols, q.data(), *RowBytes(DType::kQ4_K, cols)};
+  std::vector<float> x = RandomActs(T * cols, rng);
+  ThreadPool pool(2);
+  std::vector<std::vector<float>> results;
+  for (auto isa : SupportedIsas()) {
+    if (isa == kernels::Isa::kScalar) continue;
+    IsaScope scope(isa);
+    std::vector<float> y(T * rows), one(rows);
+    MatMul(m, x.data(), T, y.data(), &pool);
+    MatMul(m, x.data(), 1, one.data(), &pool);
+    y.insert(y.end(), one.begin(), one.end());
+    results.push_back(y);
+  }
+  for (size_t i = 1; i < results.size(); ++i) CHECK(results[i] == results[0]);
+}
+
 TEST_CASE("MatMulGroup gives each matrix the bits of its own MatMul", "[cpu]") {
   std::mt19937 rng(13);
   const int64_t cols = 512;
