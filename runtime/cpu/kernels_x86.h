@@ -155,8 +155,8 @@ inline void PrefetchBlockAhead(const B& w, int64_t ahead) {
   for (int o = 0; o < static_cast<int>(sizeof(B)); o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
 }
 
-// One token against rows [r0, r1) of row-major weights, as the k-quant
-// decoding kernels read them: S runs of rows side by side, each primed
+// One token against rows [r0, r1) of row-major weights, as the float and
+// k-quant decoding kernels read them: S runs of rows side by side, each primed
 // with and then prefetching DecodePrefetchBytes() ahead, rows(ptrs, outs,
 // ahead) taking one row of each run at a time; then the rows left over,
 // one(row, out) each.
@@ -288,32 +288,29 @@ struct FloatMicro {
   static void Decode(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y) {
     constexpr int S = kFloatDecodeRuns;
     constexpr int64_t kElem = kType == DType::kF32 ? 4 : 2;
-    const uint8_t* base = static_cast<const uint8_t*>(w.data);
-    const uint64_t rb = w.row_bytes;
-    const int64_t n = x.cols, per = (r1 - r0) / S, ahead = DecodePrefetchBytes();
-    if (per > 0) PrimeRuns(base, rb, r0, per, S, ahead);
-    for (int64_t i = 0; i < per; ++i) {
-      const uint8_t* rows[S];
-      V acc[S];
-      YUAN_UNROLL
-      for (int s = 0; s < S; ++s) {
-        rows[s] = base + (r0 + s * per + i) * rb;
-        acc[s] = Zero();
-      }
-      int64_t k = 0;
-      for (; k + kLanes <= n; k += kLanes) {
-        const V xv = LoadX(x.f32 + k);
-        YUAN_UNROLL
-        for (int s = 0; s < S; ++s) {
-          // one prefetch per line (a hint: past the matrix it does not fault)
-          if ((k * kElem) % 64 == 0) _mm_prefetch(reinterpret_cast<const char*>(rows[s]) + k * kElem + ahead, _MM_HINT_T0);
-          acc[s] = Fma(LoadW(rows[s], k), xv, acc[s]);
-        }
-      }
-      YUAN_UNROLL
-      for (int s = 0; s < S; ++s) y[r0 + s * per + i] = Finish(acc[s], rows[s], x.f32, k, n);
-    }
-    for (int64_t r = r0 + S * per; r < r1; ++r) Tile<1, 1>(base + r * rb, rb, x, 0, y + r, 1);
+    const int64_t n = x.cols;
+    DecodeInRuns<S>(
+        w, r0, r1, y,
+        [&](const uint8_t* const* rows, float* const* outs, int64_t ahead) {
+          V acc[S];
+          YUAN_UNROLL
+          for (int s = 0; s < S; ++s) acc[s] = Zero();
+          int64_t k = 0;
+          for (; k + kLanes <= n; k += kLanes) {
+            const V xv = LoadX(x.f32 + k);
+            YUAN_UNROLL
+            for (int s = 0; s < S; ++s) {
+              // one prefetch per line (a hint: past the matrix it does not fault)
+              if ((k * kElem) % 64 == 0) {
+                _mm_prefetch(reinterpret_cast<const char*>(rows[s]) + k * kElem + ahead, _MM_HINT_T0);
+              }
+              acc[s] = Fma(LoadW(rows[s], k), xv, acc[s]);
+            }
+          }
+          YUAN_UNROLL
+          for (int s = 0; s < S; ++s) *outs[s] = Finish(acc[s], rows[s], x.f32, k, n);
+        },
+        [&](const uint8_t* row, float* out) { Tile<1, 1>(row, w.row_bytes, x, 0, out, 1); });
   }
 };
 
@@ -1616,10 +1613,14 @@ struct Q4KDot {
   }
 #endif
 
-  // Lane j: the sum of v[j]'s 8 lanes (exact integer sums, in any order).
-  static __m128i Totals4(const __m256i* v) {
-    const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+  // Lane j: the sum of v[j]'s 8 lanes (exact integer sums, in any order),
+  // from the pairs hadd(v[0], v[1]) and hadd(v[2], v[3]).
+  static __m128i TotalsOfPairs(__m256i p01, __m256i p23) {
+    const __m256i h = _mm256_hadd_epi32(p01, p23);
     return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+  }
+  static __m128i Totals4(const __m256i* v) {
+    return TotalsOfPairs(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
   }
   // sum = fma(sumi, d * dx, sum) and sum_min likewise, as one row's and
   // token's step (S = 1) or four at once (lanes).
@@ -1636,8 +1637,7 @@ struct Q4KDot {
   // S rows (read block by block, optionally prefetching `ahead` bytes on)
   // against token t.
   template <int S, bool kPrefetch = false>
-  static void Rows(const uint8_t* const* rows, const Acts& x, int64_t t, float* const* out,
-                      int64_t ahead = 0) {
+  static void Rows(const uint8_t* const* rows, const Acts& x, int64_t t, float* const* out, int64_t ahead = 0) {
     const int64_t nb = x.cols / kQ8KBlock;
     constexpr int kGroups = S % 4 == 0 ? S / 4 : 0;
     float sum[S], sum_min[S];
@@ -1718,7 +1718,7 @@ struct Q4KDot {
         w[r] = reinterpret_cast<const BlockQ4_K*>(row0 + r * rb) + b;
         k[r] = Unpack(*w[r]);
       }
-      // C == 4: pairs[r][0] = hadd(token 0, token 1), pairs[r][1] for 2, 3
+      // C == 4: pi[r][0] = hadd(token 0, token 1), pi[r][1] for 2, 3 (pm: the mins)
       __m256i sumi[R][C], summ[R][C], pi[R][2], pm[R][2];
       YUAN_UNROLL
       for (int c = 0; c < C; ++c) {
@@ -1740,14 +1740,10 @@ struct Q4KDot {
       for (int r = 0; r < R; ++r) {
         const float d = HalfToFloat(w[r]->d), dmin = HalfToFloat(w[r]->dmin);
         if constexpr (C == 4) {
-          auto finish = [](__m256i p01, __m256i p23) {  // = Totals4 of the four
-            const __m256i h = _mm256_hadd_epi32(p01, p23);
-            return _mm_cvtepi32_ps(_mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
-          };
           const __m128 dx = _mm_setr_ps(x.d[t * nb + b], x.d[(t + 1) * nb + b], x.d[(t + 2) * nb + b],
                                         x.d[(t + 3) * nb + b]);
-          sum4[r] = _mm_fmadd_ps(finish(pi[r][0], pi[r][1]), _mm_mul_ps(_mm_set1_ps(d), dx), sum4[r]);
-          sum_min4[r] = _mm_fmadd_ps(finish(pm[r][0], pm[r][1]), _mm_mul_ps(_mm_set1_ps(dmin), dx), sum_min4[r]);
+          sum4[r] = _mm_fmadd_ps(_mm_cvtepi32_ps(TotalsOfPairs(pi[r][0], pi[r][1])), _mm_mul_ps(_mm_set1_ps(d), dx), sum4[r]);
+          sum_min4[r] = _mm_fmadd_ps(_mm_cvtepi32_ps(TotalsOfPairs(pm[r][0], pm[r][1])), _mm_mul_ps(_mm_set1_ps(dmin), dx), sum_min4[r]);
         } else {
           YUAN_UNROLL
           for (int c = 0; c < C; ++c) {
