@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 namespace yuan {
 namespace {
@@ -20,7 +21,7 @@ constexpr Entry kTypes[] = {
     {6, {"q5_0", 32, 22, false}},     {7, {"q5_1", 32, 24, false}},
     {8, {"q8_0", 32, 34, true}},      {9, {"q8_1", 32, 36, false}},
     {10, {"q2_K", 256, 84, false}},   {11, {"q3_K", 256, 110, false}},
-    {12, {"q4_K", 256, 144, true}},   {13, {"q5_K", 256, 176, false}},
+    {12, {"q4_K", 256, 144, true}},   {13, {"q5_K", 256, 176, true}},
     {14, {"q6_K", 256, 210, true}},   {15, {"q8_K", 256, 292, false}},
     {16, {"iq2_xxs", 256, 66, false}}, {17, {"iq2_xs", 256, 74, false}},
     {18, {"iq3_xxs", 256, 98, false}}, {19, {"iq1_s", 256, 50, false}},
@@ -148,22 +149,32 @@ inline void ScaleMinK4(int j, const uint8_t* q, uint8_t* d, uint8_t* m) {
   }
 }
 
-void DequantizeQ4K(const BlockQ4_K* x, float* y, int64_t n) {
+// Q4_K and Q5_K: x = d * sc * q - dmin * m per sub-block of 32; Q5_K's q
+// takes a fifth bit from qh (bit 2k for the low nibbles of qs[32k ..], bit
+// 2k + 1 for the high ones).
+template <class B>
+void DequantizeQ45K(const B* x, float* y, int64_t n) {
+  constexpr bool kQ5 = std::is_same_v<B, BlockQ5_K>;
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     const float d = F16ToF32(x[b].d);
     const float dmin = F16ToF32(x[b].dmin);
     const uint8_t* q = x[b].qs;
-    int is = 0;
-    for (int j = 0; j < kQK_K; j += 64) {
+    for (int k = 0; k < 4; ++k, q += 32) {
       uint8_t sc, m;
-      ScaleMinK4(is + 0, x[b].scales, &sc, &m);
+      ScaleMinK4(2 * k, x[b].scales, &sc, &m);
       const float d1 = d * sc, m1 = dmin * m;
-      ScaleMinK4(is + 1, x[b].scales, &sc, &m);
+      ScaleMinK4(2 * k + 1, x[b].scales, &sc, &m);
       const float d2 = d * sc, m2 = dmin * m;
-      for (int l = 0; l < 32; ++l) *y++ = d1 * (q[l] & 0xF) - m1;
-      for (int l = 0; l < 32; ++l) *y++ = d2 * (q[l] >> 4) - m2;
-      q += 32;
-      is += 2;
+      for (int l = 0; l < 32; ++l) {
+        int high = 0;
+        if constexpr (kQ5) high = ((x[b].qh[l] >> (2 * k)) & 1) << 4;
+        *y++ = d1 * ((q[l] & 0xF) | high) - m1;
+      }
+      for (int l = 0; l < 32; ++l) {
+        int high = 0;
+        if constexpr (kQ5) high = ((x[b].qh[l] >> (2 * k + 1)) & 1) << 4;
+        *y++ = d2 * ((q[l] >> 4) | high) - m2;
+      }
     }
   }
 }
@@ -232,7 +243,10 @@ void DequantizeRow(DType type, const void* src, float* dst, int64_t n) {
       return;
     }
     case DType::kQ4_K:
-      DequantizeQ4K(static_cast<const BlockQ4_K*>(src), dst, n);
+      DequantizeQ45K(static_cast<const BlockQ4_K*>(src), dst, n);
+      return;
+    case DType::kQ5_K:
+      DequantizeQ45K(static_cast<const BlockQ5_K*>(src), dst, n);
       return;
     case DType::kQ6_K:
       DequantizeQ6K(static_cast<const BlockQ6_K*>(src), dst, n);
@@ -391,16 +405,22 @@ float MakeQkx2Quants(int n, int nmax, const float* x, const float* weights, uint
   return scale;
 }
 
-// Q4_K: 8 sub-blocks of 32, each x ~ d*sc*q - dmin*m with q in [0, 15] and
-// 6-bit (sc, m) pairs scaled by the block's f16 d and dmin.
-void QuantizeQ4K(const float* x, BlockQ4_K* y, int64_t n) {
+// Q4_K and Q5_K: 8 sub-blocks of 32, each x ~ d*sc*q - dmin*m with q in
+// [0, 15] (Q4_K) or [0, 31] (Q5_K) and 6-bit (sc, m) pairs scaled by the
+// block's f16 d and dmin. The two differ only in the levels, the grids
+// MakeQkx2Quants tries (ggml: rmin -1, 20 steps for Q4_K; -0.5, 15 for
+// Q5_K) and Q5_K's fifth bits in qh.
+template <class B>
+void QuantizeQ45K(const float* x, B* y, int64_t n) {
+  constexpr bool kQ5 = std::is_same_v<B, BlockQ5_K>;
+  constexpr int kLevels = kQ5 ? 31 : 15;
   uint8_t L[kQK_K];
   uint8_t Laux[32];
   float weights[32];
   float mins[kQK_K / 32];
   float scales[kQK_K / 32];
   for (int64_t b = 0; b < n / kQK_K; ++b, x += kQK_K) {
-    BlockQ4_K& out = y[b];
+    B& out = y[b];
     float max_scale = 0, max_min = 0;  // scales and mins are >= 0 here
     for (int j = 0; j < kQK_K / 32; ++j) {
       // Weight each value by |x| plus the sub-block's rms: large values
@@ -409,8 +429,8 @@ void QuantizeQ4K(const float* x, BlockQ4_K* y, int64_t n) {
       for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
       const float av_x = std::sqrt(sum_x2 / 32);
       for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(x[32 * j + l]);
-      scales[j] = MakeQkx2Quants(32, 15, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -1.0f,
-                                 0.1f, 20);
+      scales[j] = MakeQkx2Quants(32, kLevels, x + 32 * j, weights, L + 32 * j, &mins[j], Laux,
+                                 kQ5 ? -0.5f : -1.0f, 0.1f, kQ5 ? 15 : 20);
       max_scale = std::max(max_scale, scales[j]);
       max_min = std::max(max_min, mins[j]);
     }
@@ -440,13 +460,19 @@ void QuantizeQ4K(const float* x, BlockQ4_K* y, int64_t n) {
       if (d == 0.0f) continue;
       const float dm = F16ToF32(out.dmin) * m;
       for (int i = 0; i < 32; ++i) {
-        L[32 * j + i] = static_cast<uint8_t>(std::clamp(NearestInt((x[32 * j + i] + dm) / d), 0, 15));
+        L[32 * j + i] = static_cast<uint8_t>(std::clamp(NearestInt((x[32 * j + i] + dm) / d), 0, kLevels));
       }
     }
-    // qs[32*k + l] holds element 64k + l (low nibble) and 64k + 32 + l (high).
+    // qs[32*k + l] holds element 64k + l (low nibble) and 64k + 32 + l
+    // (high); Q5_K's fifth bits go to bits 2k and 2k + 1 of qh[l].
+    if constexpr (kQ5) std::memset(out.qh, 0, sizeof out.qh);
     uint8_t* q = out.qs;
-    for (int j = 0; j < kQK_K; j += 64, q += 32) {
-      for (int l = 0; l < 32; ++l) q[l] = static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 4));
+    for (int k = 0; k < 4; ++k, q += 32) {
+      for (int l = 0; l < 32; ++l) {
+        const int lo = L[64 * k + l], hi = L[64 * k + 32 + l];
+        q[l] = static_cast<uint8_t>((lo & 0xF) | ((hi & 0xF) << 4));
+        if constexpr (kQ5) out.qh[l] |= static_cast<uint8_t>(((lo >> 4) << (2 * k)) | ((hi >> 4) << (2 * k + 1)));
+      }
     }
   }
 }
@@ -552,7 +578,10 @@ void QuantizeRow(DType type, const float* src, void* dst, int64_t n) {
       return;
     }
     case DType::kQ4_K:
-      QuantizeQ4K(src, static_cast<BlockQ4_K*>(dst), n);
+      QuantizeQ45K(src, static_cast<BlockQ4_K*>(dst), n);
+      return;
+    case DType::kQ5_K:
+      QuantizeQ45K(src, static_cast<BlockQ5_K*>(dst), n);
       return;
     case DType::kQ6_K:
       QuantizeQ6K(src, static_cast<BlockQ6_K*>(dst), n);

@@ -105,6 +105,18 @@ struct BlockQ4_K {
 };
 static_assert(sizeof(BlockQ4_K) == 144);
 
+// Q4_K with a fifth bit per value: q = (nibble | 16 * high bit) in [0, 31].
+// Value 64k + l (l < 32) takes qs[32k + l]'s low nibble and bit 2k of qh[l];
+// value 64k + 32 + l the high nibble and bit 2k + 1.
+struct BlockQ5_K {
+  uint16_t d;          // super-block scale for the 6-bit scales, f16
+  uint16_t dmin;       // super-block scale for the 6-bit mins, f16
+  uint8_t scales[12];  // 8 (scale, min) pairs, 6 bits each, packed as Q4_K's
+  uint8_t qh[kQK_K / 8];
+  uint8_t qs[kQK_K / 2];
+};
+static_assert(sizeof(BlockQ5_K) == 176);
+
 struct BlockQ6_K {
   uint8_t ql[kQK_K / 2];      // low 4 bits
   uint8_t qh[kQK_K / 4];      // high 2 bits
@@ -120,7 +132,7 @@ void DequantizeRow(DType type, const void* src, float* dst, int64_t n);
 
 // Quantizes one row of f32 (n a multiple of the block size) with ggml's
 // reference rounding (quantize_row_*_ref, no importance matrix).
-// Supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K; other types write zeros.
+// Supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K; other types write zeros.
 void QuantizeRow(DType type, const float* src, void* dst, int64_t n);
 
 }  // namespace yuan

@@ -25,6 +25,7 @@ DType ActKind(DType weight_type) {
     case DType::kQ4_0:
       return DType::kQ8_0;
     case DType::kQ4_K:
+    case DType::kQ5_K:
     case DType::kQ6_K:
       return DType::kQ8_K;
     default:

@@ -7,7 +7,7 @@
 //   weights        activations            inner product
 //   F32/F16/BF16   f32                    f32 FMA (weights widened in registers)
 //   Q8_0/Q4_0      Q8_0-style int8 blocks int8 x int8 -> int32, scaled per block
-//   Q4_K/Q6_K      Q8_K-style int8 blocks int8 x int8 -> int32, 6-bit scales
+//   Q4_K/Q5_K/Q6_K Q8_K-style int8 blocks int8 x int8 -> int32, 6-bit scales
 //
 // which is what ggml does too, so quantized outputs differ from a
 // dequantize-then-f32 product by the activation rounding (about 0.4 % of a
@@ -123,7 +123,7 @@ std::string ActiveKernelsName();
 // decoding a token: interleaved Q8_0/Q4_0 bands as four runs side by side,
 // each prefetching ahead, when each run is at least kDecodeMinRunBytes,
 // else two (BandQ8 in kernels_x86.h); Q6_K rows as kQ6KDecodeRuns runs
-// (AVX-512), Q4_K rows as kQ4KDecodeRuns (AVX-512); F32, F16 and BF16 rows
+// (AVX-512), Q4_K and Q5_K rows as kQ4KDecodeRuns; F32, F16 and BF16 rows
 // as kFloatDecodeRuns runs. MatMulGroup has the pool's workers read ahead
 // the starts of the same runs.
 constexpr int64_t kDecodeMinRunBytes = int64_t{64} << 10;

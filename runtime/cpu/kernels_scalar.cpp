@@ -4,6 +4,7 @@
 // rounding.
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "runtime/cpu/kernels_driver.h"
 
@@ -148,12 +149,15 @@ void UnpackQ4KScales(const uint8_t* q, uint8_t* sc, uint8_t* m) {
 
 namespace {
 
-// Q4_K: x = d * sc[32-group] * q4 - dmin * m[32-group]; the min term uses the
+// Q4_K and Q5_K: x = d * sc[32-group] * q - dmin * m[32-group], q the
+// nibble (Q5_K: plus 16 times its bit of qh); the min term uses the
 // activation's 16-element sums.
-struct Q4KDot {
+template <class B>
+struct Q45KDot {
   static float Dot(const uint8_t* row, const Acts& x, int64_t t) {
+    constexpr bool kQ5 = std::is_same_v<B, BlockQ5_K>;
     const int64_t nb = x.cols / kQ8KBlock;
-    const BlockQ4_K* w = reinterpret_cast<const BlockQ4_K*>(row);
+    const B* w = reinterpret_cast<const B*>(row);
     float sum = 0.0f, sum_min = 0.0f;
     for (int64_t b = 0; b < nb; ++b) {
       const int8_t* y = x.qs + t * x.cols + b * kQ8KBlock;
@@ -165,8 +169,13 @@ struct Q4KDot {
         const uint8_t* q = w[b].qs + 32 * j;
         int32_t lo = 0, hi = 0;
         for (int l = 0; l < 32; ++l) {
-          lo += (q[l] & 0xF) * y[64 * j + l];
-          hi += (q[l] >> 4) * y[64 * j + 32 + l];
+          int qlo = q[l] & 0xF, qhi = q[l] >> 4;
+          if constexpr (kQ5) {
+            qlo |= ((w[b].qh[l] >> (2 * j)) & 1) << 4;
+            qhi |= ((w[b].qh[l] >> (2 * j + 1)) & 1) << 4;
+          }
+          lo += qlo * y[64 * j + l];
+          hi += qhi * y[64 * j + 32 + l];
         }
         sumi += sc[2 * j] * lo + sc[2 * j + 1] * hi;
         summ += m[2 * j] * (bs[4 * j] + bs[4 * j + 1]) + m[2 * j + 1] * (bs[4 * j + 2] + bs[4 * j + 3]);
@@ -191,7 +200,8 @@ void MatMulRows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y
     case DType::kBF16: return MatMulRowsT<PairwiseMicro<FloatDot<DType::kBF16>, 1, 1>>(w, x, r0, r1, y, ldy);
     case DType::kQ8_0: return MatMulRowsT<PairwiseMicro<Q8Dot<DType::kQ8_0>, 1, 1>>(w, x, r0, r1, y, ldy);
     case DType::kQ4_0: return MatMulRowsT<PairwiseMicro<Q8Dot<DType::kQ4_0>, 1, 1>>(w, x, r0, r1, y, ldy);
-    case DType::kQ4_K: return MatMulRowsT<PairwiseMicro<Q4KDot, 1, 1>>(w, x, r0, r1, y, ldy);
+    case DType::kQ4_K: return MatMulRowsT<PairwiseMicro<Q45KDot<BlockQ4_K>, 1, 1>>(w, x, r0, r1, y, ldy);
+    case DType::kQ5_K: return MatMulRowsT<PairwiseMicro<Q45KDot<BlockQ5_K>, 1, 1>>(w, x, r0, r1, y, ldy);
     case DType::kQ6_K: return MatMulRowsT<PairwiseMicro<Q6KDot, 1, 1>>(w, x, r0, r1, y, ldy);
     default: return MatMulRowsDequant(w, x, r0, r1, y, ldy);
   }

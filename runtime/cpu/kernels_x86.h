@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "runtime/cpu/kernels_driver.h"
@@ -1461,7 +1462,13 @@ struct BandQ6K {
 };
 #endif
 
-struct Q4KDot {
+// Q4_K and Q5_K (B = BlockQ4_K or BlockQ5_K): Q5_K is Q4_K with a fifth
+// bit per quant, which Unpack (AVX-512) or Products (AVX2) puts above each
+// nibble; everything else is shared, so both types give the same bits with
+// either kernel set.
+template <class B>
+struct Q45KDot {
+  static constexpr bool kQ5 = std::is_same_v<B, BlockQ5_K>;
   // Per row and block the 256 nibbles (Unpack) meet one token's values
   // (Arrange) in Products: each 4 (AVX-512: vpdpbusd) or 2 (AVX2:
   // vpmaddubsw) products summed in a lane, scaled per sub-block and summed
@@ -1482,7 +1489,7 @@ struct Q4KDot {
   // q[j + 4] & 15 and the min q[j + 4] >> 4, each with the top two bits
   // of q[j - 4] (scale) or q[j] (min) above. (The 16-byte load's last 4
   // bytes are the block's first quants, unused.)
-  static __m128i ScalesMins(const BlockQ4_K& w) {
+  static __m128i ScalesMins(const B& w) {
     const __m128i k4Low = _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11);
     const __m128i k4Top = _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7);
     const __m128i k4Mask = _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0);
@@ -1505,7 +1512,7 @@ struct Q4KDot {
     __m512i scales[2];     // half h's sub-block scales as vpdpwssd takes them
     __m256i mins;          // min s at int16 lanes 2s and 2s + 1
   };
-  static Block Unpack(const BlockQ4_K& w) {
+  static Block Unpack(const B& w) {
     // int16 scale k sits at bytes 2k, 2k + 1 of each 128-bit lane; half h's
     // packed products (sub-blocks 4h .. 4h + 3) take, in lanes 0 and 1,
     // scale 4h four times then 4h + 1 four times, and in lanes 2 and 3
@@ -1520,11 +1527,28 @@ struct Q4KDot {
     const __m512i sc16 = _mm512_maskz_broadcast_i32x4(0xFFFF, _mm_cvtepu8_epi16(sm));
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     Block k;
+    // Q5_K: qh[l]'s bits 2j and 2j + 1 go above the low and high nibbles
+    // of qs[32j + l]. hb holds qh in bytes 0-31 and qh >> 2 in bytes
+    // 32-63, so that bits 0 and 1 of its byte i are the fifth bits of
+    // half 0's bytes i of lo and hi, and bits 4 and 5 half 1's (the 16-bit
+    // shifts move no bit that is read across a byte).
+    __m512i hb = _mm512_setzero_si512();
+    if constexpr (kQ5) {
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qh));
+      hb = _mm512_maskz_inserti64x4(0xFF, _mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
+    }
+    const __m512i bit4 = _mm512_set1_epi8(0x10);
     YUAN_UNROLL
     for (int h = 0; h < 2; ++h) {
       const __m512i q = _mm512_loadu_si512(w.qs + 64 * h);
       k.lo[h] = _mm512_and_si512(q, m4);
       k.hi[h] = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+      if constexpr (kQ5) {
+        // lo |= (hb << 4) & 16, hi |= (hb << 3) & 16 (ternary 0xF8: a | (b & c))
+        k.lo[h] = _mm512_ternarylogic_epi32(k.lo[h], _mm512_slli_epi16(hb, 4), bit4, 0xF8);
+        k.hi[h] = _mm512_ternarylogic_epi32(k.hi[h], _mm512_slli_epi16(hb, 3), bit4, 0xF8);
+        hb = _mm512_srli_epi16(hb, 4);
+      }
       k.scales[h] = _mm512_maskz_shuffle_epi8(~0ULL, sc16, _mm512_load_si512(kScaleBytes[h]));
     }
     k.mins = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm));
@@ -1551,7 +1575,7 @@ struct Q4KDot {
     YUAN_UNROLL
     for (int h = 0; h < 2; ++h) {
       // lanes 0-7: sub-block 4h (lo) / 4h + 1 (hi), lanes 8-15: 4h + 2 /
-      // 4h + 3; each lane's 4 products within +-4 * 15 * 128, so int16
+      // 4h + 3; each lane's 4 products within +-4 * 31 * 128, so int16
       // holds them; packed, 128-bit lane L holds plo's lanes 4L .. 4L + 3,
       // then phi's
       const __m512i plo = _mm512_dpbusd_epi32(_mm512_setzero_si512(), k.lo[h], a.v[2 * h]);
@@ -1567,12 +1591,15 @@ struct Q4KDot {
   // and each sub-block's scale is spread over a vector by a byte shuffle.
   struct Block {
     const uint8_t* qs;
+    const uint8_t* qh;  // Q5_K's fifth bits (nullptr for Q4_K)
     __m256i scales;  // the 8 scales as int16, in both 128-bit lanes
     __m256i mins;    // min s at int16 lanes 2s and 2s + 1
   };
-  static Block Unpack(const BlockQ4_K& w) {
+  static Block Unpack(const B& w) {
     const __m128i sm = ScalesMins(w);
-    return {w.qs, _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm)),
+    const uint8_t* qh = nullptr;
+    if constexpr (kQ5) qh = w.qh;
+    return {w.qs, qh, _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm)),
             _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm))};
   }
   struct ActBlock {
@@ -1593,16 +1620,26 @@ struct Q4KDot {
          12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13},
         {14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15,
          14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15}};
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), bit4 = _mm256_set1_epi8(0x10);
+    // Q5_K: bits 0 and 1 of hb's byte l are qh[l]'s bits 2j and 2j + 1
+    // (the 16-bit shifts move no bit that is read across a byte)
+    __m256i hb = _mm256_setzero_si256();
+    if constexpr (kQ5) hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(k.qh));
     __m256i acc = _mm256_setzero_si256();
     YUAN_UNROLL
     for (int j = 0; j < 4; ++j) {
       const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(k.qs + 32 * j));
       const __m256i y0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.y + 64 * j));
       const __m256i y1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.y + 64 * j + 32));
-      // pairs of products within +-2 * 15 * 128: no saturation
-      const __m256i plo = _mm256_maddubs_epi16(_mm256_and_si256(q, m4), y0);
-      const __m256i phi = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), y1);
+      __m256i qlo = _mm256_and_si256(q, m4), qhi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+      if constexpr (kQ5) {
+        qlo = _mm256_or_si256(qlo, _mm256_and_si256(_mm256_slli_epi16(hb, 4), bit4));
+        qhi = _mm256_or_si256(qhi, _mm256_and_si256(_mm256_slli_epi16(hb, 3), bit4));
+        hb = _mm256_srli_epi16(hb, 2);
+      }
+      // pairs of products within +-2 * 31 * 128: no saturation
+      const __m256i plo = _mm256_maddubs_epi16(qlo, y0);
+      const __m256i phi = _mm256_maddubs_epi16(qhi, y1);
       const __m256i slo = _mm256_shuffle_epi8(k.scales, _mm256_load_si256(reinterpret_cast<const __m256i*>(kSpread[2 * j])));
       const __m256i shi =
           _mm256_shuffle_epi8(k.scales, _mm256_load_si256(reinterpret_cast<const __m256i*>(kSpread[2 * j + 1])));
@@ -1654,15 +1691,15 @@ struct Q4KDot {
       __m256i sumi[S], summ[S];
       YUAN_UNROLL
       for (int r = 0; r < S; ++r) {
-        const BlockQ4_K& w = reinterpret_cast<const BlockQ4_K*>(rows[r])[b];
+        const B& w = reinterpret_cast<const B*>(rows[r])[b];
         if constexpr (kPrefetch) PrefetchBlockAhead(w, ahead);
         Products(Unpack(w), act, bs, &sumi[r], &summ[r]);
       }
       YUAN_UNROLL
       for (int g = 0; g < kGroups; ++g) {
-        const BlockQ4_K* w[4];
+        const B* w[4];
         YUAN_UNROLL
-        for (int j = 0; j < 4; ++j) w[j] = reinterpret_cast<const BlockQ4_K*>(rows[4 * g + j]) + b;
+        for (int j = 0; j < 4; ++j) w[j] = reinterpret_cast<const B*>(rows[4 * g + j]) + b;
         const __m128 d = _mm_cvtph_ps(_mm_setr_epi16(static_cast<int16_t>(w[0]->d), static_cast<int16_t>(w[1]->d),
                                                      static_cast<int16_t>(w[2]->d), static_cast<int16_t>(w[3]->d), 0,
                                                      0, 0, 0));
@@ -1674,7 +1711,7 @@ struct Q4KDot {
       if constexpr (kGroups == 0) {
         YUAN_UNROLL
         for (int r = 0; r < S; ++r) {
-          const BlockQ4_K& w = reinterpret_cast<const BlockQ4_K*>(rows[r])[b];
+          const B& w = reinterpret_cast<const B*>(rows[r])[b];
           Step1(sumi[r], summ[r], HalfToFloat(w.d), HalfToFloat(w.dmin), dx, &sum[r], &sum_min[r]);
         }
       }
@@ -1711,11 +1748,11 @@ struct Q4KDot {
       for (int c = 0; c < C; ++c) sum[r][c] = sum_min[r][c] = 0.0f;
     }
     for (int64_t b = 0; b < nb; ++b) {
-      const BlockQ4_K* w[R];
+      const B* w[R];
       Block k[R];
       YUAN_UNROLL
       for (int r = 0; r < R; ++r) {
-        w[r] = reinterpret_cast<const BlockQ4_K*>(row0 + r * rb) + b;
+        w[r] = reinterpret_cast<const B*>(row0 + r * rb) + b;
         k[r] = Unpack(*w[r]);
       }
       // C == 4: pi[r][0] = hadd(token 0, token 1), pi[r][1] for 2, 3 (pm: the mins)
@@ -1811,8 +1848,11 @@ void MatMulRows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y
       if (x.n_tokens >= kBandMinTokens || w.interleaved8) return BandQ8<DType::kQ4_0>::Rows(w, x, r0, r1, y, ldy);
       return MatMulRowsT<Q8Micro<DType::kQ4_0>>(w, x, r0, r1, y, ldy);
     case DType::kQ4_K:
-      if (x.n_tokens == 1) return Q4KDot::Decode(w, x, r0, r1, y);
-      return MatMulRowsT<Q4KDot>(w, x, r0, r1, y, ldy);
+      if (x.n_tokens == 1) return Q45KDot<BlockQ4_K>::Decode(w, x, r0, r1, y);
+      return MatMulRowsT<Q45KDot<BlockQ4_K>>(w, x, r0, r1, y, ldy);
+    case DType::kQ5_K:
+      if (x.n_tokens == 1) return Q45KDot<BlockQ5_K>::Decode(w, x, r0, r1, y);
+      return MatMulRowsT<Q45KDot<BlockQ5_K>>(w, x, r0, r1, y, ldy);
     case DType::kQ6_K:
 #if YUAN_X86_VNNI
       if (x.n_tokens >= kBandMinTokens) return BandQ6K::Rows(w, x, r0, r1, y, ldy);

@@ -57,7 +57,7 @@ void PlanWarm(const MatRef* w, int n, int64_t n_tokens, const ThreadPool& pool,
         unit = 8;
       } else if (w[i].type == DType::kQ6_K) {
         runs = kernels::kQ6KDecodeRuns;
-      } else if (w[i].type == DType::kQ4_K) {
+      } else if (w[i].type == DType::kQ4_K || w[i].type == DType::kQ5_K) {
         runs = kernels::kQ4KDecodeRuns;
       } else if (w[i].type == DType::kF32 || w[i].type == DType::kF16 || w[i].type == DType::kBF16) {
         runs = kernels::kFloatDecodeRuns;

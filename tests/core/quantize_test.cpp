@@ -1,5 +1,6 @@
-// The k-quant quantizers (Q4_K, Q6_K): error of the expected size on normal
-// data, exact on values the format can represent, and sane on hostile rows.
+// The k-quant quantizers (Q4_K, Q5_K, Q6_K): error of the expected size on
+// normal data, exact on values the format can represent, and sane on
+// hostile rows.
 #include <catch2/catch.hpp>
 #include <algorithm>
 #include <cmath>
@@ -45,18 +46,24 @@ TEST_CASE("k-quants on normal data have the error their bit widths predict", "[c
   // is about amax/32 of a 16-value sub-block (amax ~ 1.8 sigma): ~0.016
   // sigma. Q4_K's is (max - min)/15 of a 32-value sub-block (~4.1 sigma),
   // ~0.08 sigma before its least-squares refinement. Q4_0 (amax/8 per 32)
-  // is the baseline Q4_K must beat.
+  // is the baseline Q4_K must beat. Q5_K has twice Q4_K's levels on the
+  // same sub-blocks: about half its error (~0.04 sigma before refinement).
   for (float stddev : {1.0f, 0.02f}) {
     const std::vector<float> x = Normal(256 * 64, stddev, 11);
     const double q6 = RelRmse(x, RoundTrip(DType::kQ6_K, x));
+    const double q5k = RelRmse(x, RoundTrip(DType::kQ5_K, x));
     const double q4k = RelRmse(x, RoundTrip(DType::kQ4_K, x));
     const double q40 = RelRmse(x, RoundTrip(DType::kQ4_0, x));
-    INFO("stddev " << stddev << ": q6_K " << q6 << ", q4_K " << q4k << ", q4_0 " << q40);
+    INFO("stddev " << stddev << ": q6_K " << q6 << ", q5_K " << q5k << ", q4_K " << q4k << ", q4_0 " << q40);
     CHECK(q6 > 0.008);
     CHECK(q6 < 0.025);
+    CHECK(q5k > 0.02);
+    CHECK(q5k < 0.045);
     CHECK(q4k > 0.04);
     CHECK(q4k < 0.09);
     CHECK(q4k < q40);
+    CHECK(q5k * 1.7 < q4k);
+    CHECK(q6 * 1.5 < q5k);
     CHECK(q6 * 3 < q4k);
   }
 }
@@ -86,35 +93,40 @@ TEST_CASE("Q6_K reproduces a row it can represent exactly", "[core]") {
   }
 }
 
-TEST_CASE("Q4_K reproduces a row it can represent exactly", "[core]") {
-  // x = d * sc[j] * q - dmin * m[j] with q in [0, 15] and 6-bit sc, m; each
-  // sub-block holds a 0 and a 15, and the largest sc and m are 63, so the
-  // quantizer's range-based start lands on the stored grid.
-  std::mt19937 rng(9);
-  std::uniform_int_distribution<int> qd(0, 15), sd(1, 63), md(0, 63);
-  const float d = F16ToF32(F32ToF16(0.0011f));
-  const float dmin = F16ToF32(F32ToF16(0.0007f));
-  std::vector<float> x(2 * kQK_K);
-  for (int b = 0; b < 2; ++b) {
-    for (int j = 0; j < 8; ++j) {
-      const int sc = j == 2 ? 63 : sd(rng);
-      const int m = j == 6 ? 63 : md(rng);
-      const float d1 = d * static_cast<float>(sc), m1 = dmin * static_cast<float>(m);
-      for (int i = 0; i < 32; ++i) {
-        const int q = i == 3 ? 0 : i == 17 ? 15 : qd(rng);
-        x[b * kQK_K + 32 * j + i] = d1 * static_cast<float>(q) - m1;  // as DequantizeRow computes it
+TEST_CASE("Q4_K and Q5_K reproduce a row they can represent exactly", "[core]") {
+  // x = d * sc[j] * q - dmin * m[j] with q in [0, 15] (Q4_K) or [0, 31]
+  // (Q5_K) and 6-bit sc, m; each sub-block holds a 0 and the top level, and
+  // the largest sc and m are 63, so the quantizer's range-based start lands
+  // on the stored grid.
+  for (DType type : {DType::kQ4_K, DType::kQ5_K}) {
+    INFO(DTypeName(type));
+    const int top = type == DType::kQ5_K ? 31 : 15;
+    std::mt19937 rng(9);
+    std::uniform_int_distribution<int> qd(0, top), sd(1, 63), md(0, 63);
+    const float d = F16ToF32(F32ToF16(0.0011f));
+    const float dmin = F16ToF32(F32ToF16(0.0007f));
+    std::vector<float> x(2 * kQK_K);
+    for (int b = 0; b < 2; ++b) {
+      for (int j = 0; j < 8; ++j) {
+        const int sc = j == 2 ? 63 : sd(rng);
+        const int m = j == 6 ? 63 : md(rng);
+        const float d1 = d * static_cast<float>(sc), m1 = dmin * static_cast<float>(m);
+        for (int i = 0; i < 32; ++i) {
+          const int q = i == 3 ? 0 : i == 17 ? top : qd(rng);
+          x[b * kQK_K + 32 * j + i] = d1 * static_cast<float>(q) - m1;  // as DequantizeRow computes it
+        }
       }
     }
-  }
-  const std::vector<float> y = RoundTrip(DType::kQ4_K, x);
-  for (size_t i = 0; i < x.size(); ++i) {
-    INFO("element " << i);
-    CHECK(std::fabs(y[i] - x[i]) <= 1e-5f * (std::fabs(x[i]) + d));
+    const std::vector<float> y = RoundTrip(type, x);
+    for (size_t i = 0; i < x.size(); ++i) {
+      INFO("element " << i);
+      CHECK(std::fabs(y[i] - x[i]) <= 1e-5f * (std::fabs(x[i]) + d));
+    }
   }
 }
 
 TEST_CASE("k-quants handle zero rows, an outlier and non-finite values", "[core]") {
-  for (DType type : {DType::kQ4_K, DType::kQ6_K}) {
+  for (DType type : {DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
     INFO(DTypeName(type));
     // All zeros: exact zeros back, no NaN from 0/0.
     const std::vector<float> zeros(2 * kQK_K, 0.0f);

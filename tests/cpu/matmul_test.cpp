@@ -19,7 +19,7 @@ namespace {
 std::vector<uint8_t> RandomWeights(DType type, int64_t rows, int64_t cols, std::mt19937& rng) {
   const uint64_t rb = *RowBytes(type, cols);
   std::vector<uint8_t> q(rb * rows);
-  if (type == DType::kQ4_K || type == DType::kQ6_K) {
+  if (type == DType::kQ4_K || type == DType::kQ5_K || type == DType::kQ6_K) {
     std::uniform_int_distribution<int> byte(0, 255);
     std::uniform_real_distribution<float> scale(-0.02f, 0.02f);
     for (auto& v : q) v = static_cast<uint8_t>(byte(rng));
@@ -27,6 +27,10 @@ std::vector<uint8_t> RandomWeights(DType type, int64_t rows, int64_t cols, std::
     for (int64_t b = 0; b < nblocks; ++b) {
       if (type == DType::kQ4_K) {
         auto* blk = reinterpret_cast<BlockQ4_K*>(q.data()) + b;
+        blk->d = F32ToF16(std::fabs(scale(rng)));
+        blk->dmin = F32ToF16(std::fabs(scale(rng)));
+      } else if (type == DType::kQ5_K) {
+        auto* blk = reinterpret_cast<BlockQ5_K*>(q.data()) + b;
         blk->d = F32ToF16(std::fabs(scale(rng)));
         blk->dmin = F32ToF16(std::fabs(scale(rng)));
       } else {
@@ -55,8 +59,8 @@ std::vector<float> RandomActs(int64_t n, std::mt19937& rng) {
 using testing::IsaScope;
 using testing::SupportedIsas;
 
-constexpr DType kComputeTypes[] = {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0,
-                                   DType::kQ4_0, DType::kQ4_K, DType::kQ6_K};
+constexpr DType kComputeTypes[] = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ8_0,
+                                   DType::kQ4_0, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K};
 
 TEST_CASE("every kernel path quantizes activations to the same bytes", "[cpu]") {
   std::mt19937 rng(3);
@@ -255,10 +259,10 @@ TEST_CASE("decoding gives the same bits at any prefetch distance", "[cpu]") {
   std::mt19937 rng(23);
   const int64_t cols = 512;
   ThreadPool pool(2);
-  // 8008 interleaved rows: four prefetching runs per thread; Q6_K and Q4_K
-  // rows in four prefetching runs (AVX-512) and the rows left over
-  for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ6_K, DType::kQ4_K}) {
-    const bool k_quant = type == DType::kQ6_K || type == DType::kQ4_K;
+  // 8008 interleaved rows: four prefetching runs per thread; Q6_K, Q4_K
+  // and Q5_K rows in four prefetching runs and the rows left over
+  for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ6_K, DType::kQ4_K, DType::kQ5_K}) {
+    const bool k_quant = type == DType::kQ6_K || type == DType::kQ4_K || type == DType::kQ5_K;
     const int64_t rows = k_quant ? 203 : 8008;
     std::vector<uint8_t> q = RandomWeights(type, rows, cols, rng);
     MatRef m{type, rows, cols, q.data(), *RowBytes(type, cols)};
@@ -318,26 +322,29 @@ TEST_CASE("float decoding in runs gives each row the batch kernel's bits", "[cpu
   kernels::SetDecodePrefetchBytes(before);
 }
 
-// The x86 Q4_K kernels (AVX2 and AVX-512) sum the same exact integers per
-// block and do the same FMAs, so they agree to the bit, one token or many.
-TEST_CASE("Q4_K gives the same bits with every x86 kernel set", "[cpu]") {
+// The x86 Q4_K/Q5_K kernels (AVX2 and AVX-512) sum the same exact integers
+// per block and do the same FMAs, so they agree to the bit, one token or many.
+TEST_CASE("Q4_K and Q5_K give the same bits with every x86 kernel set", "[cpu]") {
   std::mt19937 rng(31);
   const int64_t rows = 203, cols = 512, T = 6;
-  auto q = RandomWeights(DType::kQ4_K, rows, cols, rng);
-  MatRef m{DType::kQ4_K, rows, cols, q.data(), *RowBytes(DType::kQ4_K, cols)};
-  std::vector<float> x = RandomActs(T * cols, rng);
-  ThreadPool pool(2);
-  std::vector<std::vector<float>> results;
-  for (auto isa : SupportedIsas()) {
-    if (isa == kernels::Isa::kScalar) continue;
-    IsaScope scope(isa);
-    std::vector<float> y(T * rows), one(rows);
-    MatMul(m, x.data(), T, y.data(), &pool);
-    MatMul(m, x.data(), 1, one.data(), &pool);
-    y.insert(y.end(), one.begin(), one.end());
-    results.push_back(y);
+  for (DType type : {DType::kQ4_K, DType::kQ5_K}) {
+    INFO(DTypeName(type));
+    auto q = RandomWeights(type, rows, cols, rng);
+    MatRef m{type, rows, cols, q.data(), *RowBytes(type, cols)};
+    std::vector<float> x = RandomActs(T * cols, rng);
+    ThreadPool pool(2);
+    std::vector<std::vector<float>> results;
+    for (auto isa : SupportedIsas()) {
+      if (isa == kernels::Isa::kScalar) continue;
+      IsaScope scope(isa);
+      std::vector<float> y(T * rows), one(rows);
+      MatMul(m, x.data(), T, y.data(), &pool);
+      MatMul(m, x.data(), 1, one.data(), &pool);
+      y.insert(y.end(), one.begin(), one.end());
+      results.push_back(y);
+    }
+    for (size_t i = 1; i < results.size(); ++i) CHECK(results[i] == results[0]);
   }
-  for (size_t i = 1; i < results.size(); ++i) CHECK(results[i] == results[0]);
 }
 
 TEST_CASE("MatMulGroup gives each matrix the bits of its own MatMul", "[cpu]") {

@@ -185,6 +185,19 @@ TEST_CASE("every weight dtype loads and generates", "[engine]") {
     REQUIRE((*s)->Generate(Greedy("the", 8), &r).ok());
     CHECK(r.completion_tokens == 8);
   }
+  // The k-quants, on rows of whole 256-value blocks
+  for (DType type : {DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
+    INFO(DTypeName(type));
+    testing::RandomModelSpec spec;
+    spec.n_embd = 256;
+    spec.n_ff = 512;
+    spec.weight_type = type;
+    auto engine = OpenRandom(spec, std::string(DTypeName(type)) + ".gguf");
+    auto s = Session::Create(engine, 0);
+    GenerateResult r;
+    REQUIRE((*s)->Generate(Greedy("the", 8), &r).ok());
+    CHECK(r.completion_tokens == 8);
+  }
 }
 
 TEST_CASE("step times cover each forward pass and change no result", "[engine]") {

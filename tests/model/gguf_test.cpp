@@ -249,8 +249,8 @@ TEST_CASE("gguf: every computable tensor type round-trips through the writer", "
   w.AddTensor("k.q4_k", DType::kQ4_K, {256, 2}, q4k.data(), q4k.size());
   w.AddTensor("k.q6_k", DType::kQ6_K, {768}, q6k.data(), q6k.size());
   // A type yuan cannot compute with still loads (so `yuan inspect` works).
-  std::vector<uint8_t> q5k(176);
-  w.AddTensor("k.q5_k", DType::kQ5_K, {256}, q5k.data(), q5k.size());
+  std::vector<uint8_t> q3k(110);
+  w.AddTensor("k.q3_k", DType::kQ3_K, {256}, q3k.data(), q3k.size());
 
   const std::string path = testing::TempDir() + "/roundtrip.gguf";
   REQUIRE(w.WriteFile(path).ok());
@@ -294,7 +294,7 @@ TEST_CASE("gguf: every computable tensor type round-trips through the writer", "
   REQUIRE(t6 != nullptr);
   CHECK(t6->n_bytes == q6k.size());
   CHECK(std::memcmp(t6->data, q6k.data(), q6k.size()) == 0);
-  CHECK(f.FindTensor("k.q5_k")->type == DType::kQ5_K);
+  CHECK(f.FindTensor("k.q3_k")->type == DType::kQ3_K);
   CHECK(f.FindTensor("absent") == nullptr);
 }
 
