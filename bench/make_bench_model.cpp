@@ -14,6 +14,8 @@
 //               llama-quantize's Q4_K_S, which also puts a few early
 //               ffn_down/attn_v tensors in Q5_K); not in issue 4's set,
 //               for the k-quant kernels
+//         q5_k: every matrix Q5_K except output.weight Q6_K (llama-quantize's
+//               Q5_K_S); not in issue 4's set either
 // Norm weights are 1.0 in F32.
 //
 // yuan_make_bench_model lora BASE.gguf RANK OUT.yadp: a random rank-RANK
@@ -69,6 +71,7 @@ constexpr BenchType kTypes[] = {
     {"q8_0", DType::kQ8_0, DType::kQ8_0, 7},
     {"q4_0", DType::kQ4_0, DType::kQ6_K, 2},
     {"q4_k", DType::kQ4_K, DType::kQ6_K, 14},  // LLAMA_FTYPE_MOSTLY_Q4_K_S
+    {"q5_k", DType::kQ5_K, DType::kQ6_K, 16},  // LLAMA_FTYPE_MOSTLY_Q5_K_S
 };
 
 constexpr uint64_t kSeed = 0x59554131;  // "YUA1"
@@ -248,7 +251,7 @@ std::vector<uint8_t> RandomMatrix(const Ziggurat& zig, int tensor_index, DType t
 int Usage() {
   std::fprintf(stderr,
                "usage: yuan_make_bench_model SIZE TYPE OUT.gguf\n"
-               "  SIZE: 0.3b | 1b    TYPE: f16 | q8_0 | q4_0 | q4_k\n"
+               "  SIZE: 0.3b | 1b    TYPE: f16 | q8_0 | q4_0 | q4_k | q5_k\n"
                "       yuan_make_bench_model lora BASE.gguf RANK OUT.yadp\n");
   return 2;
 }
