@@ -16,6 +16,9 @@
 //               for the k-quant kernels
 //         q5_k: every matrix Q5_K except output.weight Q6_K (llama-quantize's
 //               Q5_K_S); not in issue 4's set either
+//         q5_0: every matrix Q5_0 except output.weight Q6_K (llama-quantize's
+//               Q5_0 mix; also its fallback for Q4_K in rows that are not
+//               whole 256-value blocks)
 // Norm weights are 1.0 in F32.
 //
 // yuan_make_bench_model lora BASE.gguf RANK OUT.yadp: a random rank-RANK
@@ -72,6 +75,7 @@ constexpr BenchType kTypes[] = {
     {"q4_0", DType::kQ4_0, DType::kQ6_K, 2},
     {"q4_k", DType::kQ4_K, DType::kQ6_K, 14},  // LLAMA_FTYPE_MOSTLY_Q4_K_S
     {"q5_k", DType::kQ5_K, DType::kQ6_K, 16},  // LLAMA_FTYPE_MOSTLY_Q5_K_S
+    {"q5_0", DType::kQ5_0, DType::kQ6_K, 8},   // LLAMA_FTYPE_MOSTLY_Q5_0
 };
 
 constexpr uint64_t kSeed = 0x59554131;  // "YUA1"
@@ -251,7 +255,7 @@ std::vector<uint8_t> RandomMatrix(const Ziggurat& zig, int tensor_index, DType t
 int Usage() {
   std::fprintf(stderr,
                "usage: yuan_make_bench_model SIZE TYPE OUT.gguf\n"
-               "  SIZE: 0.3b | 1b    TYPE: f16 | q8_0 | q4_0 | q4_k | q5_k\n"
+               "  SIZE: 0.3b | 1b    TYPE: f16 | q8_0 | q4_0 | q5_0 | q4_k | q5_k\n"
                "       yuan_make_bench_model lora BASE.gguf RANK OUT.yadp\n");
   return 2;
 }

@@ -18,7 +18,7 @@ struct Entry {
 constexpr Entry kTypes[] = {
     {0, {"f32", 1, 4, true}},         {1, {"f16", 1, 2, true}},
     {2, {"q4_0", 32, 18, true}},      {3, {"q4_1", 32, 20, false}},
-    {6, {"q5_0", 32, 22, false}},     {7, {"q5_1", 32, 24, false}},
+    {6, {"q5_0", 32, 22, true}},     {7, {"q5_1", 32, 24, false}},
     {8, {"q8_0", 32, 34, true}},      {9, {"q8_1", 32, 36, false}},
     {10, {"q2_K", 256, 84, false}},   {11, {"q3_K", 256, 110, false}},
     {12, {"q4_K", 256, 144, true}},   {13, {"q5_K", 256, 176, true}},
@@ -238,6 +238,22 @@ void DequantizeRow(DType type, const void* src, float* dst, int64_t n) {
         for (int j = 0; j < kQK4_0 / 2; ++j) {
           y[j] = d * ((b[i].qs[j] & 0x0F) - 8);
           y[j + kQK4_0 / 2] = d * ((b[i].qs[j] >> 4) - 8);
+        }
+      }
+      return;
+    }
+    case DType::kQ5_0: {
+      const BlockQ5_0* b = static_cast<const BlockQ5_0*>(src);
+      for (int64_t i = 0; i < n / kQK5_0; ++i) {
+        const float d = F16ToF32(b[i].d);
+        const uint32_t qh = static_cast<uint32_t>(b[i].qh[0]) | static_cast<uint32_t>(b[i].qh[1]) << 8 |
+                            static_cast<uint32_t>(b[i].qh[2]) << 16 | static_cast<uint32_t>(b[i].qh[3]) << 24;
+        float* y = dst + i * kQK5_0;
+        for (int j = 0; j < kQK5_0 / 2; ++j) {
+          const int lo = (b[i].qs[j] & 0x0F) | ((qh >> j) & 1) << 4;
+          const int hi = (b[i].qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4;
+          y[j] = d * (lo - 16);
+          y[j + kQK5_0 / 2] = d * (hi - 16);
         }
       }
       return;
@@ -574,6 +590,34 @@ void QuantizeRow(DType type, const float* src, void* dst, int64_t n) {
           const int x1 = std::min(15, static_cast<int>(x[j + kQK4_0 / 2] * id + 8.5f));
           b[i].qs[j] = static_cast<uint8_t>(x0 | (x1 << 4));
         }
+      }
+      return;
+    }
+    case DType::kQ5_0: {  // ggml quantize_row_q5_0_ref: Q4_0's scale with 32 levels
+      BlockQ5_0* b = static_cast<BlockQ5_0*>(dst);
+      for (int64_t i = 0; i < n / kQK5_0; ++i) {
+        const float* x = src + i * kQK5_0;
+        float amax = 0.0f, max = 0.0f;
+        for (int j = 0; j < kQK5_0; ++j) {
+          if (std::fabs(x[j]) > amax) {
+            amax = std::fabs(x[j]);
+            max = x[j];
+          }
+        }
+        const float d = max / -16.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        b[i].d = F32ToF16(d);
+        // x * id + 16.5 lies in [0.5, 32.5] for finite rows (truncated, as
+        // ggml's cast); a NaN gives level 0 instead of an undefined cast
+        auto level = [](float v) { return v >= 0.0f ? static_cast<int>(std::min(v, 31.0f)) : 0; };
+        uint32_t qh = 0;
+        for (int j = 0; j < kQK5_0 / 2; ++j) {
+          const int x0 = level(x[j] * id + 16.5f);
+          const int x1 = level(x[j + kQK5_0 / 2] * id + 16.5f);
+          b[i].qs[j] = static_cast<uint8_t>((x0 & 0x0F) | (x1 & 0x0F) << 4);
+          qh |= static_cast<uint32_t>(x0 >> 4) << j | static_cast<uint32_t>(x1 >> 4) << (j + 16);
+        }
+        for (int k = 0; k < 4; ++k) b[i].qh[k] = static_cast<uint8_t>(qh >> (8 * k));
       }
       return;
     }

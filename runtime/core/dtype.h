@@ -96,6 +96,14 @@ struct BlockQ4_0 {
 };
 static_assert(sizeof(BlockQ4_0) == 18);
 
+constexpr int kQK5_0 = 32;
+struct BlockQ5_0 {
+  uint16_t d;               // scale, f16
+  uint8_t qh[4];            // bit j: the fifth bit of element j (little-endian uint32)
+  uint8_t qs[kQK5_0 / 2];   // x[j] = d * ((qs[j] & 15 | h_j << 4) - 16), x[j+16] likewise from qs[j] >> 4
+};
+static_assert(sizeof(BlockQ5_0) == 22);
+
 constexpr int kQK_K = 256;
 struct BlockQ4_K {
   uint16_t d;          // super-block scale for the 6-bit scales, f16
@@ -132,7 +140,7 @@ void DequantizeRow(DType type, const void* src, float* dst, int64_t n);
 
 // Quantizes one row of f32 (n a multiple of the block size) with ggml's
 // reference rounding (quantize_row_*_ref, no importance matrix).
-// Supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K; other types write zeros.
+// Supported: F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K; other types write zeros.
 void QuantizeRow(DType type, const float* src, void* dst, int64_t n);
 
 }  // namespace yuan

@@ -65,8 +65,8 @@ struct FloatDot {
   }
 };
 
-// Q8_0 / Q4_0 weights against Q8_0 activations: an exact int32 sum per
-// 32-element block, scaled by both blocks' scales.
+// Q8_0 / Q4_0 / Q5_0 weights against Q8_0 activations: an exact int32 sum
+// per 32-element block, scaled by both blocks' scales.
 template <DType kType>
 struct Q8Dot {
   static float Dot(const uint8_t* row, const Acts& x, int64_t t) {
@@ -81,12 +81,21 @@ struct Q8Dot {
         const BlockQ8_0& blk = reinterpret_cast<const BlockQ8_0*>(row)[b];
         dw = F16ToF32Fast(blk.d);
         for (int i = 0; i < kQ8Block; ++i) isum += blk.qs[i] * xq[b * kQ8Block + i];
-      } else {
+      } else if constexpr (kType == DType::kQ4_0) {
         const BlockQ4_0& blk = reinterpret_cast<const BlockQ4_0*>(row)[b];
         dw = F16ToF32Fast(blk.d);
         for (int i = 0; i < kQ8Block / 2; ++i) {
           isum += ((blk.qs[i] & 0x0F) - 8) * xq[b * kQ8Block + i];
           isum += ((blk.qs[i] >> 4) - 8) * xq[b * kQ8Block + i + kQ8Block / 2];
+        }
+      } else {  // Q5_0: bit i of qh above element i's nibble
+        const BlockQ5_0& blk = reinterpret_cast<const BlockQ5_0*>(row)[b];
+        dw = F16ToF32Fast(blk.d);
+        uint32_t qh;
+        __builtin_memcpy(&qh, blk.qh, 4);
+        for (int i = 0; i < kQ8Block / 2; ++i) {
+          isum += (((blk.qs[i] & 0x0F) | ((qh >> i) & 1) << 4) - 16) * xq[b * kQ8Block + i];
+          isum += (((blk.qs[i] >> 4) | ((qh >> (i + 16)) & 1) << 4) - 16) * xq[b * kQ8Block + i + kQ8Block / 2];
         }
       }
       sum += (dw * xd[b]) * static_cast<float>(isum);
@@ -200,6 +209,7 @@ void MatMulRows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y
     case DType::kBF16: return MatMulRowsT<PairwiseMicro<FloatDot<DType::kBF16>, 1, 1>>(w, x, r0, r1, y, ldy);
     case DType::kQ8_0: return MatMulRowsT<PairwiseMicro<Q8Dot<DType::kQ8_0>, 1, 1>>(w, x, r0, r1, y, ldy);
     case DType::kQ4_0: return MatMulRowsT<PairwiseMicro<Q8Dot<DType::kQ4_0>, 1, 1>>(w, x, r0, r1, y, ldy);
+    case DType::kQ5_0: return MatMulRowsT<PairwiseMicro<Q8Dot<DType::kQ5_0>, 1, 1>>(w, x, r0, r1, y, ldy);
     case DType::kQ4_K: return MatMulRowsT<PairwiseMicro<Q45KDot<BlockQ4_K>, 1, 1>>(w, x, r0, r1, y, ldy);
     case DType::kQ5_K: return MatMulRowsT<PairwiseMicro<Q45KDot<BlockQ5_K>, 1, 1>>(w, x, r0, r1, y, ldy);
     case DType::kQ6_K: return MatMulRowsT<PairwiseMicro<Q6KDot, 1, 1>>(w, x, r0, r1, y, ldy);

@@ -315,30 +315,54 @@ struct FloatMicro {
   }
 };
 
-// ---- Q8_0 / Q4_0 weights, Q8_0 activations ---------------------------------
+// ---- Q8_0 / Q4_0 / Q5_0 weights, Q8_0 activations --------------------------
+
+// Byte i of the result is 0xFF where bit i of `bits` is set, else 0.
+inline __m256i BitsToBytes(uint32_t bits) {
+#if YUAN_X86_VNNI
+  return _mm256_movm_epi8(bits);
+#else
+  // byte i gets byte i / 8 of `bits`, then keeps bit i % 8
+  const __m256i spread = _mm256_shuffle_epi8(
+      _mm256_set1_epi32(static_cast<int32_t>(bits)),
+      _mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303));
+  const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ULL));
+  return _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+#endif
+}
 
 template <DType kType>
 struct Q8Micro {
   static constexpr int kR = 2, kC = 4, kRDecode = 4;
-  static constexpr int64_t kBlockBytes = kType == DType::kQ8_0 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0);
+  using Block = std::conditional_t<kType == DType::kQ8_0, BlockQ8_0,
+                                   std::conditional_t<kType == DType::kQ4_0, BlockQ4_0, BlockQ5_0>>;
+  static constexpr int64_t kBlockBytes = sizeof(Block);
   static constexpr int64_t kPrefetchBlocks = 32;
+  // Q4_0 and Q5_0 store q + kOffset unsigned (Q8_0: 0, signed)
+  static constexpr int kOffset = kType == DType::kQ4_0 ? 8 : kType == DType::kQ5_0 ? 16 : 0;
 
   // Block b of a row as 32 int8 values, and its scale. Q8_0 quants are
-  // signed; Q4_0's are returned unsigned (0..15, the stored nibbles) and the
-  // offset of 8 is taken off after the product: (q - 8) . x = q . x - 8 . x.
+  // signed; Q4_0's and Q5_0's are returned unsigned (0..15, the stored
+  // nibbles; 0..31 with Q5_0's fifth bits above them) and the offset is
+  // taken off after the product: (q - 8) . x = q . x - 8 . x.
   static __m256i Quants(const uint8_t* row, int64_t b) {
+    const Block& blk = reinterpret_cast<const Block*>(row)[b];
     if constexpr (kType == DType::kQ8_0) {
-      return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(reinterpret_cast<const BlockQ8_0*>(row)[b].qs));
+      return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qs));
     } else {
-      const __m128i p = _mm_loadu_si128(reinterpret_cast<const __m128i*>(reinterpret_cast<const BlockQ4_0*>(row)[b].qs));
+      const __m128i p = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs));
       // low nibbles are elements 0..15, high nibbles 16..31
-      return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(p, 4), p), _mm256_set1_epi8(0x0F));
+      const __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(p, 4), p), _mm256_set1_epi8(0x0F));
+      if constexpr (kType == DType::kQ4_0) {
+        return q;
+      } else {
+        uint32_t qh;  // bit i: element i's fifth bit
+        __builtin_memcpy(&qh, blk.qh, 4);
+        return _mm256_or_si256(q, _mm256_and_si256(BitsToBytes(qh), _mm256_set1_epi8(0x10)));
+      }
     }
   }
-  static float Scale(const uint8_t* row, int64_t b) {
-    if constexpr (kType == DType::kQ8_0) return HalfToFloat(reinterpret_cast<const BlockQ8_0*>(row)[b].d);
-    else return HalfToFloat(reinterpret_cast<const BlockQ4_0*>(row)[b].d);
-  }
+  static float Scale(const uint8_t* row, int64_t b) { return HalfToFloat(reinterpret_cast<const Block*>(row)[b].d); }
 
   template <int R, int C>
   static void Tile(const uint8_t* w, uint64_t rb, const Acts& x, int64_t t, float* y, int64_t ldy) {
@@ -381,8 +405,8 @@ struct Q8Micro {
       for (int c = 0; c < C; ++c) {
         const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[c] + b * kQ8Block));
         const float dx = xd[c][b];
-        __m256i off;  // Q4_0: 8 . x;  Q8_0 with !kAbsWeights: |x|
-        if constexpr (kType == DType::kQ4_0) off = DotU8S8(_mm256_set1_epi8(8), xv);
+        __m256i off;  // Q4_0, Q5_0: kOffset . x;  Q8_0 with !kAbsWeights: |x|
+        if constexpr (kOffset != 0) off = DotU8S8(_mm256_set1_epi8(kOffset), xv);
         if constexpr (kType == DType::kQ8_0 && !kAbsWeights) off = _mm256_sign_epi8(xv, xv);
         YUAN_UNROLL
         for (int r = 0; r < R; ++r) {
@@ -1847,6 +1871,8 @@ void MatMulRows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y
     case DType::kQ4_0:
       if (x.n_tokens >= kBandMinTokens || w.interleaved8) return BandQ8<DType::kQ4_0>::Rows(w, x, r0, r1, y, ldy);
       return MatMulRowsT<Q8Micro<DType::kQ4_0>>(w, x, r0, r1, y, ldy);
+    case DType::kQ5_0:
+      return MatMulRowsT<Q8Micro<DType::kQ5_0>>(w, x, r0, r1, y, ldy);
     case DType::kQ4_K:
       if (x.n_tokens == 1) return Q45KDot<BlockQ4_K>::Decode(w, x, r0, r1, y);
       return MatMulRowsT<Q45KDot<BlockQ4_K>>(w, x, r0, r1, y, ldy);

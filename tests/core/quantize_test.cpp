@@ -46,15 +46,21 @@ TEST_CASE("k-quants on normal data have the error their bit widths predict", "[c
   // is about amax/32 of a 16-value sub-block (amax ~ 1.8 sigma): ~0.016
   // sigma. Q4_K's is (max - min)/15 of a 32-value sub-block (~4.1 sigma),
   // ~0.08 sigma before its least-squares refinement. Q4_0 (amax/8 per 32)
-  // is the baseline Q4_K must beat. Q5_K has twice Q4_K's levels on the
-  // same sub-blocks: about half its error (~0.04 sigma before refinement).
+  // is the baseline Q4_K must beat; Q5_0 (amax/16) has half its error. Q5_K
+  // has twice Q4_K's levels on the same sub-blocks: about half its error
+  // (~0.04 sigma before refinement).
   for (float stddev : {1.0f, 0.02f}) {
     const std::vector<float> x = Normal(256 * 64, stddev, 11);
     const double q6 = RelRmse(x, RoundTrip(DType::kQ6_K, x));
     const double q5k = RelRmse(x, RoundTrip(DType::kQ5_K, x));
     const double q4k = RelRmse(x, RoundTrip(DType::kQ4_K, x));
     const double q40 = RelRmse(x, RoundTrip(DType::kQ4_0, x));
-    INFO("stddev " << stddev << ": q6_K " << q6 << ", q5_K " << q5k << ", q4_K " << q4k << ", q4_0 " << q40);
+    const double q50 = RelRmse(x, RoundTrip(DType::kQ5_0, x));
+    INFO("stddev " << stddev << ": q6_K " << q6 << ", q5_K " << q5k << ", q4_K " << q4k << ", q4_0 " << q40
+                   << ", q5_0 " << q50);
+    // Q5_0: Q4_0's block scale (amax / 16) with twice its levels, half its error
+    CHECK(q50 * 1.7 < q40);
+    CHECK(q50 * 2.3 > q40);
     CHECK(q6 > 0.008);
     CHECK(q6 < 0.025);
     CHECK(q5k > 0.02);

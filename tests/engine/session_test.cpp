@@ -185,8 +185,8 @@ TEST_CASE("every weight dtype loads and generates", "[engine]") {
     REQUIRE((*s)->Generate(Greedy("the", 8), &r).ok());
     CHECK(r.completion_tokens == 8);
   }
-  // The k-quants, on rows of whole 256-value blocks
-  for (DType type : {DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
+  // Q5_0 and the k-quants, on rows of whole 256-value blocks
+  for (DType type : {DType::kQ5_0, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
     INFO(DTypeName(type));
     testing::RandomModelSpec spec;
     spec.n_embd = 256;
@@ -198,6 +198,17 @@ TEST_CASE("every weight dtype loads and generates", "[engine]") {
     REQUIRE((*s)->Generate(Greedy("the", 8), &r).ok());
     CHECK(r.completion_tokens == 8);
   }
+  // A type without kernels is refused at load, naming the tensor and type
+  // (the writer stores zero blocks for it).
+  testing::RandomModelSpec spec;
+  spec.weight_type = DType::kQ4_1;
+  EngineOptions o;
+  o.model_path = testing::WriteRandomLlamaModel(spec, "q4_1.gguf");
+  auto refused = Engine::Open(o);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.status().code() == absl::StatusCode::kUnimplemented);
+  CHECK_THAT(std::string(refused.status().message()),
+             Catch::Contains("has type q4_1, which yuan cannot compute with yet"));
 }
 
 TEST_CASE("step times cover each forward pass and change no result", "[engine]") {
