@@ -19,6 +19,7 @@
 //         q5_0: every matrix Q5_0 except output.weight Q6_K (llama-quantize's
 //               Q5_0 mix; also its fallback for Q4_K in rows that are not
 //               whole 256-value blocks)
+//         q4_1, q5_1: likewise (Q5_1 is the fallback for Q5_K)
 // Norm weights are 1.0 in F32.
 //
 // yuan_make_bench_model lora BASE.gguf RANK OUT.yadp: a random rank-RANK
@@ -76,6 +77,8 @@ constexpr BenchType kTypes[] = {
     {"q4_k", DType::kQ4_K, DType::kQ6_K, 14},  // LLAMA_FTYPE_MOSTLY_Q4_K_S
     {"q5_k", DType::kQ5_K, DType::kQ6_K, 16},  // LLAMA_FTYPE_MOSTLY_Q5_K_S
     {"q5_0", DType::kQ5_0, DType::kQ6_K, 8},   // LLAMA_FTYPE_MOSTLY_Q5_0
+    {"q4_1", DType::kQ4_1, DType::kQ6_K, 3},   // LLAMA_FTYPE_MOSTLY_Q4_1
+    {"q5_1", DType::kQ5_1, DType::kQ6_K, 9},   // LLAMA_FTYPE_MOSTLY_Q5_1
 };
 
 constexpr uint64_t kSeed = 0x59554131;  // "YUA1"
@@ -255,7 +258,7 @@ std::vector<uint8_t> RandomMatrix(const Ziggurat& zig, int tensor_index, DType t
 int Usage() {
   std::fprintf(stderr,
                "usage: yuan_make_bench_model SIZE TYPE OUT.gguf\n"
-               "  SIZE: 0.3b | 1b    TYPE: f16 | q8_0 | q4_0 | q5_0 | q4_k | q5_k\n"
+               "  SIZE: 0.3b | 1b    TYPE: f16 | q8_0 | q4_0 | q4_1 | q5_0 | q5_1 | q4_k | q5_k\n"
                "       yuan_make_bench_model lora BASE.gguf RANK OUT.yadp\n");
   return 2;
 }

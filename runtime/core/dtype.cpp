@@ -17,8 +17,8 @@ struct Entry {
 // ggml's type traits (ggml.c `type_traits`): block size and bytes per block.
 constexpr Entry kTypes[] = {
     {0, {"f32", 1, 4, true}},         {1, {"f16", 1, 2, true}},
-    {2, {"q4_0", 32, 18, true}},      {3, {"q4_1", 32, 20, false}},
-    {6, {"q5_0", 32, 22, true}},     {7, {"q5_1", 32, 24, false}},
+    {2, {"q4_0", 32, 18, true}},      {3, {"q4_1", 32, 20, true}},
+    {6, {"q5_0", 32, 22, true}},     {7, {"q5_1", 32, 24, true}},
     {8, {"q8_0", 32, 34, true}},      {9, {"q8_1", 32, 36, false}},
     {10, {"q2_K", 256, 84, false}},   {11, {"q3_K", 256, 110, false}},
     {12, {"q4_K", 256, 144, true}},   {13, {"q5_K", 256, 176, true}},
@@ -149,6 +149,46 @@ inline void ScaleMinK4(int j, const uint8_t* q, uint8_t* d, uint8_t* m) {
   }
 }
 
+// The 32-value 4- and 5-bit types: element j (j < 16) in qs[j]'s low nibble,
+// j + 16 in its high one, Q5's fifth bit of element j in bit j of qh;
+// x = d * (q - 8) (Q4_0), d * (q - 16) (Q5_0) or d * q + m (Q4_1, Q5_1).
+template <class B>
+constexpr bool kHasMin = std::is_same_v<B, BlockQ4_1> || std::is_same_v<B, BlockQ5_1>;
+template <class B>
+constexpr bool kHasFifthBit = std::is_same_v<B, BlockQ5_0> || std::is_same_v<B, BlockQ5_1>;
+
+template <class B>
+uint32_t FifthBits(const B& b) {
+  if constexpr (kHasFifthBit<B>) {
+    return static_cast<uint32_t>(b.qh[0]) | static_cast<uint32_t>(b.qh[1]) << 8 |
+           static_cast<uint32_t>(b.qh[2]) << 16 | static_cast<uint32_t>(b.qh[3]) << 24;
+  }
+  return 0;
+}
+
+template <class B>
+void DequantizeQ45(const B* b, float* dst, int64_t n) {
+  constexpr int kOffset = kHasMin<B> ? 0 : kHasFifthBit<B> ? 16 : 8;
+  for (int64_t i = 0; i < n / 32; ++i) {
+    const float d = F16ToF32(b[i].d);
+    float m = 0.0f;
+    if constexpr (kHasMin<B>) m = F16ToF32(b[i].m);
+    const uint32_t qh = FifthBits(b[i]);
+    float* y = dst + i * 32;
+    for (int j = 0; j < 16; ++j) {
+      const int lo = ((b[i].qs[j] & 0x0F) | ((qh >> j) & 1) << 4) - kOffset;
+      const int hi = ((b[i].qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4) - kOffset;
+      if constexpr (kHasMin<B>) {
+        y[j] = lo * d + m;
+        y[j + 16] = hi * d + m;
+      } else {
+        y[j] = d * lo;
+        y[j + 16] = d * hi;
+      }
+    }
+  }
+}
+
 // Q4_K and Q5_K: x = d * sc * q - dmin * m per sub-block of 32; Q5_K's q
 // takes a fifth bit from qh (bit 2k for the low nibbles of qs[32k ..], bit
 // 2k + 1 for the high ones).
@@ -230,34 +270,14 @@ void DequantizeRow(DType type, const void* src, float* dst, int64_t n) {
       }
       return;
     }
-    case DType::kQ4_0: {
-      const BlockQ4_0* b = static_cast<const BlockQ4_0*>(src);
-      for (int64_t i = 0; i < n / kQK4_0; ++i) {
-        const float d = F16ToF32(b[i].d);
-        float* y = dst + i * kQK4_0;
-        for (int j = 0; j < kQK4_0 / 2; ++j) {
-          y[j] = d * ((b[i].qs[j] & 0x0F) - 8);
-          y[j + kQK4_0 / 2] = d * ((b[i].qs[j] >> 4) - 8);
-        }
-      }
-      return;
-    }
-    case DType::kQ5_0: {
-      const BlockQ5_0* b = static_cast<const BlockQ5_0*>(src);
-      for (int64_t i = 0; i < n / kQK5_0; ++i) {
-        const float d = F16ToF32(b[i].d);
-        const uint32_t qh = static_cast<uint32_t>(b[i].qh[0]) | static_cast<uint32_t>(b[i].qh[1]) << 8 |
-                            static_cast<uint32_t>(b[i].qh[2]) << 16 | static_cast<uint32_t>(b[i].qh[3]) << 24;
-        float* y = dst + i * kQK5_0;
-        for (int j = 0; j < kQK5_0 / 2; ++j) {
-          const int lo = (b[i].qs[j] & 0x0F) | ((qh >> j) & 1) << 4;
-          const int hi = (b[i].qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4;
-          y[j] = d * (lo - 16);
-          y[j + kQK5_0 / 2] = d * (hi - 16);
-        }
-      }
-      return;
-    }
+    case DType::kQ4_0:
+      return DequantizeQ45(static_cast<const BlockQ4_0*>(src), dst, n);
+    case DType::kQ4_1:
+      return DequantizeQ45(static_cast<const BlockQ4_1*>(src), dst, n);
+    case DType::kQ5_0:
+      return DequantizeQ45(static_cast<const BlockQ5_0*>(src), dst, n);
+    case DType::kQ5_1:
+      return DequantizeQ45(static_cast<const BlockQ5_1*>(src), dst, n);
     case DType::kQ4_K:
       DequantizeQ45K(static_cast<const BlockQ4_K*>(src), dst, n);
       return;
@@ -419,6 +439,38 @@ float MakeQkx2Quants(int n, int nmax, const float* x, const float* weights, uint
   }
   *the_min = -min;
   return scale;
+}
+
+// Q4_1 and Q5_1 (ggml quantize_row_q4_1_ref / _q5_1_ref): the block's
+// [min, max] in 15 or 31 steps, x ~ d * q + min.
+template <class B>
+void QuantizeMinMax(const float* src, B* b, int64_t n) {
+  constexpr int kLevels = kHasFifthBit<B> ? 31 : 15;
+  for (int64_t i = 0; i < n / 32; ++i) {
+    const float* x = src + i * 32;
+    float min = std::numeric_limits<float>::max(), max = -std::numeric_limits<float>::max();
+    for (int j = 0; j < 32; ++j) {
+      if (x[j] < min) min = x[j];
+      if (x[j] > max) max = x[j];
+    }
+    const float d = (max - min) / kLevels;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    b[i].d = F32ToF16(d);
+    b[i].m = F32ToF16(min);
+    // (x - min) * id + 0.5 lies in [0.5, kLevels + 0.5] for finite rows
+    // (truncated, as ggml's cast); a NaN gives level 0, not an undefined cast
+    auto level = [](float v) { return v >= 0.0f ? static_cast<int>(std::min(v, float{kLevels})) : 0; };
+    uint32_t qh = 0;
+    for (int j = 0; j < 16; ++j) {
+      const int x0 = level((x[j] - min) * id + 0.5f);
+      const int x1 = level((x[j + 16] - min) * id + 0.5f);
+      b[i].qs[j] = static_cast<uint8_t>((x0 & 0x0F) | (x1 & 0x0F) << 4);
+      qh |= static_cast<uint32_t>(x0 >> 4) << j | static_cast<uint32_t>(x1 >> 4) << (j + 16);
+    }
+    if constexpr (kHasFifthBit<B>) {
+      for (int k = 0; k < 4; ++k) b[i].qh[k] = static_cast<uint8_t>(qh >> (8 * k));
+    }
+  }
 }
 
 // Q4_K and Q5_K: 8 sub-blocks of 32, each x ~ d*sc*q - dmin*m with q in
@@ -621,6 +673,12 @@ void QuantizeRow(DType type, const float* src, void* dst, int64_t n) {
       }
       return;
     }
+    case DType::kQ4_1:
+      QuantizeMinMax(src, static_cast<BlockQ4_1*>(dst), n);
+      return;
+    case DType::kQ5_1:
+      QuantizeMinMax(src, static_cast<BlockQ5_1*>(dst), n);
+      return;
     case DType::kQ4_K:
       QuantizeQ45K(src, static_cast<BlockQ4_K*>(dst), n);
       return;

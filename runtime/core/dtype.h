@@ -96,6 +96,16 @@ struct BlockQ4_0 {
 };
 static_assert(sizeof(BlockQ4_0) == 18);
 
+// Q4_1: x = d * q + m with q in [0, 15] (elements j and j + 16 in qs[j]'s
+// low and high nibbles, as Q4_0).
+constexpr int kQK4_1 = 32;
+struct BlockQ4_1 {
+  uint16_t d;               // scale, f16
+  uint16_t m;               // the block's minimum, f16
+  uint8_t qs[kQK4_1 / 2];
+};
+static_assert(sizeof(BlockQ4_1) == 20);
+
 constexpr int kQK5_0 = 32;
 struct BlockQ5_0 {
   uint16_t d;               // scale, f16
@@ -103,6 +113,16 @@ struct BlockQ5_0 {
   uint8_t qs[kQK5_0 / 2];   // x[j] = d * ((qs[j] & 15 | h_j << 4) - 16), x[j+16] likewise from qs[j] >> 4
 };
 static_assert(sizeof(BlockQ5_0) == 22);
+
+// Q5_1: Q4_1 with Q5_0's fifth bits, q in [0, 31].
+constexpr int kQK5_1 = 32;
+struct BlockQ5_1 {
+  uint16_t d;               // scale, f16
+  uint16_t m;               // the block's minimum, f16
+  uint8_t qh[4];            // bit j: the fifth bit of element j
+  uint8_t qs[kQK5_1 / 2];
+};
+static_assert(sizeof(BlockQ5_1) == 24);
 
 constexpr int kQK_K = 256;
 struct BlockQ4_K {
@@ -140,7 +160,8 @@ void DequantizeRow(DType type, const void* src, float* dst, int64_t n);
 
 // Quantizes one row of f32 (n a multiple of the block size) with ggml's
 // reference rounding (quantize_row_*_ref, no importance matrix).
-// Supported: F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K; other types write zeros.
+// Supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K;
+// other types write zeros.
 void QuantizeRow(DType type, const float* src, void* dst, int64_t n);
 
 }  // namespace yuan

@@ -23,7 +23,9 @@ DType ActKind(DType weight_type) {
   switch (weight_type) {
     case DType::kQ8_0:
     case DType::kQ4_0:
+    case DType::kQ4_1:
     case DType::kQ5_0:
+    case DType::kQ5_1:
       return DType::kQ8_0;
     case DType::kQ4_K:
     case DType::kQ5_K:

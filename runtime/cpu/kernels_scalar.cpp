@@ -65,15 +65,17 @@ struct FloatDot {
   }
 };
 
-// Q8_0 / Q4_0 / Q5_0 weights against Q8_0 activations: an exact int32 sum
-// per 32-element block, scaled by both blocks' scales.
+// Q8_0 / Q4_0 / Q5_0 / Q4_1 / Q5_1 weights against Q8_0 activations: an exact
+// int32 sum per 32-element block, scaled by both blocks' scales; Q4_1's and
+// Q5_1's minimum m adds m . dx . sum(xq) per block, summed apart and added
+// at the end.
 template <DType kType>
 struct Q8Dot {
   static float Dot(const uint8_t* row, const Acts& x, int64_t t) {
     const int64_t nb = x.cols / kQ8Block;
     const int8_t* xq = x.qs + t * x.cols;
     const float* xd = x.d + t * nb;
-    float sum = 0.0f;
+    float sum = 0.0f, sum_min = 0.0f;
     for (int64_t b = 0; b < nb; ++b) {
       int32_t isum = 0;
       float dw;
@@ -88,19 +90,26 @@ struct Q8Dot {
           isum += ((blk.qs[i] & 0x0F) - 8) * xq[b * kQ8Block + i];
           isum += ((blk.qs[i] >> 4) - 8) * xq[b * kQ8Block + i + kQ8Block / 2];
         }
-      } else {  // Q5_0: bit i of qh above element i's nibble
-        const BlockQ5_0& blk = reinterpret_cast<const BlockQ5_0*>(row)[b];
+      } else {  // Q5_0, Q4_1, Q5_1: bit i of qh above element i's nibble
+        using B = std::conditional_t<kType == DType::kQ5_0, BlockQ5_0,
+                                     std::conditional_t<kType == DType::kQ4_1, BlockQ4_1, BlockQ5_1>>;
+        const B& blk = reinterpret_cast<const B*>(row)[b];
         dw = F16ToF32Fast(blk.d);
-        uint32_t qh;
-        __builtin_memcpy(&qh, blk.qh, 4);
+        uint32_t qh = 0;
+        if constexpr (kType != DType::kQ4_1) __builtin_memcpy(&qh, blk.qh, 4);
+        constexpr int kOffset = kType == DType::kQ5_0 ? 16 : 0;
         for (int i = 0; i < kQ8Block / 2; ++i) {
-          isum += (((blk.qs[i] & 0x0F) | ((qh >> i) & 1) << 4) - 16) * xq[b * kQ8Block + i];
-          isum += (((blk.qs[i] >> 4) | ((qh >> (i + 16)) & 1) << 4) - 16) * xq[b * kQ8Block + i + kQ8Block / 2];
+          isum += (((blk.qs[i] & 0x0F) | ((qh >> i) & 1) << 4) - kOffset) * xq[b * kQ8Block + i];
+          isum += (((blk.qs[i] >> 4) | ((qh >> (i + 16)) & 1) << 4) - kOffset) * xq[b * kQ8Block + i + kQ8Block / 2];
+        }
+        // Q4_1, Q5_1: + m . x, from the activation block's sum
+        if constexpr (kType != DType::kQ5_0) {
+          sum_min += (F16ToF32Fast(blk.m) * xd[b]) * static_cast<float>(x.bsums[t * nb + b]);
         }
       }
       sum += (dw * xd[b]) * static_cast<float>(isum);
     }
-    return sum;
+    return sum + sum_min;
   }
 };
 
@@ -209,7 +218,9 @@ void MatMulRows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y
     case DType::kBF16: return MatMulRowsT<PairwiseMicro<FloatDot<DType::kBF16>, 1, 1>>(w, x, r0, r1, y, ldy);
     case DType::kQ8_0: return MatMulRowsT<PairwiseMicro<Q8Dot<DType::kQ8_0>, 1, 1>>(w, x, r0, r1, y, ldy);
     case DType::kQ4_0: return MatMulRowsT<PairwiseMicro<Q8Dot<DType::kQ4_0>, 1, 1>>(w, x, r0, r1, y, ldy);
+    case DType::kQ4_1: return MatMulRowsT<PairwiseMicro<Q8Dot<DType::kQ4_1>, 1, 1>>(w, x, r0, r1, y, ldy);
     case DType::kQ5_0: return MatMulRowsT<PairwiseMicro<Q8Dot<DType::kQ5_0>, 1, 1>>(w, x, r0, r1, y, ldy);
+    case DType::kQ5_1: return MatMulRowsT<PairwiseMicro<Q8Dot<DType::kQ5_1>, 1, 1>>(w, x, r0, r1, y, ldy);
     case DType::kQ4_K: return MatMulRowsT<PairwiseMicro<Q45KDot<BlockQ4_K>, 1, 1>>(w, x, r0, r1, y, ldy);
     case DType::kQ5_K: return MatMulRowsT<PairwiseMicro<Q45KDot<BlockQ5_K>, 1, 1>>(w, x, r0, r1, y, ldy);
     case DType::kQ6_K: return MatMulRowsT<PairwiseMicro<Q6KDot, 1, 1>>(w, x, r0, r1, y, ldy);

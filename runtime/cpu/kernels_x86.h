@@ -315,7 +315,7 @@ struct FloatMicro {
   }
 };
 
-// ---- Q8_0 / Q4_0 / Q5_0 weights, Q8_0 activations --------------------------
+// ---- Q8_0 / Q4_0 / Q5_0 / Q4_1 / Q5_1 weights, Q8_0 activations ------------
 
 // Byte i of the result is 0xFF where bit i of `bits` is set, else 0.
 inline __m256i BitsToBytes(uint32_t bits) {
@@ -334,17 +334,23 @@ inline __m256i BitsToBytes(uint32_t bits) {
 template <DType kType>
 struct Q8Micro {
   static constexpr int kR = 2, kC = 4, kRDecode = 4;
-  using Block = std::conditional_t<kType == DType::kQ8_0, BlockQ8_0,
-                                   std::conditional_t<kType == DType::kQ4_0, BlockQ4_0, BlockQ5_0>>;
+  using Block = std::conditional_t<
+      kType == DType::kQ8_0, BlockQ8_0,
+      std::conditional_t<kType == DType::kQ4_0, BlockQ4_0,
+                         std::conditional_t<kType == DType::kQ5_0, BlockQ5_0,
+                                            std::conditional_t<kType == DType::kQ4_1, BlockQ4_1, BlockQ5_1>>>>;
   static constexpr int64_t kBlockBytes = sizeof(Block);
   static constexpr int64_t kPrefetchBlocks = 32;
   // Q4_0 and Q5_0 store q + kOffset unsigned (Q8_0: 0, signed)
   static constexpr int kOffset = kType == DType::kQ4_0 ? 8 : kType == DType::kQ5_0 ? 16 : 0;
+  static constexpr bool kFifthBit = kType == DType::kQ5_0 || kType == DType::kQ5_1;
+  // Q4_1, Q5_1: x = d * q + m, the m . x term from the activations' block sums
+  static constexpr bool kMin = kType == DType::kQ4_1 || kType == DType::kQ5_1;
 
   // Block b of a row as 32 int8 values, and its scale. Q8_0 quants are
-  // signed; Q4_0's and Q5_0's are returned unsigned (0..15, the stored
-  // nibbles; 0..31 with Q5_0's fifth bits above them) and the offset is
-  // taken off after the product: (q - 8) . x = q . x - 8 . x.
+  // signed; the others' are returned unsigned (0..15, the stored nibbles;
+  // 0..31 with the Q5 types' fifth bits above them) and Q4_0's and Q5_0's
+  // offset is taken off after the product: (q - 8) . x = q . x - 8 . x.
   static __m256i Quants(const uint8_t* row, int64_t b) {
     const Block& blk = reinterpret_cast<const Block*>(row)[b];
     if constexpr (kType == DType::kQ8_0) {
@@ -353,7 +359,7 @@ struct Q8Micro {
       const __m128i p = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs));
       // low nibbles are elements 0..15, high nibbles 16..31
       const __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(p, 4), p), _mm256_set1_epi8(0x0F));
-      if constexpr (kType == DType::kQ4_0) {
+      if constexpr (!kFifthBit) {
         return q;
       } else {
         uint32_t qh;  // bit i: element i's fifth bit
@@ -363,6 +369,10 @@ struct Q8Micro {
     }
   }
   static float Scale(const uint8_t* row, int64_t b) { return HalfToFloat(reinterpret_cast<const Block*>(row)[b].d); }
+  static float Min(const uint8_t* row, int64_t b) {
+    if constexpr (kMin) return HalfToFloat(reinterpret_cast<const Block*>(row)[b].m);
+    return 0.0f;
+  }
 
   template <int R, int C>
   static void Tile(const uint8_t* w, uint64_t rb, const Acts& x, int64_t t, float* y, int64_t ldy) {
@@ -375,10 +385,14 @@ struct Q8Micro {
       xd[c] = x.d + (t + c) * nb;
     }
     __m256 acc[R][C];
+    float accm[R][C];  // Q4_1, Q5_1: sum over blocks of m . dx . sum(xq)
     YUAN_UNROLL
     for (int r = 0; r < R; ++r)
       YUAN_UNROLL
-      for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
+      for (int c = 0; c < C; ++c) {
+        acc[r][c] = _mm256_setzero_ps();
+        accm[r][c] = 0.0f;
+      }
     // Q8_0 (signed x signed) takes the absolute value of one operand and
     // moves its sign onto the other; of the R weight blocks and C activation
     // blocks, the side with fewer blocks pays for the absolute values.
@@ -394,12 +408,13 @@ struct Q8Micro {
         }
       }
       __m256i qw[R], aw[R];
-      float dw[R];
+      float dw[R], mw[R];
       YUAN_UNROLL
       for (int r = 0; r < R; ++r) {
         qw[r] = Quants(w + r * rb, b);
         if constexpr (kType == DType::kQ8_0 && kAbsWeights) aw[r] = _mm256_sign_epi8(qw[r], qw[r]);
         dw[r] = Scale(w + r * rb, b);
+        if constexpr (kMin) mw[r] = Min(w + r * rb, b);
       }
       YUAN_UNROLL
       for (int c = 0; c < C; ++c) {
@@ -415,18 +430,23 @@ struct Q8Micro {
             p32 = DotU8S8(aw[r], _mm256_sign_epi8(xv, qw[r]));  // |w| . (x with w's sign)
           } else if constexpr (kType == DType::kQ8_0) {
             p32 = DotU8S8(off, _mm256_sign_epi8(qw[r], xv));  // |x| . (w with x's sign)
-          } else {
+          } else if constexpr (kOffset != 0) {
             p32 = _mm256_sub_epi32(DotU8S8(qw[r], xv), off);
+          } else {
+            p32 = DotU8S8(qw[r], xv);
           }
           const __m256 p = _mm256_cvtepi32_ps(p32);
           acc[r][c] = _mm256_fmadd_ps(p, _mm256_set1_ps(dw[r] * dx), acc[r][c]);
+          if constexpr (kMin) {
+            accm[r][c] = std::fma(mw[r] * dx, static_cast<float>(x.bsums[(t + c) * nb + b]), accm[r][c]);
+          }
         }
       }
     }
     YUAN_UNROLL
     for (int r = 0; r < R; ++r)
       YUAN_UNROLL
-      for (int c = 0; c < C; ++c) y[c * ldy + r] = Hsum(acc[r][c]);
+      for (int c = 0; c < C; ++c) y[c * ldy + r] = Hsum(acc[r][c]) + accm[r][c];
   }
 };
 
@@ -1873,6 +1893,10 @@ void MatMulRows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y
       return MatMulRowsT<Q8Micro<DType::kQ4_0>>(w, x, r0, r1, y, ldy);
     case DType::kQ5_0:
       return MatMulRowsT<Q8Micro<DType::kQ5_0>>(w, x, r0, r1, y, ldy);
+    case DType::kQ4_1:
+      return MatMulRowsT<Q8Micro<DType::kQ4_1>>(w, x, r0, r1, y, ldy);
+    case DType::kQ5_1:
+      return MatMulRowsT<Q8Micro<DType::kQ5_1>>(w, x, r0, r1, y, ldy);
     case DType::kQ4_K:
       if (x.n_tokens == 1) return Q45KDot<BlockQ4_K>::Decode(w, x, r0, r1, y);
       return MatMulRowsT<Q45KDot<BlockQ4_K>>(w, x, r0, r1, y, ldy);

@@ -59,8 +59,9 @@ std::vector<float> RandomActs(int64_t n, std::mt19937& rng) {
 using testing::IsaScope;
 using testing::SupportedIsas;
 
-constexpr DType kComputeTypes[] = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ8_0, DType::kQ4_0,
-                                   DType::kQ5_0, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K};
+constexpr DType kComputeTypes[] = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ8_0,
+                                   DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1,
+                                   DType::kQ4_K, DType::kQ5_K, DType::kQ6_K};
 
 TEST_CASE("every kernel path quantizes activations to the same bytes", "[cpu]") {
   std::mt19937 rng(3);

@@ -175,7 +175,8 @@ TEST_CASE("Cancel from another thread stops generation promptly", "[engine][canc
 }
 
 TEST_CASE("every weight dtype loads and generates", "[engine]") {
-  for (DType type : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0}) {
+  for (DType type : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ5_0,
+                     DType::kQ5_1}) {
     INFO(DTypeName(type));
     testing::RandomModelSpec spec;
     spec.weight_type = type;
@@ -185,8 +186,8 @@ TEST_CASE("every weight dtype loads and generates", "[engine]") {
     REQUIRE((*s)->Generate(Greedy("the", 8), &r).ok());
     CHECK(r.completion_tokens == 8);
   }
-  // Q5_0 and the k-quants, on rows of whole 256-value blocks
-  for (DType type : {DType::kQ5_0, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
+  // The k-quants, on rows of whole 256-value blocks
+  for (DType type : {DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
     INFO(DTypeName(type));
     testing::RandomModelSpec spec;
     spec.n_embd = 256;
@@ -201,14 +202,14 @@ TEST_CASE("every weight dtype loads and generates", "[engine]") {
   // A type without kernels is refused at load, naming the tensor and type
   // (the writer stores zero blocks for it).
   testing::RandomModelSpec spec;
-  spec.weight_type = DType::kQ4_1;
+  spec.weight_type = DType::kIQ4_NL;
   EngineOptions o;
-  o.model_path = testing::WriteRandomLlamaModel(spec, "q4_1.gguf");
+  o.model_path = testing::WriteRandomLlamaModel(spec, "iq4_nl.gguf");
   auto refused = Engine::Open(o);
   REQUIRE_FALSE(refused.ok());
   CHECK(refused.status().code() == absl::StatusCode::kUnimplemented);
   CHECK_THAT(std::string(refused.status().message()),
-             Catch::Contains("has type q4_1, which yuan cannot compute with yet"));
+             Catch::Contains("has type iq4_nl, which yuan cannot compute with yet"));
 }
 
 TEST_CASE("step times cover each forward pass and change no result", "[engine]") {
