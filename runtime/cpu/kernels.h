@@ -123,12 +123,13 @@ std::string ActiveKernelsName();
 // decoding a token: interleaved Q8_0/Q4_0 bands as four runs side by side,
 // each prefetching ahead, when each run is at least kDecodeMinRunBytes,
 // else two (BandQ8 in kernels_x86.h); Q6_K rows as kQ6KDecodeRuns runs
-// (AVX-512), Q4_K and Q5_K rows as kQ4KDecodeRuns; F32, F16 and BF16 rows
-// as kFloatDecodeRuns runs. MatMulGroup has the pool's workers read ahead
-// the starts of the same runs.
+// (AVX-512), Q4_K and Q5_K rows as kQ4KDecodeRuns; Q4_1, Q5_0 and Q5_1 rows
+// as kLegacyDecodeRuns; F32, F16 and BF16 rows as kFloatDecodeRuns runs.
+// MatMulGroup has the pool's workers read ahead the starts of the same runs.
 constexpr int64_t kDecodeMinRunBytes = int64_t{64} << 10;
 constexpr int kQ6KDecodeRuns = 4;
 constexpr int kQ4KDecodeRuns = 4;
+constexpr int kLegacyDecodeRuns = 4;
 constexpr int kFloatDecodeRuns = 4;
 
 // How far ahead of its loads each of those runs prefetches, in bytes. The

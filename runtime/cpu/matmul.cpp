@@ -59,6 +59,8 @@ void PlanWarm(const MatRef* w, int n, int64_t n_tokens, const ThreadPool& pool,
         runs = kernels::kQ6KDecodeRuns;
       } else if (w[i].type == DType::kQ4_K || w[i].type == DType::kQ5_K) {
         runs = kernels::kQ4KDecodeRuns;
+      } else if (w[i].type == DType::kQ4_1 || w[i].type == DType::kQ5_0 || w[i].type == DType::kQ5_1) {
+        runs = kernels::kLegacyDecodeRuns;
       } else if (w[i].type == DType::kF32 || w[i].type == DType::kF16 || w[i].type == DType::kBF16) {
         runs = kernels::kFloatDecodeRuns;
       }

@@ -260,11 +260,12 @@ TEST_CASE("decoding gives the same bits at any prefetch distance", "[cpu]") {
   std::mt19937 rng(23);
   const int64_t cols = 512;
   ThreadPool pool(2);
-  // 8008 interleaved rows: four prefetching runs per thread; Q6_K, Q4_K
-  // and Q5_K rows in four prefetching runs and the rows left over
-  for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ6_K, DType::kQ4_K, DType::kQ5_K}) {
-    const bool k_quant = type == DType::kQ6_K || type == DType::kQ4_K || type == DType::kQ5_K;
-    const int64_t rows = k_quant ? 203 : 8008;
+  // 8008 interleaved rows: four prefetching runs per thread; the k-quants'
+  // and the other 32-value types' rows in four prefetching runs and the
+  // rows left over
+  for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ6_K, DType::kQ4_K, DType::kQ5_K, DType::kQ4_1,
+                     DType::kQ5_0, DType::kQ5_1}) {
+    const int64_t rows = kernels::CanInterleave8(type, 8008) ? 8008 : 203;
     std::vector<uint8_t> q = RandomWeights(type, rows, cols, rng);
     MatRef m{type, rows, cols, q.data(), *RowBytes(type, cols)};
     std::vector<uint8_t> packed(q.size());
