@@ -441,6 +441,48 @@ float MakeQkx2Quants(int n, int nmax, const float* x, const float* weights, uint
   return scale;
 }
 
+// A level from v = x * id + offset + 0.5, truncated as ggml's casts are
+// (v lies in [0.5, top + 0.5] for finite rows); a NaN gives level 0 instead
+// of an undefined cast.
+inline int Level(float v, int top) { return v >= 0.0f ? static_cast<int>(std::min(v, static_cast<float>(top))) : 0; }
+
+// Stores the 32 levels L of a Q4_0/Q4_1/Q5_0/Q5_1 block: element j in qs[j]'s
+// low nibble, j + 16 in its high one, the Q5 types' fifth bits in qh.
+template <class B>
+void PackLevels(const int* L, B* b) {
+  uint32_t qh = 0;
+  for (int j = 0; j < 16; ++j) {
+    b->qs[j] = static_cast<uint8_t>((L[j] & 0x0F) | (L[j + 16] & 0x0F) << 4);
+    qh |= static_cast<uint32_t>(L[j] >> 4) << j | static_cast<uint32_t>(L[j + 16] >> 4) << (j + 16);
+  }
+  if constexpr (kHasFifthBit<B>) {
+    for (int k = 0; k < 4; ++k) b->qh[k] = static_cast<uint8_t>(qh >> (8 * k));
+  }
+}
+
+// Q4_0 and Q5_0 (ggml quantize_row_q4_0_ref / _q5_0_ref): the value of
+// largest magnitude is level 0, d = it / -8 (Q4_0) or / -16 (Q5_0).
+template <class B>
+void QuantizeAbsMax(const float* src, B* b, int64_t n) {
+  constexpr int kHalf = kHasFifthBit<B> ? 16 : 8;
+  for (int64_t i = 0; i < n / 32; ++i) {
+    const float* x = src + i * 32;
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < 32; ++j) {
+      if (std::fabs(x[j]) > amax) {
+        amax = std::fabs(x[j]);
+        max = x[j];
+      }
+    }
+    const float d = max / -static_cast<float>(kHalf);
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    b[i].d = F32ToF16(d);
+    int L[32];
+    for (int j = 0; j < 32; ++j) L[j] = Level(x[j] * id + (kHalf + 0.5f), 2 * kHalf - 1);
+    PackLevels(L, &b[i]);
+  }
+}
+
 // Q4_1 and Q5_1 (ggml quantize_row_q4_1_ref / _q5_1_ref): the block's
 // [min, max] in 15 or 31 steps, x ~ d * q + min.
 template <class B>
@@ -457,19 +499,9 @@ void QuantizeMinMax(const float* src, B* b, int64_t n) {
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     b[i].d = F32ToF16(d);
     b[i].m = F32ToF16(min);
-    // (x - min) * id + 0.5 lies in [0.5, kLevels + 0.5] for finite rows
-    // (truncated, as ggml's cast); a NaN gives level 0, not an undefined cast
-    auto level = [](float v) { return v >= 0.0f ? static_cast<int>(std::min(v, float{kLevels})) : 0; };
-    uint32_t qh = 0;
-    for (int j = 0; j < 16; ++j) {
-      const int x0 = level((x[j] - min) * id + 0.5f);
-      const int x1 = level((x[j + 16] - min) * id + 0.5f);
-      b[i].qs[j] = static_cast<uint8_t>((x0 & 0x0F) | (x1 & 0x0F) << 4);
-      qh |= static_cast<uint32_t>(x0 >> 4) << j | static_cast<uint32_t>(x1 >> 4) << (j + 16);
-    }
-    if constexpr (kHasFifthBit<B>) {
-      for (int k = 0; k < 4; ++k) b[i].qh[k] = static_cast<uint8_t>(qh >> (8 * k));
-    }
+    int L[32];
+    for (int j = 0; j < 32; ++j) L[j] = Level((x[j] - min) * id + 0.5f, kLevels);
+    PackLevels(L, &b[i]);
   }
 }
 
@@ -623,56 +655,12 @@ void QuantizeRow(DType type, const float* src, void* dst, int64_t n) {
       }
       return;
     }
-    case DType::kQ4_0: {  // ggml quantize_row_q4_0_ref
-      BlockQ4_0* b = static_cast<BlockQ4_0*>(dst);
-      for (int64_t i = 0; i < n / kQK4_0; ++i) {
-        const float* x = src + i * kQK4_0;
-        float amax = 0.0f, max = 0.0f;
-        for (int j = 0; j < kQK4_0; ++j) {
-          if (std::fabs(x[j]) > amax) {
-            amax = std::fabs(x[j]);
-            max = x[j];
-          }
-        }
-        const float d = max / -8.0f;
-        const float id = d != 0.0f ? 1.0f / d : 0.0f;
-        b[i].d = F32ToF16(d);
-        for (int j = 0; j < kQK4_0 / 2; ++j) {
-          const int x0 = std::min(15, static_cast<int>(x[j] * id + 8.5f));
-          const int x1 = std::min(15, static_cast<int>(x[j + kQK4_0 / 2] * id + 8.5f));
-          b[i].qs[j] = static_cast<uint8_t>(x0 | (x1 << 4));
-        }
-      }
+    case DType::kQ4_0:
+      QuantizeAbsMax(src, static_cast<BlockQ4_0*>(dst), n);
       return;
-    }
-    case DType::kQ5_0: {  // ggml quantize_row_q5_0_ref: Q4_0's scale with 32 levels
-      BlockQ5_0* b = static_cast<BlockQ5_0*>(dst);
-      for (int64_t i = 0; i < n / kQK5_0; ++i) {
-        const float* x = src + i * kQK5_0;
-        float amax = 0.0f, max = 0.0f;
-        for (int j = 0; j < kQK5_0; ++j) {
-          if (std::fabs(x[j]) > amax) {
-            amax = std::fabs(x[j]);
-            max = x[j];
-          }
-        }
-        const float d = max / -16.0f;
-        const float id = d != 0.0f ? 1.0f / d : 0.0f;
-        b[i].d = F32ToF16(d);
-        // x * id + 16.5 lies in [0.5, 32.5] for finite rows (truncated, as
-        // ggml's cast); a NaN gives level 0 instead of an undefined cast
-        auto level = [](float v) { return v >= 0.0f ? static_cast<int>(std::min(v, 31.0f)) : 0; };
-        uint32_t qh = 0;
-        for (int j = 0; j < kQK5_0 / 2; ++j) {
-          const int x0 = level(x[j] * id + 16.5f);
-          const int x1 = level(x[j + kQK5_0 / 2] * id + 16.5f);
-          b[i].qs[j] = static_cast<uint8_t>((x0 & 0x0F) | (x1 & 0x0F) << 4);
-          qh |= static_cast<uint32_t>(x0 >> 4) << j | static_cast<uint32_t>(x1 >> 4) << (j + 16);
-        }
-        for (int k = 0; k < 4; ++k) b[i].qh[k] = static_cast<uint8_t>(qh >> (8 * k));
-      }
+    case DType::kQ5_0:
+      QuantizeAbsMax(src, static_cast<BlockQ5_0*>(dst), n);
       return;
-    }
     case DType::kQ4_1:
       QuantizeMinMax(src, static_cast<BlockQ4_1*>(dst), n);
       return;

@@ -1903,41 +1903,33 @@ struct Q45KDot {
   }
 };
 
+// One token through the micro-kernel's own decoding (runs of rows read side
+// by side), batches through its register tiles.
+template <class M>
+void DecodeOrTiles(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+  if (x.n_tokens == 1) return M::Decode(w, x, r0, r1, y);
+  MatMulRowsT<M>(w, x, r0, r1, y, ldy);
+}
+
 void MatMulRows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y, int64_t ldy) {
   if (w.interleaved8 && w.type != DType::kQ8_0 && w.type != DType::kQ4_0) {
     return MatMulRowsDeinterleaved(ScalarKernels(), w, x, r0, r1, y, ldy);  // not made by Interleave8
   }
   switch (w.type) {
-    case DType::kF32:
-      if (x.n_tokens == 1) return FloatMicro<DType::kF32>::Decode(w, x, r0, r1, y);
-      return MatMulRowsT<FloatMicro<DType::kF32>>(w, x, r0, r1, y, ldy);
-    case DType::kF16:
-      if (x.n_tokens == 1) return FloatMicro<DType::kF16>::Decode(w, x, r0, r1, y);
-      return MatMulRowsT<FloatMicro<DType::kF16>>(w, x, r0, r1, y, ldy);
-    case DType::kBF16:
-      if (x.n_tokens == 1) return FloatMicro<DType::kBF16>::Decode(w, x, r0, r1, y);
-      return MatMulRowsT<FloatMicro<DType::kBF16>>(w, x, r0, r1, y, ldy);
+    case DType::kF32: return DecodeOrTiles<FloatMicro<DType::kF32>>(w, x, r0, r1, y, ldy);
+    case DType::kF16: return DecodeOrTiles<FloatMicro<DType::kF16>>(w, x, r0, r1, y, ldy);
+    case DType::kBF16: return DecodeOrTiles<FloatMicro<DType::kBF16>>(w, x, r0, r1, y, ldy);
     case DType::kQ8_0:
       if (x.n_tokens >= kBandMinTokens || w.interleaved8) return BandQ8<DType::kQ8_0>::Rows(w, x, r0, r1, y, ldy);
       return MatMulRowsT<Q8Micro<DType::kQ8_0>>(w, x, r0, r1, y, ldy);
     case DType::kQ4_0:
       if (x.n_tokens >= kBandMinTokens || w.interleaved8) return BandQ8<DType::kQ4_0>::Rows(w, x, r0, r1, y, ldy);
       return MatMulRowsT<Q8Micro<DType::kQ4_0>>(w, x, r0, r1, y, ldy);
-    case DType::kQ5_0:
-      if (x.n_tokens == 1) return Q8Micro<DType::kQ5_0>::Decode(w, x, r0, r1, y);
-      return MatMulRowsT<Q8Micro<DType::kQ5_0>>(w, x, r0, r1, y, ldy);
-    case DType::kQ4_1:
-      if (x.n_tokens == 1) return Q8Micro<DType::kQ4_1>::Decode(w, x, r0, r1, y);
-      return MatMulRowsT<Q8Micro<DType::kQ4_1>>(w, x, r0, r1, y, ldy);
-    case DType::kQ5_1:
-      if (x.n_tokens == 1) return Q8Micro<DType::kQ5_1>::Decode(w, x, r0, r1, y);
-      return MatMulRowsT<Q8Micro<DType::kQ5_1>>(w, x, r0, r1, y, ldy);
-    case DType::kQ4_K:
-      if (x.n_tokens == 1) return Q45KDot<BlockQ4_K>::Decode(w, x, r0, r1, y);
-      return MatMulRowsT<Q45KDot<BlockQ4_K>>(w, x, r0, r1, y, ldy);
-    case DType::kQ5_K:
-      if (x.n_tokens == 1) return Q45KDot<BlockQ5_K>::Decode(w, x, r0, r1, y);
-      return MatMulRowsT<Q45KDot<BlockQ5_K>>(w, x, r0, r1, y, ldy);
+    case DType::kQ5_0: return DecodeOrTiles<Q8Micro<DType::kQ5_0>>(w, x, r0, r1, y, ldy);
+    case DType::kQ4_1: return DecodeOrTiles<Q8Micro<DType::kQ4_1>>(w, x, r0, r1, y, ldy);
+    case DType::kQ5_1: return DecodeOrTiles<Q8Micro<DType::kQ5_1>>(w, x, r0, r1, y, ldy);
+    case DType::kQ4_K: return DecodeOrTiles<Q45KDot<BlockQ4_K>>(w, x, r0, r1, y, ldy);
+    case DType::kQ5_K: return DecodeOrTiles<Q45KDot<BlockQ5_K>>(w, x, r0, r1, y, ldy);
     case DType::kQ6_K:
 #if YUAN_X86_VNNI
       if (x.n_tokens >= kBandMinTokens) return BandQ6K::Rows(w, x, r0, r1, y, ldy);
