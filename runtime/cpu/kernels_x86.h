@@ -333,7 +333,9 @@ inline __m256i BitsToBytes(uint32_t bits) {
 
 template <DType kType>
 struct Q8Micro {
-  static constexpr int kR = 2, kC = 4, kRDecode = 4;
+  // Q4_1, Q5_0, Q5_1 with AVX-512: two rows per zmm (RowPairs)
+  static constexpr bool kPairs = YUAN_X86_VNNI && kType != DType::kQ8_0 && kType != DType::kQ4_0;
+  static constexpr int kR = kPairs ? 4 : 2, kC = 4, kRDecode = 4;
   using Block = std::conditional_t<
       kType == DType::kQ8_0, BlockQ8_0,
       std::conditional_t<kType == DType::kQ4_0, BlockQ4_0,
@@ -383,6 +385,9 @@ struct Q8Micro {
       rows[r] = w + r * rb;
       out[r] = y + r;
     }
+#if YUAN_X86_VNNI
+    if constexpr (kPairs && R % 2 == 0) return RowPairs<R, C>(rows, x, t, out, ldy);
+#endif
     Rows<R, C>(rows, x, t, out, ldy);
   }
 
@@ -395,7 +400,7 @@ struct Q8Micro {
         w, r0, r1, y,
         [&](const uint8_t* const* rows, float* const* outs, int64_t ahead) {
 #if YUAN_X86_VNNI
-          if constexpr (kType != DType::kQ8_0) return RowPairs<kLegacyDecodeRuns>(rows, x, outs, ahead);
+          if constexpr (kPairs) return RowPairs<kLegacyDecodeRuns, 1>(rows, x, 0, outs, 0, ahead);
 #endif
           Rows<kLegacyDecodeRuns, 1>(rows, x, 0, outs, 0, ahead);
         },
@@ -403,23 +408,29 @@ struct Q8Micro {
   }
 
 #if YUAN_X86_VNNI
-  // Decoding with AVX-512: S rows against token 0, two per zmm (row 2p in
-  // the low 256 bits, 2p + 1 in the high), so the unpacking, products and
-  // scaling take one instruction per two rows. Each lane's operations are
-  // Rows' (the same exact int32 sums, the same FMA per block, the same
-  // horizontal sum), so the bits are. bench-0.3b tg64 alternating with
-  // Rows in one process (-r 8): Q5_0 1.20x, Q4_1 1.09x, Q5_1 1.15x.
-  template <int S>
-  static void RowPairs(const uint8_t* const* w, const Acts& x, float* const* out, int64_t ahead) {
-    static_assert(S % 2 == 0 && kType != DType::kQ8_0, "pairs of unsigned-quant rows");
+  // With AVX-512, S rows against C tokens from t, two rows per zmm (row 2p
+  // in the low 256 bits, 2p + 1 in the high), so the unpacking, products
+  // and scaling take one instruction per two rows; row r's result for
+  // token c goes to out[r][c * ldy]. Each lane's operations are Rows'
+  // (the same exact int32 sums, the same FMA per block, the same
+  // horizontal sum), so the bits are. Decoding (C = 1, ahead > 0: every row
+  // prefetches `ahead` bytes past each block) alternating with Rows in one
+  // process, bench-0.3b tg64 (-r 8): Q5_0 1.20x, Q4_1 1.09x, Q5_1 1.15x.
+  template <int S, int C>
+  static void RowPairs(const uint8_t* const* w, const Acts& x, int64_t t, float* const* out, int64_t ldy,
+                       int64_t ahead = 0) {
+    static_assert(S % 2 == 0 && kPairs, "pairs of Q4_1/Q5_0/Q5_1 rows");
     constexpr int P = S / 2;
-    const int64_t nb = x.cols / kQ8Block;
-    __m512 acc[P];
-    float accm[S];
+    const int64_t n = x.cols, nb = n / kQ8Block;
+    __m512 acc[P][C];
+    float accm[S][C];
     YUAN_UNROLL
-    for (int p = 0; p < P; ++p) acc[p] = _mm512_setzero_ps();
-    YUAN_UNROLL
-    for (int r = 0; r < S; ++r) accm[r] = 0.0f;
+    for (int c = 0; c < C; ++c) {
+      YUAN_UNROLL
+      for (int p = 0; p < P; ++p) acc[p][c] = _mm512_setzero_ps();
+      YUAN_UNROLL
+      for (int r = 0; r < S; ++r) accm[r][c] = 0.0f;
+    }
     // [pa | pb] (16 nibble bytes each) -> [pa, pa, pb, pb], then the low
     // nibbles of the first copy and the high of the second: the 32 quants of
     // row a, then row b's, as Quants returns them
@@ -428,13 +439,13 @@ struct Q8Micro {
                                             0x0004000400040004, 0x0004000400040004);
     const __m512i m4 = _mm512_set1_epi8(0x0F), bit4 = _mm512_set1_epi8(0x10);
     for (int64_t b = 0; b < nb; ++b) {
-      YUAN_UNROLL
-      for (int r = 0; r < S; ++r) _mm_prefetch(reinterpret_cast<const char*>(w[r]) + b * kBlockBytes + ahead, _MM_HINT_T0);
-      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs + b * kQ8Block));
-      const __m512i xv2 = _mm512_maskz_broadcast_i64x4(0xFF, xv);
-      const float dx = x.d[b];
-      __m512i off = _mm512_setzero_si512();
-      if constexpr (kOffset != 0) off = _mm512_maskz_broadcast_i64x4(0xFF, DotU8S8(_mm256_set1_epi8(kOffset), xv));
+      if (ahead > 0) {
+        YUAN_UNROLL
+        for (int r = 0; r < S; ++r) _mm_prefetch(reinterpret_cast<const char*>(w[r]) + b * kBlockBytes + ahead, _MM_HINT_T0);
+      }
+      __m512i q[P];
+      __m512 dw[P];  // row 2p's scale in the low 8 lanes, 2p + 1's in the high
+      float mw[S];
       YUAN_UNROLL
       for (int p = 0; p < P; ++p) {
         const Block& ba = reinterpret_cast<const Block*>(w[2 * p])[b];
@@ -442,32 +453,51 @@ struct Q8Micro {
         const __m256i pq = _mm256_inserti128_si256(
             _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ba.qs))),
             _mm_loadu_si128(reinterpret_cast<const __m128i*>(bb.qs)), 1);
-        __m512i q = _mm512_and_si512(
+        q[p] = _mm512_and_si512(
             _mm512_srlv_epi16(_mm512_maskz_permutexvar_epi64(0xFF, dup, _mm512_castsi256_si512(pq)), shift), m4);
         if constexpr (kFifthBit) {
           uint32_t ha, hb;
           __builtin_memcpy(&ha, ba.qh, 4);
           __builtin_memcpy(&hb, bb.qh, 4);
           const __mmask64 bits = _cvtu64_mask64(static_cast<uint64_t>(ha) | static_cast<uint64_t>(hb) << 32);
-          q = _mm512_ternarylogic_epi32(q, _mm512_movm_epi8(bits), bit4, 0xF8);  // q | (bits & 16)
+          q[p] = _mm512_ternarylogic_epi32(q[p], _mm512_movm_epi8(bits), bit4, 0xF8);  // q | (bits & 16)
         }
-        __m512i p32 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, xv2);
-        if constexpr (kOffset != 0) p32 = _mm512_sub_epi32(p32, off);
-        const __m512 scale = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(HalfToFloat(ba.d) * dx),
-                                                  _mm512_set1_ps(HalfToFloat(bb.d) * dx));
-        acc[p] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, p32), scale, acc[p]);
+        dw[p] = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(HalfToFloat(ba.d)), _mm512_set1_ps(HalfToFloat(bb.d)));
         if constexpr (kMin) {
-          const float sx = static_cast<float>(x.bsums[b]);
-          accm[2 * p] = std::fma(HalfToFloat(ba.m) * dx, sx, accm[2 * p]);
-          accm[2 * p + 1] = std::fma(HalfToFloat(bb.m) * dx, sx, accm[2 * p + 1]);
+          mw[2 * p] = HalfToFloat(ba.m);
+          mw[2 * p + 1] = HalfToFloat(bb.m);
+        }
+      }
+      YUAN_UNROLL
+      for (int c = 0; c < C; ++c) {
+        const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs + (t + c) * n + b * kQ8Block));
+        const __m512i xv2 = _mm512_maskz_broadcast_i64x4(0xFF, xv);
+        const float dx = x.d[(t + c) * nb + b];
+        const __m512 dxv = _mm512_set1_ps(dx);
+        __m512i off = _mm512_setzero_si512();
+        if constexpr (kOffset != 0) off = _mm512_maskz_broadcast_i64x4(0xFF, DotU8S8(_mm256_set1_epi8(kOffset), xv));
+        YUAN_UNROLL
+        for (int p = 0; p < P; ++p) {
+          __m512i p32 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[p], xv2);
+          if constexpr (kOffset != 0) p32 = _mm512_sub_epi32(p32, off);
+          // (dw * dx per lane: the product Rows broadcasts)
+          acc[p][c] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, p32), _mm512_mul_ps(dw[p], dxv), acc[p][c]);
+        }
+        if constexpr (kMin) {
+          const float sx = static_cast<float>(x.bsums[(t + c) * nb + b]);
+          YUAN_UNROLL
+          for (int r = 0; r < S; ++r) accm[r][c] = std::fma(mw[r] * dx, sx, accm[r][c]);
         }
       }
     }
     YUAN_UNROLL
-    for (int p = 0; p < P; ++p) {
-      const __m512d a = _mm512_castps_pd(acc[p]);
-      *out[2 * p] = Hsum(_mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, a, 0))) + accm[2 * p];
-      *out[2 * p + 1] = Hsum(_mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, a, 1))) + accm[2 * p + 1];
+    for (int c = 0; c < C; ++c) {
+      YUAN_UNROLL
+      for (int p = 0; p < P; ++p) {
+        const __m512d a = _mm512_castps_pd(acc[p][c]);
+        out[2 * p][c * ldy] = Hsum(_mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, a, 0))) + accm[2 * p][c];
+        out[2 * p + 1][c * ldy] = Hsum(_mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, a, 1))) + accm[2 * p + 1][c];
+      }
     }
   }
 #endif
