@@ -20,6 +20,12 @@
 //               Q5_0 mix; also its fallback for Q4_K in rows that are not
 //               whole 256-value blocks)
 //         q4_1, q5_1: likewise (Q5_1 is the fallback for Q5_K)
+//         q3_k, q2_k: every matrix Q3_K (Q2_K) except output.weight Q6_K
+//               (close to llama-quantize's Q3_K_S and Q2_K mixes, which
+//               put a few tensors in wider types)
+//         iq4_nl: every matrix IQ4_NL except output.weight Q6_K (the
+//               fallback for Q2_K/Q3_K in rows that are not whole
+//               256-value blocks)
 // Norm weights are 1.0 in F32.
 //
 // yuan_make_bench_model lora BASE.gguf RANK OUT.yadp: a random rank-RANK
@@ -79,6 +85,9 @@ constexpr BenchType kTypes[] = {
     {"q5_0", DType::kQ5_0, DType::kQ6_K, 8},   // LLAMA_FTYPE_MOSTLY_Q5_0
     {"q4_1", DType::kQ4_1, DType::kQ6_K, 3},   // LLAMA_FTYPE_MOSTLY_Q4_1
     {"q5_1", DType::kQ5_1, DType::kQ6_K, 9},   // LLAMA_FTYPE_MOSTLY_Q5_1
+    {"q3_k", DType::kQ3_K, DType::kQ6_K, 11},  // LLAMA_FTYPE_MOSTLY_Q3_K_S
+    {"q2_k", DType::kQ2_K, DType::kQ6_K, 10},  // LLAMA_FTYPE_MOSTLY_Q2_K
+    {"iq4_nl", DType::kIQ4_NL, DType::kQ6_K, 25},  // LLAMA_FTYPE_MOSTLY_IQ4_NL
 };
 
 constexpr uint64_t kSeed = 0x59554131;  // "YUA1"
@@ -258,7 +267,7 @@ std::vector<uint8_t> RandomMatrix(const Ziggurat& zig, int tensor_index, DType t
 int Usage() {
   std::fprintf(stderr,
                "usage: yuan_make_bench_model SIZE TYPE OUT.gguf\n"
-               "  SIZE: 0.3b | 1b    TYPE: f16 | q8_0 | q4_0 | q4_1 | q5_0 | q5_1 | q4_k | q5_k\n"
+               "  SIZE: 0.3b | 1b    TYPE: f16 | q8_0 | q4_0 | q4_1 | q5_0 | q5_1 | q4_k | q5_k | q3_k | q2_k | iq4_nl\n"
                "       yuan_make_bench_model lora BASE.gguf RANK OUT.yadp\n");
   return 2;
 }

@@ -20,12 +20,12 @@ constexpr Entry kTypes[] = {
     {2, {"q4_0", 32, 18, true}},      {3, {"q4_1", 32, 20, true}},
     {6, {"q5_0", 32, 22, true}},     {7, {"q5_1", 32, 24, true}},
     {8, {"q8_0", 32, 34, true}},      {9, {"q8_1", 32, 36, false}},
-    {10, {"q2_K", 256, 84, false}},   {11, {"q3_K", 256, 110, false}},
+    {10, {"q2_K", 256, 84, true}},    {11, {"q3_K", 256, 110, true}},
     {12, {"q4_K", 256, 144, true}},   {13, {"q5_K", 256, 176, true}},
     {14, {"q6_K", 256, 210, true}},   {15, {"q8_K", 256, 292, false}},
     {16, {"iq2_xxs", 256, 66, false}}, {17, {"iq2_xs", 256, 74, false}},
     {18, {"iq3_xxs", 256, 98, false}}, {19, {"iq1_s", 256, 50, false}},
-    {20, {"iq4_nl", 32, 18, false}},  {21, {"iq3_s", 256, 110, false}},
+    {20, {"iq4_nl", 32, 18, true}},  {21, {"iq3_s", 256, 110, false}},
     {22, {"iq2_s", 256, 82, false}},  {23, {"iq4_xs", 256, 136, false}},
     {24, {"i8", 1, 1, false}},        {25, {"i16", 1, 2, false}},
     {26, {"i32", 1, 4, false}},       {27, {"i64", 1, 8, false}},
@@ -219,6 +219,41 @@ void DequantizeQ45K(const B* x, float* y, int64_t n) {
   }
 }
 
+// Q2_K: x = d * sc * q - dmin * m per sub-block of 16 (dtype.h).
+void DequantizeQ2K(const BlockQ2_K* x, float* y, int64_t n) {
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    const float d = F16ToF32(x[b].d), dmin = F16ToF32(x[b].dmin);
+    for (int i = 0; i < kQK_K; ++i) {
+      const int half = i / 128, j = (i % 128) / 32, l = i % 32;
+      const uint8_t sc = x[b].scales[i / 16];
+      const int q = (x[b].qs[32 * half + l] >> (2 * j)) & 3;
+      y[b * kQK_K + i] = d * (sc & 0xF) * q - dmin * (sc >> 4);
+    }
+  }
+}
+
+// Q3_K: x = d * (sc - 32) * (q - 4) per sub-block of 16 (dtype.h).
+void DequantizeQ3K(const BlockQ3_K* x, float* y, int64_t n) {
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    const float d = F16ToF32(x[b].d);
+    for (int i = 0; i < kQK_K; ++i) {
+      const int half = i / 128, j = (i % 128) / 32, l = i % 32;
+      const int q = ((x[b].qs[32 * half + l] >> (2 * j)) & 3) | ((x[b].hmask[l] >> (i / 32)) & 1) << 2;
+      y[b * kQK_K + i] = d * static_cast<float>(Q3KScale(x[b].scales, i / 16)) * (q - 4);
+    }
+  }
+}
+
+void DequantizeIQ4NL(const BlockIQ4_NL* b, float* y, int64_t n) {
+  for (int64_t i = 0; i < n / kQK4_NL; ++i) {
+    const float d = F16ToF32(b[i].d);
+    for (int j = 0; j < 16; ++j) {
+      y[i * 32 + j] = d * kIQ4NLValues[b[i].qs[j] & 0xF];
+      y[i * 32 + j + 16] = d * kIQ4NLValues[b[i].qs[j] >> 4];
+    }
+  }
+}
+
 void DequantizeQ6K(const BlockQ6_K* x, float* y, int64_t n) {
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     const float d = F16ToF32(x[b].d);
@@ -278,6 +313,12 @@ void DequantizeRow(DType type, const void* src, float* dst, int64_t n) {
       return DequantizeQ45(static_cast<const BlockQ5_0*>(src), dst, n);
     case DType::kQ5_1:
       return DequantizeQ45(static_cast<const BlockQ5_1*>(src), dst, n);
+    case DType::kIQ4_NL:
+      return DequantizeIQ4NL(static_cast<const BlockIQ4_NL*>(src), dst, n);
+    case DType::kQ2_K:
+      return DequantizeQ2K(static_cast<const BlockQ2_K*>(src), dst, n);
+    case DType::kQ3_K:
+      return DequantizeQ3K(static_cast<const BlockQ3_K*>(src), dst, n);
     case DType::kQ4_K:
       DequantizeQ45K(static_cast<const BlockQ4_K*>(src), dst, n);
       return;
@@ -376,10 +417,12 @@ float MakeQxQuants(int n, int nmax, const float* x, int8_t* L) {
 // Asymmetric quantization x ~ scale * l - min with l in [0, nmax]: starts
 // from the (min, max) range, then tries nstep+1 stretched grids and, for
 // each, the weighted least-squares (scale, min) for those levels; keeps the
-// best by weighted squared error (ggml make_qkx2_quants, use_mad false).
-// Returns the scale; *the_min gets -min (>= 0).
+// best by weighted squared error, or weighted absolute error with use_mad
+// (ggml make_qkx2_quants). Returns the scale; *the_min gets -min (>= 0).
 float MakeQkx2Quants(int n, int nmax, const float* x, const float* weights, uint8_t* L,
-                     float* the_min, uint8_t* Laux, float rmin, float rdelta, int nstep) {
+                     float* the_min, uint8_t* Laux, float rmin, float rdelta, int nstep,
+                     bool use_mad = false) {
+  auto error = [use_mad](float diff) { return use_mad ? std::fabs(diff) : diff * diff; };
   float min = x[0], max = x[0];
   float sum_w = weights[0];
   float sum_x = sum_w * x[0];
@@ -402,8 +445,7 @@ float MakeQkx2Quants(int n, int nmax, const float* x, const float* weights, uint
   for (int i = 0; i < n; ++i) {
     const int l = std::clamp(NearestInt(iscale * (x[i] - min)), 0, nmax);
     L[i] = static_cast<uint8_t>(l);
-    const float diff = scale * L[i] + min - x[i];
-    best_error += weights[i] * diff * diff;
+    best_error += weights[i] * error(scale * L[i] + min - x[i]);
   }
   for (int is = 0; is <= nstep; ++is) {
     iscale = (rmin + rdelta * is + nmax) / (max - min);
@@ -426,8 +468,7 @@ float MakeQkx2Quants(int n, int nmax, const float* x, const float* weights, uint
       }
       float cur_error = 0;
       for (int i = 0; i < n; ++i) {
-        const float diff = this_scale * Laux[i] + this_min - x[i];
-        cur_error += weights[i] * diff * diff;
+        cur_error += weights[i] * error(this_scale * Laux[i] + this_min - x[i]);
       }
       if (cur_error < best_error) {
         for (int i = 0; i < n; ++i) L[i] = Laux[i];
@@ -439,6 +480,55 @@ float MakeQkx2Quants(int n, int nmax, const float* x, const float* weights, uint
   }
   *the_min = -min;
   return scale;
+}
+
+// Symmetric quantization of n values to l in [-nmax, nmax - 1] (stored as
+// l + nmax): the amax grid, then up to 5 passes that move single levels
+// while that raises sum(w x l)^2 / sum(w l^2) with w = x^2; returns the
+// least-squares scale for the levels kept (ggml make_q3_quants, do_rmse).
+float MakeQ3Quants(int n, int nmax, const float* x, int8_t* L) {
+  float max = 0, amax = 0;
+  for (int i = 0; i < n; ++i) {
+    if (std::fabs(x[i]) > amax) {
+      amax = std::fabs(x[i]);
+      max = x[i];
+    }
+  }
+  if (amax < 1e-15f) {  // all zero (ggml GROUP_MAX_EPS)
+    for (int i = 0; i < n; ++i) L[i] = 0;
+    return 0.0f;
+  }
+  const float iscale = -nmax / max;
+  float sumlx = 0, suml2 = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = std::clamp(NearestInt(iscale * x[i]), -nmax, nmax - 1);
+    L[i] = static_cast<int8_t>(l);
+    const float w = x[i] * x[i];
+    sumlx += w * x[i] * l;
+    suml2 += w * l * l;
+  }
+  for (int pass = 0; pass < 5; ++pass) {
+    int changed = 0;
+    for (int i = 0; i < n; ++i) {
+      const float w = x[i] * x[i];
+      float slx = sumlx - w * x[i] * L[i];
+      if (slx <= 0) continue;
+      float sl2 = suml2 - w * L[i] * L[i];
+      const int l = std::clamp(NearestInt(x[i] * sl2 / slx), -nmax, nmax - 1);
+      if (l == L[i]) continue;
+      slx += w * x[i] * l;
+      sl2 += w * l * l;
+      if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
+        L[i] = static_cast<int8_t>(l);
+        sumlx = slx;
+        suml2 = sl2;
+        ++changed;
+      }
+    }
+    if (changed == 0) break;
+  }
+  for (int i = 0; i < n; ++i) L[i] = static_cast<int8_t>(L[i] + nmax);
+  return sumlx / suml2;
 }
 
 // A level from v = x * id + offset + 0.5, truncated as ggml's casts are
@@ -625,6 +715,163 @@ void QuantizeQ6K(const float* x, BlockQ6_K* y, int64_t n) {
   }
 }
 
+// Stores 256 2-bit levels as Q2_K and Q3_K do: per 128 values, value
+// 32j + l in bits 2j..2j+1 of qs[l].
+void PackTwoBits(const uint8_t* L, uint8_t* qs) {
+  for (int j = 0; j < kQK_K; j += 128) {
+    for (int l = 0; l < 32; ++l) {
+      qs[j / 4 + l] = static_cast<uint8_t>(L[j + l] | L[j + l + 32] << 2 | L[j + l + 64] << 4 | L[j + l + 96] << 6);
+    }
+  }
+}
+
+// Q2_K (ggml quantize_row_q2_K_ref): each sub-block of 16 by
+// MakeQkx2Quants on 4 levels weighted by |x| with absolute errors, the
+// scales and mins to 4 bits against the block's largest, then the levels
+// again against the stored scales.
+void QuantizeQ2K(const float* x, BlockQ2_K* y, int64_t n) {
+  uint8_t L[kQK_K], Laux[16];
+  float weights[16], mins[kQK_K / 16], scales[kQK_K / 16];
+  for (int64_t b = 0; b < n / kQK_K; ++b, x += kQK_K) {
+    BlockQ2_K& out = y[b];
+    float max_scale = 0, max_min = 0;
+    for (int j = 0; j < kQK_K / 16; ++j) {
+      for (int l = 0; l < 16; ++l) weights[l] = std::fabs(x[16 * j + l]);
+      scales[j] = MakeQkx2Quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15,
+                                 /*use_mad=*/true);
+      max_scale = std::max(max_scale, scales[j]);
+      max_min = std::max(max_min, mins[j]);
+    }
+    // (levels from NearestInt stay in [0, 15] for finite rows; the mask
+    // keeps hostile ones from spilling into the other nibble)
+    const float iscale = max_scale > 0 ? 15.0f / max_scale : 0.0f;
+    const float imin = max_min > 0 ? 15.0f / max_min : 0.0f;
+    for (int j = 0; j < kQK_K / 16; ++j) {
+      out.scales[j] = static_cast<uint8_t>((NearestInt(iscale * scales[j]) & 0xF) |
+                                           (NearestInt(imin * mins[j]) & 0xF) << 4);
+    }
+    out.d = F32ToF16(max_scale > 0 ? max_scale / 15.0f : 0.0f);
+    out.dmin = F32ToF16(max_min > 0 ? max_min / 15.0f : 0.0f);
+    for (int j = 0; j < kQK_K / 16; ++j) {
+      const float d = F16ToF32(out.d) * (out.scales[j] & 0xF);
+      if (d == 0.0f) continue;
+      const float dm = F16ToF32(out.dmin) * (out.scales[j] >> 4);
+      for (int i = 0; i < 16; ++i) {
+        L[16 * j + i] = static_cast<uint8_t>(std::clamp(NearestInt((x[16 * j + i] + dm) / d), 0, 3));
+      }
+    }
+    PackTwoBits(L, out.qs);
+  }
+}
+
+// Q3_K (ggml quantize_row_q3_K_ref): each sub-block of 16 by MakeQ3Quants
+// on 8 levels, the scales to 6 signed bits against the largest (which
+// gets -32), then the levels again against the stored scales.
+void QuantizeQ3K(const float* x, BlockQ3_K* y, int64_t n) {
+  int8_t L[kQK_K];
+  float scales[kQK_K / 16];
+  for (int64_t b = 0; b < n / kQK_K; ++b, x += kQK_K) {
+    BlockQ3_K& out = y[b];
+    float max_scale = 0, amax = 0;
+    for (int j = 0; j < kQK_K / 16; ++j) {
+      scales[j] = MakeQ3Quants(16, 4, x + 16 * j, L + 16 * j);
+      if (std::fabs(scales[j]) > amax) {
+        amax = std::fabs(scales[j]);
+        max_scale = scales[j];
+      }
+    }
+    std::memset(out.scales, 0, sizeof out.scales);
+    if (max_scale != 0.0f) {
+      const float iscale = -32.0f / max_scale;
+      for (int j = 0; j < kQK_K / 16; ++j) {
+        const int l = std::clamp(NearestInt(iscale * scales[j]), -32, 31) + 32;
+        if (j < 8) {
+          out.scales[j] = static_cast<uint8_t>(l & 0xF);
+        } else {
+          out.scales[j - 8] |= static_cast<uint8_t>((l & 0xF) << 4);
+        }
+        out.scales[8 + j % 4] |= static_cast<uint8_t>((l >> 4) << (2 * (j / 4)));
+      }
+      out.d = F32ToF16(1 / iscale);
+    } else {
+      out.d = F32ToF16(0.0f);
+    }
+    for (int j = 0; j < kQK_K / 16; ++j) {
+      const float d = F16ToF32(out.d) * Q3KScale(out.scales, j);
+      if (d == 0.0f) continue;
+      for (int i = 0; i < 16; ++i) {
+        L[16 * j + i] = static_cast<int8_t>(std::clamp(NearestInt(x[16 * j + i] / d), -4, 3) + 4);
+      }
+    }
+    // the third bit of value i into bit i / 32 of hmask[i % 32]
+    std::memset(out.hmask, 0, sizeof out.hmask);
+    uint8_t low[kQK_K];
+    for (int i = 0; i < kQK_K; ++i) {
+      if (L[i] > 3) out.hmask[i % 32] |= static_cast<uint8_t>(1 << (i / 32));
+      low[i] = static_cast<uint8_t>(L[i] & 3);
+    }
+    PackTwoBits(low, out.qs);
+  }
+}
+
+// The index of the kIQ4NLValues entry nearest v (ggml best_index_int8).
+int NearestIQ4NL(float v) {
+  if (!(v > kIQ4NLValues[0])) return std::isnan(v) ? 8 : 0;
+  if (v >= kIQ4NLValues[15]) return 15;
+  int lo = 0, hi = 15;
+  while (hi - lo > 1) {
+    const int mid = (lo + hi) / 2;
+    (v < kIQ4NLValues[mid] ? hi : lo) = mid;
+  }
+  return v - kIQ4NLValues[hi - 1] < kIQ4NLValues[hi] - v ? hi - 1 : hi;
+}
+
+// IQ4_NL (ggml quantize_iq4_nl without an importance matrix): per block of
+// 32, the grid's end at the value of largest magnitude, then 15 scales
+// around it, keeping the one that maximizes sum(w x q)^2 / sum(w q^2) with
+// w = x^2; the least-squares d for those indices, and the indices again
+// against it.
+void QuantizeIQ4NL(const float* src, BlockIQ4_NL* y, int64_t n) {
+  constexpr int kTries = 7;
+  for (int64_t i = 0; i < n / kQK4_NL; ++i) {
+    const float* x = src + i * kQK4_NL;
+    float amax = 0, max = 0;
+    for (int j = 0; j < kQK4_NL; ++j) {
+      if (std::fabs(x[j]) > amax) {
+        amax = std::fabs(x[j]);
+        max = x[j];
+      }
+    }
+    float d = 0.0f;
+    if (amax >= 1e-15f) {
+      auto fit = [&](float id, float* sumqx, float* sumq2) {
+        *sumqx = *sumq2 = 0;
+        for (int j = 0; j < kQK4_NL; ++j) {
+          const float q = kIQ4NLValues[NearestIQ4NL(id * x[j])], w = x[j] * x[j];
+          *sumqx += w * q * x[j];
+          *sumq2 += w * q * q;
+        }
+      };
+      float sumqx, sumq2;
+      fit(-kIQ4NLValues[0] / max, &sumqx, &sumq2);
+      d = sumqx / sumq2;
+      float best = d * sumqx;
+      for (int t = -kTries; t <= kTries; ++t) {
+        fit((t + kIQ4NLValues[0]) / max, &sumqx, &sumq2);
+        if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
+          d = sumqx / sumq2;
+          best = d * sumqx;
+        }
+      }
+    }
+    y[i].d = F32ToF16(d);
+    const float id = d != 0.0f ? 1 / d : 0.0f;
+    for (int j = 0; j < 16; ++j) {
+      y[i].qs[j] = static_cast<uint8_t>(NearestIQ4NL(id * x[j]) | NearestIQ4NL(id * x[j + 16]) << 4);
+    }
+  }
+}
+
 }  // namespace
 
 void QuantizeRow(DType type, const float* src, void* dst, int64_t n) {
@@ -666,6 +913,15 @@ void QuantizeRow(DType type, const float* src, void* dst, int64_t n) {
       return;
     case DType::kQ5_1:
       QuantizeMinMax(src, static_cast<BlockQ5_1*>(dst), n);
+      return;
+    case DType::kIQ4_NL:
+      QuantizeIQ4NL(src, static_cast<BlockIQ4_NL*>(dst), n);
+      return;
+    case DType::kQ2_K:
+      QuantizeQ2K(src, static_cast<BlockQ2_K*>(dst), n);
+      return;
+    case DType::kQ3_K:
+      QuantizeQ3K(src, static_cast<BlockQ3_K*>(dst), n);
       return;
     case DType::kQ4_K:
       QuantizeQ45K(src, static_cast<BlockQ4_K*>(dst), n);

@@ -124,7 +124,52 @@ struct BlockQ5_1 {
 };
 static_assert(sizeof(BlockQ5_1) == 24);
 
+// IQ4_NL: Q4_0's layout, but each nibble indexes kIQ4NLValues (a
+// non-uniform 4-bit grid) instead of being q - 8: x = d * kIQ4NLValues[q].
+// llama-quantize writes it where a Q2_K/Q3_K tensor's rows are not whole
+// 256-value blocks.
+constexpr int kQK4_NL = 32;
+struct BlockIQ4_NL {
+  uint16_t d;               // scale, f16
+  uint8_t qs[kQK4_NL / 2];  // element j in qs[j]'s low nibble, j + 16 in its high one
+};
+static_assert(sizeof(BlockIQ4_NL) == 18);
+inline constexpr int8_t kIQ4NLValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                            1,    13,   25,  38,  53,  69,  89,  113};
+
 constexpr int kQK_K = 256;
+// Q2_K: 16 sub-blocks of 16 values, x = d * sc * q - dmin * m with q in
+// [0, 3] and 4-bit (sc, m) per sub-block (scales[i / 16] for value i). Per
+// 128 values (32 bytes of qs), value 32j + l (j < 4, l < 32) is bits
+// 2j..2j+1 of qs[l].
+struct BlockQ2_K {
+  uint8_t scales[kQK_K / 16];  // sc in the low nibble, m in the high one
+  uint8_t qs[kQK_K / 4];
+  uint16_t d;     // super-block scale for the scales, f16
+  uint16_t dmin;  // super-block scale for the mins, f16
+};
+static_assert(sizeof(BlockQ2_K) == 84);
+
+// Q3_K: 16 sub-blocks of 16, x = d * (sc - 32) * (q - 4) with q in [0, 7]:
+// the 2 low bits as Q2_K's qs, the third from hmask (value 32k + l, k < 8,
+// in bit k of hmask[l]); sc 6-bit, packed (sub-block j's low 4 bits in
+// scales[j] (j < 8) or scales[j - 8] >> 4, its top 2 in bits 2 * (j / 4)
+// of scales[8 + j % 4]).
+struct BlockQ3_K {
+  uint8_t hmask[kQK_K / 8];
+  uint8_t qs[kQK_K / 4];
+  uint8_t scales[12];
+  uint16_t d;  // super-block scale, f16
+};
+static_assert(sizeof(BlockQ3_K) == 110);
+
+// Sub-block j's scale of a Q3_K block, sc - 32 in [-32, 31].
+inline int Q3KScale(const uint8_t* scales, int j) {
+  const int low = j < 8 ? scales[j] & 0xF : scales[j - 8] >> 4;
+  const int high = (scales[8 + j % 4] >> (2 * (j / 4))) & 3;
+  return (low | high << 4) - 32;
+}
+
 struct BlockQ4_K {
   uint16_t d;          // super-block scale for the 6-bit scales, f16
   uint16_t dmin;       // super-block scale for the 6-bit mins, f16
@@ -160,7 +205,8 @@ void DequantizeRow(DType type, const void* src, float* dst, int64_t n);
 
 // Quantizes one row of f32 (n a multiple of the block size) with ggml's
 // reference rounding (quantize_row_*_ref, no importance matrix).
-// Supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K;
+// Supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K,
+// Q4_K, Q5_K, Q6_K;
 // other types write zeros.
 void QuantizeRow(DType type, const float* src, void* dst, int64_t n);
 

@@ -65,7 +65,7 @@ struct FloatDot {
   }
 };
 
-// Q8_0 / Q4_0 / Q5_0 / Q4_1 / Q5_1 weights against Q8_0 activations: an exact
+// Q8_0 / Q4_0 / IQ4_NL / Q5_0 / Q4_1 / Q5_1 weights against Q8_0 activations: an exact
 // int32 sum per 32-element block, scaled by both blocks' scales; Q4_1's and
 // Q5_1's minimum m adds m . dx . sum(xq) per block, summed apart and added
 // at the end.
@@ -83,6 +83,13 @@ struct Q8Dot {
         const BlockQ8_0& blk = reinterpret_cast<const BlockQ8_0*>(row)[b];
         dw = F16ToF32Fast(blk.d);
         for (int i = 0; i < kQ8Block; ++i) isum += blk.qs[i] * xq[b * kQ8Block + i];
+      } else if constexpr (kType == DType::kIQ4_NL) {
+        const BlockIQ4_NL& blk = reinterpret_cast<const BlockIQ4_NL*>(row)[b];
+        dw = F16ToF32Fast(blk.d);
+        for (int i = 0; i < kQ8Block / 2; ++i) {
+          isum += kIQ4NLValues[blk.qs[i] & 0x0F] * xq[b * kQ8Block + i];
+          isum += kIQ4NLValues[blk.qs[i] >> 4] * xq[b * kQ8Block + i + kQ8Block / 2];
+        }
       } else if constexpr (kType == DType::kQ4_0) {
         const BlockQ4_0& blk = reinterpret_cast<const BlockQ4_0*>(row)[b];
         dw = F16ToF32Fast(blk.d);
@@ -110,6 +117,51 @@ struct Q8Dot {
       sum += (dw * xd[b]) * static_cast<float>(isum);
     }
     return sum + sum_min;
+  }
+};
+
+// Q2_K and Q3_K: per sub-block s of 16, an exact integer q . y, then
+//   Q2_K: d * dx * sum_s(sc_s q.y_s) - dmin * dx * sum_s(m_s sum_s(y))
+//   Q3_K: d * dx * sum_s((sc_s - 32) (q.y_s - 4 sum_s(y)))
+// with the 16-value sums of y from the activations; one FMA per block for
+// each term, as the x86 kernels do.
+template <DType kType>
+struct Q23KDot {
+  static float Dot(const uint8_t* row, const Acts& x, int64_t t) {
+    const int64_t nb = x.cols / kQ8KBlock;
+    float sum = 0.0f, sum_min = 0.0f;
+    for (int64_t b = 0; b < nb; ++b) {
+      const int8_t* y = x.qs + t * x.cols + b * kQ8KBlock;
+      const int16_t* bs = x.bsums + (t * nb + b) * (kQ8KBlock / 16);
+      const float dx = x.d[t * nb + b];
+      int32_t sumi = 0, summ = 0;
+      if constexpr (kType == DType::kQ2_K) {
+        const BlockQ2_K& w = reinterpret_cast<const BlockQ2_K*>(row)[b];
+        for (int s = 0; s < 16; ++s) {
+          int32_t qy = 0;
+          for (int i = 16 * s; i < 16 * s + 16; ++i) {
+            qy += ((w.qs[32 * (i / 128) + i % 32] >> (2 * ((i % 128) / 32))) & 3) * y[i];
+          }
+          sumi += (w.scales[s] & 0xF) * qy;
+          summ += (w.scales[s] >> 4) * bs[s];
+        }
+        sum = std::fma(static_cast<float>(sumi), F16ToF32Fast(w.d) * dx, sum);
+        sum_min = std::fma(static_cast<float>(summ), F16ToF32Fast(w.dmin) * dx, sum_min);
+      } else {
+        const BlockQ3_K& w = reinterpret_cast<const BlockQ3_K*>(row)[b];
+        for (int s = 0; s < 16; ++s) {
+          int32_t qy = 0;
+          for (int i = 16 * s; i < 16 * s + 16; ++i) {
+            const int q = ((w.qs[32 * (i / 128) + i % 32] >> (2 * ((i % 128) / 32))) & 3) |
+                          ((w.hmask[i % 32] >> (i / 32)) & 1) << 2;
+            qy += q * y[i];
+          }
+          sumi += Q3KScale(w.scales, s) * (qy - 4 * bs[s]);
+        }
+        sum = std::fma(static_cast<float>(sumi), F16ToF32Fast(w.d) * dx, sum);
+      }
+    }
+    return sum - sum_min;
   }
 };
 
@@ -221,6 +273,9 @@ void MatMulRows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y
     case DType::kQ4_1: return MatMulRowsT<PairwiseMicro<Q8Dot<DType::kQ4_1>, 1, 1>>(w, x, r0, r1, y, ldy);
     case DType::kQ5_0: return MatMulRowsT<PairwiseMicro<Q8Dot<DType::kQ5_0>, 1, 1>>(w, x, r0, r1, y, ldy);
     case DType::kQ5_1: return MatMulRowsT<PairwiseMicro<Q8Dot<DType::kQ5_1>, 1, 1>>(w, x, r0, r1, y, ldy);
+    case DType::kIQ4_NL: return MatMulRowsT<PairwiseMicro<Q8Dot<DType::kIQ4_NL>, 1, 1>>(w, x, r0, r1, y, ldy);
+    case DType::kQ2_K: return MatMulRowsT<PairwiseMicro<Q23KDot<DType::kQ2_K>, 1, 1>>(w, x, r0, r1, y, ldy);
+    case DType::kQ3_K: return MatMulRowsT<PairwiseMicro<Q23KDot<DType::kQ3_K>, 1, 1>>(w, x, r0, r1, y, ldy);
     case DType::kQ4_K: return MatMulRowsT<PairwiseMicro<Q45KDot<BlockQ4_K>, 1, 1>>(w, x, r0, r1, y, ldy);
     case DType::kQ5_K: return MatMulRowsT<PairwiseMicro<Q45KDot<BlockQ5_K>, 1, 1>>(w, x, r0, r1, y, ldy);
     case DType::kQ6_K: return MatMulRowsT<PairwiseMicro<Q6KDot, 1, 1>>(w, x, r0, r1, y, ldy);

@@ -315,7 +315,7 @@ struct FloatMicro {
   }
 };
 
-// ---- Q8_0 / Q4_0 / Q5_0 / Q4_1 / Q5_1 weights, Q8_0 activations ------------
+// ---- Q8_0 / Q4_0 / IQ4_NL / Q5_0 / Q4_1 / Q5_1 weights, Q8_0 activations ---
 
 // Byte i of the result is 0xFF where bit i of `bits` is set, else 0.
 inline __m256i BitsToBytes(uint32_t bits) {
@@ -338,9 +338,13 @@ struct Q8Micro {
   static constexpr int kR = kPairs ? 4 : 2, kC = 4, kRDecode = 4;
   using Block = std::conditional_t<
       kType == DType::kQ8_0, BlockQ8_0,
-      std::conditional_t<kType == DType::kQ4_0, BlockQ4_0,
-                         std::conditional_t<kType == DType::kQ5_0, BlockQ5_0,
-                                            std::conditional_t<kType == DType::kQ4_1, BlockQ4_1, BlockQ5_1>>>>;
+      std::conditional_t<
+          kType == DType::kQ4_0, BlockQ4_0,
+          std::conditional_t<kType == DType::kIQ4_NL, BlockIQ4_NL,
+                             std::conditional_t<kType == DType::kQ5_0, BlockQ5_0,
+                                                std::conditional_t<kType == DType::kQ4_1, BlockQ4_1, BlockQ5_1>>>>>;
+  // Q8_0 and IQ4_NL (the nibbles looked up in kIQ4NLValues) give signed quants
+  static constexpr bool kSigned = kType == DType::kQ8_0 || kType == DType::kIQ4_NL;
   static constexpr int64_t kBlockBytes = sizeof(Block);
   static constexpr int64_t kPrefetchBlocks = 32;
   // Q4_0 and Q5_0 store q + kOffset unsigned (Q8_0: 0, signed)
@@ -361,7 +365,9 @@ struct Q8Micro {
       const __m128i p = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs));
       // low nibbles are elements 0..15, high nibbles 16..31
       const __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(p, 4), p), _mm256_set1_epi8(0x0F));
-      if constexpr (!kFifthBit) {
+      if constexpr (kType == DType::kIQ4_NL) {
+        return _mm256_shuffle_epi8(IQ4NLTable(), q);
+      } else if constexpr (!kFifthBit) {
         return q;
       } else {
         uint32_t qh;  // bit i: element i's fifth bit
@@ -369,6 +375,10 @@ struct Q8Micro {
         return _mm256_or_si256(q, _mm256_and_si256(BitsToBytes(qh), _mm256_set1_epi8(0x10)));
       }
     }
+  }
+  // kIQ4NLValues in both 128-bit lanes: vpshufb's lookup table
+  static __m256i IQ4NLTable() {
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValues)));
   }
   static float Scale(const uint8_t* row, int64_t b) { return HalfToFloat(reinterpret_cast<const Block*>(row)[b].d); }
   static float Min(const uint8_t* row, int64_t b) {
@@ -416,10 +426,17 @@ struct Q8Micro {
   // horizontal sum), so the bits are. Decoding (C = 1, ahead > 0: every row
   // prefetches `ahead` bytes past each block) alternating with Rows in one
   // process, bench-0.3b tg64 (-r 8): Q5_0 1.20x, Q4_1 1.09x, Q5_1 1.15x.
+  //
+  // IQ4_NL's looked-up values go in offset by 128 (unsigned, as vpdpbusd
+  // takes them) and 128 . x comes off as Q4_0's 8 . x does: the same exact
+  // sums as Rows' signed products.
   template <int S, int C>
   static void RowPairs(const uint8_t* const* w, const Acts& x, int64_t t, float* const* out, int64_t ldy,
                        int64_t ahead = 0) {
-    static_assert(S % 2 == 0 && kPairs, "pairs of Q4_1/Q5_0/Q5_1 rows");
+    static_assert(S % 2 == 0 && kPairs, "pairs of Q4_1/Q5_0/Q5_1/IQ4_NL rows");
+    constexpr int kPairOffset = kType == DType::kIQ4_NL ? 128 : kOffset;
+    [[maybe_unused]] const __m512i table = _mm512_xor_si512(_mm512_maskz_broadcast_i32x4(0xFFFF, _mm256_castsi256_si128(IQ4NLTable())),
+                                           _mm512_set1_epi8(static_cast<char>(0x80)));
     constexpr int P = S / 2;
     const int64_t n = x.cols, nb = n / kQ8Block;
     __m512 acc[P][C];
@@ -455,6 +472,7 @@ struct Q8Micro {
             _mm_loadu_si128(reinterpret_cast<const __m128i*>(bb.qs)), 1);
         q[p] = _mm512_and_si512(
             _mm512_srlv_epi16(_mm512_maskz_permutexvar_epi64(0xFF, dup, _mm512_castsi256_si512(pq)), shift), m4);
+        if constexpr (kType == DType::kIQ4_NL) q[p] = _mm512_shuffle_epi8(table, q[p]);
         if constexpr (kFifthBit) {
           uint32_t ha, hb;
           __builtin_memcpy(&ha, ba.qh, 4);
@@ -475,11 +493,13 @@ struct Q8Micro {
         const float dx = x.d[(t + c) * nb + b];
         const __m512 dxv = _mm512_set1_ps(dx);
         __m512i off = _mm512_setzero_si512();
-        if constexpr (kOffset != 0) off = _mm512_maskz_broadcast_i64x4(0xFF, DotU8S8(_mm256_set1_epi8(kOffset), xv));
+        if constexpr (kPairOffset != 0) {
+          off = _mm512_maskz_broadcast_i64x4(0xFF, DotU8S8(_mm256_set1_epi8(static_cast<char>(kPairOffset)), xv));
+        }
         YUAN_UNROLL
         for (int p = 0; p < P; ++p) {
           __m512i p32 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[p], xv2);
-          if constexpr (kOffset != 0) p32 = _mm512_sub_epi32(p32, off);
+          if constexpr (kPairOffset != 0) p32 = _mm512_sub_epi32(p32, off);
           // (dw * dx per lane: the product Rows broadcasts)
           acc[p][c] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, p32), _mm512_mul_ps(dw[p], dxv), acc[p][c]);
         }
@@ -525,7 +545,7 @@ struct Q8Micro {
         acc[r][c] = _mm256_setzero_ps();
         accm[r][c] = 0.0f;
       }
-    // Q8_0 (signed x signed) takes the absolute value of one operand and
+    // Q8_0 and IQ4_NL (signed x signed) take the absolute value of one operand and
     // moves its sign onto the other; of the R weight blocks and C activation
     // blocks, the side with fewer blocks pays for the absolute values.
     constexpr bool kAbsWeights = R <= C;
@@ -547,7 +567,7 @@ struct Q8Micro {
       YUAN_UNROLL
       for (int r = 0; r < R; ++r) {
         qw[r] = Quants(w[r], b);
-        if constexpr (kType == DType::kQ8_0 && kAbsWeights) aw[r] = _mm256_sign_epi8(qw[r], qw[r]);
+        if constexpr (kSigned && kAbsWeights) aw[r] = _mm256_sign_epi8(qw[r], qw[r]);
         dw[r] = Scale(w[r], b);
         if constexpr (kMin) mw[r] = Min(w[r], b);
       }
@@ -555,15 +575,15 @@ struct Q8Micro {
       for (int c = 0; c < C; ++c) {
         const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[c] + b * kQ8Block));
         const float dx = xd[c][b];
-        __m256i off;  // Q4_0, Q5_0: kOffset . x;  Q8_0 with !kAbsWeights: |x|
+        __m256i off;  // Q4_0, Q5_0: kOffset . x;  signed with !kAbsWeights: |x|
         if constexpr (kOffset != 0) off = DotU8S8(_mm256_set1_epi8(kOffset), xv);
-        if constexpr (kType == DType::kQ8_0 && !kAbsWeights) off = _mm256_sign_epi8(xv, xv);
+        if constexpr (kSigned && !kAbsWeights) off = _mm256_sign_epi8(xv, xv);
         YUAN_UNROLL
         for (int r = 0; r < R; ++r) {
           __m256i p32;
-          if constexpr (kType == DType::kQ8_0 && kAbsWeights) {
+          if constexpr (kSigned && kAbsWeights) {
             p32 = DotU8S8(aw[r], _mm256_sign_epi8(xv, qw[r]));  // |w| . (x with w's sign)
-          } else if constexpr (kType == DType::kQ8_0) {
+          } else if constexpr (kSigned) {
             p32 = DotU8S8(off, _mm256_sign_epi8(qw[r], xv));  // |x| . (w with x's sign)
           } else if constexpr (kOffset != 0) {
             p32 = _mm256_sub_epi32(DotU8S8(qw[r], xv), off);
@@ -669,7 +689,10 @@ struct AmxTiles {
 
 template <DType kType>
 struct BandQ8 {
-  static constexpr bool kQ8 = kType == DType::kQ8_0;
+  // Q8_0 and IQ4_NL (its nibbles looked up in kIQ4NLValues as it is
+  // unpacked; it keeps Q4_0's block layout and is never interleaved) are
+  // signed bytes in the unpacked band
+  static constexpr bool kQ8 = kType == DType::kQ8_0 || kType == DType::kIQ4_NL;
   // vpdpbusd multiplies unsigned by signed bytes. Q4_0's nibbles are
   // unsigned already (w = q - 8). With VNNI a Q8_0 weight goes in offset by
   // 128 (w + 128 = w ^ 0x80, one xor per weight vector) and the offset comes
@@ -683,7 +706,8 @@ struct BandQ8 {
   // |w| followed by 8 x 32 bytes of the signed weights, for their signs).
   static constexpr int64_t kGroupBytes = 32 * 8;
   static constexpr int64_t kUnpackedBytes = kQ8 && !kOffsetQ8 ? 2 * kGroupBytes : kGroupBytes;
-  static constexpr int64_t kBlockBytes = kQ8 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0);
+  static constexpr int64_t kBlockBytes = kType == DType::kQ8_0 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0);
+  static_assert(sizeof(BlockIQ4_NL) == sizeof(BlockQ4_0));
 
   // One token's block against the band: lane j = exact int32 dot product of
   // row j's block with the token's block. q: 8 group vectors; sgn: Q8_0's
@@ -784,8 +808,13 @@ struct BandQ8 {
       const uint8_t* blk = w + j * rb + b * kBlockBytes;
       __builtin_memcpy(&d, blk, 2);
       const uint8_t* qs = blk + 2;
-      if constexpr (kQ8) {
+      if constexpr (kType == DType::kQ8_0) {
         for (int i = 0; i < 32; ++i) q[j][i] = static_cast<int8_t>(qs[i]);
+      } else if constexpr (kType == DType::kIQ4_NL) {
+        for (int i = 0; i < 16; ++i) {
+          q[j][i] = kIQ4NLValues[qs[i] & 0x0F];
+          q[j][i + 16] = kIQ4NLValues[qs[i] >> 4];
+        }
       } else {
         for (int i = 0; i < 16; ++i) {
           q[j][i] = static_cast<int8_t>(qs[i] & 0x0F);
@@ -1295,6 +1324,18 @@ struct BandQ8 {
 
 // ---- k-quants, Q8_K activations ---------------------------------------------
 
+// The int16 scales of 32 values in value order, group g of a 128-value
+// half whose 8 sub-block scales `sch` holds as int16 in both 128-bit
+// lanes: sub-block 2g's in the low lane, 2g + 1's in the high one (what
+// vpmaddwd meets with the 16 pair sums of vpmaddubsw).
+inline __m256i GroupScales(__m256i sch, int g) {
+  return _mm256_shuffle_epi8(
+      sch, _mm256_setr_epi8(4 * g, 4 * g + 1, 4 * g, 4 * g + 1, 4 * g, 4 * g + 1, 4 * g, 4 * g + 1, 4 * g, 4 * g + 1,
+                            4 * g, 4 * g + 1, 4 * g, 4 * g + 1, 4 * g, 4 * g + 1, 4 * g + 2, 4 * g + 3, 4 * g + 2,
+                            4 * g + 3, 4 * g + 2, 4 * g + 3, 4 * g + 2, 4 * g + 3, 4 * g + 2, 4 * g + 3, 4 * g + 2,
+                            4 * g + 3, 4 * g + 2, 4 * g + 3, 4 * g + 2, 4 * g + 3));
+}
+
 // One Q6_K row against C tokens (decoding: C = 1): the row's quants are
 // unpacked once per block and met by every token. Each token's sum is computed exactly as
 // with C = 1 (the same integer sums, one FMA per block, one Hsum), so a
@@ -1340,11 +1381,7 @@ struct Q6KDot {
                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), m2), 4));
         YUAN_UNROLL
         for (int g = 0; g < 4; ++g) {
-          const __m256i sg = _mm256_shuffle_epi8(sch, _mm256_setr_epi8(
-              4 * g, 4 * g + 1, 4 * g, 4 * g + 1, 4 * g, 4 * g + 1, 4 * g, 4 * g + 1, 4 * g, 4 * g + 1, 4 * g,
-              4 * g + 1, 4 * g, 4 * g + 1, 4 * g, 4 * g + 1, 4 * g + 2, 4 * g + 3, 4 * g + 2, 4 * g + 3, 4 * g + 2,
-              4 * g + 3, 4 * g + 2, 4 * g + 3, 4 * g + 2, 4 * g + 3, 4 * g + 2, 4 * g + 3, 4 * g + 2, 4 * g + 3,
-              4 * g + 2, 4 * g + 3));
+          const __m256i sg = GroupScales(sch, g);
           YUAN_UNROLL
           for (int c = 0; c < C; ++c) {
             const int8_t* y = x.qs + (t + c) * x.cols + b * kQ8KBlock + 128 * half + 32 * g;
@@ -1357,7 +1394,7 @@ struct Q6KDot {
         qh += 32;
       }
       // the block's exact integer sum, then one FMA per block: what each
-      // lane of BandQ6K computes, so batches give single tokens' bits
+      // lane of BandK<kQ6_K> computes, so batches give single tokens' bits
       YUAN_UNROLL
       for (int c = 0; c < C; ++c) {
         const float d = HalfToFloat(w[b].d) * x.d[(t + c) * nb + b];
@@ -1540,52 +1577,218 @@ struct Q6KDot {
   }
 };
 
+// Q2_K and Q3_K: one row against C tokens (as Q6KDot::Tokens). Per
+// 128-value half, group g of 32 values is bits 2g..2g+1 of the half's 32
+// qs bytes (Q3_K: plus bit 4 * half + g of hmask[l] as the third bit), so
+// each group is one shift and mask of the same register; vpmaddubsw against
+// the token's 32 bytes gives the pair sums of sub-blocks 2g (low lane) and
+// 2g + 1 (high lane), vpmaddwd multiplies them by the sub-block scales, and
+// the block's exact integer sum goes into one FMA per term:
+//   Q2_K: d . dx . sum(sc q.y) and dmin . dx . sum(m sum16(y)), subtracted
+//         at the end (as Q4_K's min term);
+//   Q3_K: d . dx . sum((sc - 32) (q.y - 4 sum16(y))), the offset from the
+//         16-value sums of y (as Q6_K's -32).
+// The scalar Q23KDot computes the same integers and FMAs: the same bits.
+template <DType kType>
+struct Q23KDot {
+  static constexpr bool kQ2 = kType == DType::kQ2_K;
+  using Block = std::conditional_t<kQ2, BlockQ2_K, BlockQ3_K>;
+
+  // The 16 sub-block scales as int16 [s0..s7 | s8..s15]: Q2_K's low
+  // nibbles, Q3_K's 6-bit values minus 32.
+  static __m256i Scales(const Block& w) {
+    if constexpr (kQ2) {
+      const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.scales));
+      return _mm256_cvtepu8_epi16(_mm_and_si128(raw, _mm_set1_epi8(0x0F)));
+    } else {
+      // scale j's low 4 bits are byte j % 8 of a[j / 4 % 2], the low nibble
+      // for j < 8, the high one after; its top 2 bits are bits 2 * (j / 4)
+      // of byte j % 4 of a[2] (dtype.h)
+      uint32_t a[3];
+      std::memcpy(a, w.scales, sizeof a);
+      const uint32_t m2 = 0x03030303u, m4 = 0x0F0F0F0Fu;
+      const __m128i v = _mm_setr_epi32(
+          static_cast<int32_t>((a[0] & m4) | (a[2] & m2) << 4), static_cast<int32_t>((a[1] & m4) | (a[2] >> 2 & m2) << 4),
+          static_cast<int32_t>((a[0] >> 4 & m4) | (a[2] >> 4 & m2) << 4),
+          static_cast<int32_t>((a[1] >> 4 & m4) | (a[2] >> 6 & m2) << 4));
+      return _mm256_sub_epi16(_mm256_cvtepu8_epi16(v), _mm256_set1_epi16(32));
+    }
+  }
+
+  // ahead > 0: prefetch the lines `ahead` bytes past each block (decoding).
+  template <int C>
+  static void Tokens(const uint8_t* row, const Acts& x, int64_t t, float* out, int64_t ld, int64_t ahead = 0) {
+    const int64_t nb = x.cols / kQ8KBlock;
+    const Block* w = reinterpret_cast<const Block*>(row);
+    const __m256i m2 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+    float acc[C], acc_min[C];
+    YUAN_UNROLL
+    for (int c = 0; c < C; ++c) acc[c] = acc_min[c] = 0.0f;
+    for (int64_t b = 0; b < nb; ++b) {
+      if (ahead > 0) PrefetchBlockAhead(w[b], ahead);
+      const __m256i sc16 = Scales(w[b]);
+      __m256i sumi[C];
+      YUAN_UNROLL
+      for (int c = 0; c < C; ++c) {
+        const __m256i bs = _mm256_loadu_si256(
+            reinterpret_cast<const __m256i*>(x.bsums + ((t + c) * nb + b) * (kQ8KBlock / 16)));
+        if constexpr (kQ2) {
+          const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].scales));
+          const __m256i m16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0F)));
+          const float dmin = HalfToFloat(w[b].dmin) * x.d[(t + c) * nb + b];
+          acc_min[c] = std::fma(static_cast<float>(HsumI32(_mm256_madd_epi16(m16, bs))), dmin, acc_min[c]);
+          sumi[c] = _mm256_setzero_si256();
+        } else {
+          const int32_t offset = HsumI32(_mm256_madd_epi16(sc16, bs));
+          sumi[c] = _mm256_setr_epi32(-4 * offset, 0, 0, 0, 0, 0, 0, 0);
+        }
+      }
+      [[maybe_unused]] __m256i hm;
+      if constexpr (!kQ2) hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].hmask));
+      for (int half = 0; half < 2; ++half) {
+        const __m256i sch = half == 0 ? _mm256_permute2x128_si256(sc16, sc16, 0x00)
+                                      : _mm256_permute2x128_si256(sc16, sc16, 0x11);
+        __m256i qs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs + 32 * half));
+        YUAN_UNROLL
+        for (int g = 0; g < 4; ++g) {
+          __m256i q = _mm256_and_si256(qs, m2);
+          qs = _mm256_srli_epi16(qs, 2);
+          if constexpr (!kQ2) {
+            q = _mm256_or_si256(q, _mm256_slli_epi16(_mm256_and_si256(hm, one), 2));
+            hm = _mm256_srli_epi16(hm, 1);
+          }
+          const __m256i sg = GroupScales(sch, g);
+          YUAN_UNROLL
+          for (int c = 0; c < C; ++c) {
+            const int8_t* y = x.qs + (t + c) * x.cols + b * kQ8KBlock + 128 * half + 32 * g;
+            const __m256i p = _mm256_maddubs_epi16(q, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y)));
+            sumi[c] = _mm256_add_epi32(sumi[c], _mm256_madd_epi16(p, sg));
+          }
+        }
+      }
+      YUAN_UNROLL
+      for (int c = 0; c < C; ++c) {
+        const float d = HalfToFloat(w[b].d) * x.d[(t + c) * nb + b];
+        acc[c] = std::fma(static_cast<float>(HsumI32(sumi[c])), d, acc[c]);
+      }
+    }
+    YUAN_UNROLL
+    for (int c = 0; c < C; ++c) out[c * ld] = acc[c] - acc_min[c];
+  }
+
+  // The register tile for MatMulRowsT: one row, kC tokens.
+  static constexpr int kR = 1, kC = 4, kRDecode = 1;
+  template <int R, int C>
+  static void Tile(const uint8_t* w, uint64_t rb, const Acts& x, int64_t t, float* y, int64_t ldy) {
+    YUAN_UNROLL
+    for (int r = 0; r < R; ++r) Tokens<C>(w + r * rb, x, t, y + r, ldy);
+  }
+
+  // One token against rows [r0, r1): kQ23KDecodeRuns runs read side by
+  // side, a row of each in turn, each prefetching DecodePrefetchBytes() ahead.
+  static void Decode(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y) {
+    DecodeInRuns<kQ23KDecodeRuns>(
+        w, r0, r1, y,
+        [&](const uint8_t* const* rows, float* const* outs, int64_t ahead) {
+          YUAN_UNROLL
+          for (int s = 0; s < kQ23KDecodeRuns; ++s) Tokens<1>(rows[s], x, 0, outs[s], 0, ahead);
+        },
+        [&](const uint8_t* row, float* out) { Tokens<1>(row, x, 0, out, 0); });
+  }
+};
+
 #if YUAN_X86_VNNI
-// Q6_K against a prompt batch, 16 rows in the lanes of a zmm (as BandQ8's
-// Tokens16): each block of 16 rows is first unpacked to the 6-bit quants
-// q (0..63) in groups of 4 per row, with the sub-block scales as int32.
-// Per token and sub-block j (16 values): a = q . x by vpdpbusd, then
+// Q6_K, Q3_K and Q2_K against a prompt batch, 16 rows in the lanes of a zmm
+// (as BandQ8's Tokens16): each block of 16 rows is first unpacked to 6-bit
+// quants q (0..63) in groups of 4 per row, with the sub-block scales as
+// int32. Per token and sub-block j (16 values): a = q . x by vpdpbusd, then
 // isum += sc_j * (a - 32 * sum_j(x)), the block's exact integer sum for all
-// 16 rows at once; one FMA per block applies d_w * d_x. Q6KDot computes the
-// same integer and the same FMA per row, so the bits match single tokens.
-struct BandQ6K {
+// 16 rows at once; one FMA per block applies d_w * d_x. Q3_K goes in as
+// q + 28 with sc - 32 (so (q6 - 32) = (q - 4), its own offset), Q2_K as
+// q + 32 with its 4-bit sc, plus its min term: per token and block
+// msum = sum_j m_j sum_j(x) (two sub-blocks per vpdpwssd), into a second
+// FMA with dmin * d_x, subtracted at the end. Q6KDot and Q23KDot compute
+// the same integers and the same FMAs per row, so the bits match single
+// tokens.
+template <DType kType>
+struct BandK {
+  static_assert(kType == DType::kQ6_K || kType == DType::kQ3_K || kType == DType::kQ2_K, "16-value sub-blocks");
+  static constexpr bool kMin = kType == DType::kQ2_K;
+  using Block = std::conditional_t<kType == DType::kQ6_K, BlockQ6_K,
+                                   std::conditional_t<kType == DType::kQ3_K, BlockQ3_K, BlockQ2_K>>;
   static constexpr int kRows = 16;
   static constexpr int64_t kGroups = kQ8KBlock / 4;  // 64 groups of 4 values
-  // Per block: 64 x 64 bytes of quants, 16 x 16 int32 scales, 16 f32 d.
-  static constexpr int64_t kQuantBytes = kGroups * 64, kScaleBytes = 16 * 64;
-  static constexpr int64_t kBlockBytes = kQuantBytes + kScaleBytes + 64;
+  // Per block: 64 x 64 bytes of quants, 16 x 16 int32 scales, 16 f32 d;
+  // Q2_K then 8 x 16 pairs of int16 mins (sub-blocks 2k, 2k + 1) and 16 f32 dmin.
+  static constexpr int64_t kQuantBytes = kGroups * 64, kScaleBytes = 16 * 64, kMinBytes = 8 * 64;
+  static constexpr int64_t kBlockBytes = kQuantBytes + kScaleBytes + 64 + (kMin ? kMinBytes + 64 : 0);
+
+  // Row r's block b as q6 values in value order, its 16 sub-block scales
+  // and d (and Q2_K's mins and dmin) into the unpacked block ob.
+  static void UnpackRow(const Block& blk, int r, uint8_t* q, uint8_t* ob) {
+    int32_t* sc = reinterpret_cast<int32_t*>(ob + kQuantBytes);
+    float* d = reinterpret_cast<float*>(ob + kQuantBytes + kScaleBytes);
+    if constexpr (kType == DType::kQ6_K) {
+      for (int half = 0; half < 2; ++half) {  // ggml's Q6_K layout
+        const uint8_t* ql = blk.ql + 64 * half;
+        const uint8_t* qh = blk.qh + 32 * half;
+        uint8_t* qo = q + 128 * half;
+        for (int l = 0; l < 32; ++l) {
+          qo[l] = static_cast<uint8_t>((ql[l] & 0x0F) | ((qh[l] & 3) << 4));
+          qo[l + 32] = static_cast<uint8_t>((ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4));
+          qo[l + 64] = static_cast<uint8_t>((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
+          qo[l + 96] = static_cast<uint8_t>((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
+        }
+      }
+      for (int j = 0; j < 16; ++j) sc[j * kRows + r] = blk.scales[j];
+    } else {
+      for (int half = 0; half < 2; ++half) {  // dtype.h's Q2_K/Q3_K layout
+        const uint8_t* qs = blk.qs + 32 * half;
+        uint8_t* qo = q + 128 * half;
+        for (int j = 0; j < 4; ++j) {
+          for (int l = 0; l < 32; ++l) {
+            int v = (qs[l] >> (2 * j)) & 3;
+            if constexpr (kType == DType::kQ3_K) {
+              v = (v | ((blk.hmask[l] >> (4 * half + j)) & 1) << 2) + 28;
+            } else {
+              v += 32;
+            }
+            qo[32 * j + l] = static_cast<uint8_t>(v);
+          }
+        }
+      }
+      for (int j = 0; j < 16; ++j) {
+        if constexpr (kType == DType::kQ3_K) {
+          sc[j * kRows + r] = Q3KScale(blk.scales, j);
+        } else {
+          sc[j * kRows + r] = blk.scales[j] & 0xF;
+          int16_t* m = reinterpret_cast<int16_t*>(ob + kQuantBytes + kScaleBytes + 64);
+          m[(j / 2) * 2 * kRows + 2 * r + j % 2] = static_cast<int16_t>(blk.scales[j] >> 4);
+        }
+      }
+      if constexpr (kMin) {
+        reinterpret_cast<float*>(ob + kQuantBytes + kScaleBytes + 64 + kMinBytes)[r] = HalfToFloat(blk.dmin);
+      }
+    }
+    d[r] = HalfToFloat(blk.d);
+  }
 
   static void Unpack(const uint8_t* w, uint64_t rb, int64_t nb, uint8_t* out) {
     alignas(64) uint8_t q[kQ8KBlock];
     for (int64_t b = 0; b < nb; ++b) {
       uint8_t* ob = out + b * kBlockBytes;
-      int32_t* sc = reinterpret_cast<int32_t*>(ob + kQuantBytes);
-      float* d = reinterpret_cast<float*>(ob + kQuantBytes + kScaleBytes);
       for (int r = 0; r < kRows; ++r) {
-        const BlockQ6_K& blk = reinterpret_cast<const BlockQ6_K*>(w + r * rb)[b];
-        for (int half = 0; half < 2; ++half) {  // ggml's Q6_K layout
-          const uint8_t* ql = blk.ql + 64 * half;
-          const uint8_t* qh = blk.qh + 32 * half;
-          uint8_t* qo = q + 128 * half;
-          for (int l = 0; l < 32; ++l) {
-            qo[l] = static_cast<uint8_t>((ql[l] & 0x0F) | ((qh[l] & 3) << 4));
-            qo[l + 32] = static_cast<uint8_t>((ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4));
-            qo[l + 64] = static_cast<uint8_t>((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
-            qo[l + 96] = static_cast<uint8_t>((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
-          }
-        }
+        UnpackRow(reinterpret_cast<const Block*>(w + r * rb)[b], r, q, ob);
         for (int64_t g = 0; g < kGroups; ++g) std::memcpy(ob + g * 64 + 4 * r, q + 4 * g, 4);
-        for (int j = 0; j < 16; ++j) sc[j * kRows + r] = blk.scales[j];
-        d[r] = HalfToFloat(blk.d);
       }
     }
   }
 
   template <int C>
   static void Tokens(const uint8_t* unpacked, int64_t nb, const Acts& x, int64_t t, float* y, int64_t ldy) {
-    __m512 acc[C];
+    __m512 acc[C], accm[C];
     YUAN_UNROLL
-    for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
+    for (int c = 0; c < C; ++c) acc[c] = accm[c] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
       const uint8_t* ob = unpacked + b * kBlockBytes;
       const __m512i* qv = reinterpret_cast<const __m512i*>(ob);
@@ -1617,9 +1820,26 @@ struct BandQ6K {
         const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(x.d[(t + c) * nb + b]));
         acc[c] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, isum[c]), scale, acc[c]);
       }
+      if constexpr (kMin) {
+        const __m512i* mv = reinterpret_cast<const __m512i*>(ob + kQuantBytes + kScaleBytes + 64);
+        const __m512 dmin = _mm512_load_ps(reinterpret_cast<const float*>(ob + kQuantBytes + kScaleBytes + 64 + kMinBytes));
+        YUAN_UNROLL
+        for (int c = 0; c < C; ++c) {
+          const int16_t* bs = x.bsums + ((t + c) * nb + b) * 16;
+          __m512i msum = _mm512_setzero_si512();
+          YUAN_UNROLL
+          for (int k = 0; k < 8; ++k) {
+            int32_t pair;
+            __builtin_memcpy(&pair, bs + 2 * k, 4);
+            msum = _mm512_dpwssd_epi32(msum, _mm512_load_si512(mv + k), _mm512_set1_epi32(pair));
+          }
+          const __m512 scale = _mm512_mul_ps(dmin, _mm512_set1_ps(x.d[(t + c) * nb + b]));
+          accm[c] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, msum), scale, accm[c]);
+        }
+      }
     }
     YUAN_UNROLL
-    for (int c = 0; c < C; ++c) _mm512_storeu_ps(y + c * ldy, acc[c]);
+    for (int c = 0; c < C; ++c) _mm512_storeu_ps(y + c * ldy, kMin ? _mm512_sub_ps(acc[c], accm[c]) : acc[c]);
   }
 
   static void Rows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y, int64_t ldy) {
@@ -1636,7 +1856,12 @@ struct BandQ6K {
       }
       std::free(unpacked);
     }
-    if (full < r1) MatMulRowsT<Q6KDot>(w, x, full, r1, y, ldy);
+    if (full >= r1) return;
+    if constexpr (kType == DType::kQ6_K) {
+      MatMulRowsT<Q6KDot>(w, x, full, r1, y, ldy);
+    } else {
+      MatMulRowsT<Q23KDot<kType>>(w, x, full, r1, y, ldy);
+    }
   }
 };
 #endif
@@ -2028,6 +2253,19 @@ void MatMulRows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y
     case DType::kQ4_0:
       if (x.n_tokens >= kBandMinTokens || w.interleaved8) return BandQ8<DType::kQ4_0>::Rows(w, x, r0, r1, y, ldy);
       return MatMulRowsT<Q8Micro<DType::kQ4_0>>(w, x, r0, r1, y, ldy);
+    case DType::kIQ4_NL:
+      if (x.n_tokens >= kBandMinTokens) return BandQ8<DType::kIQ4_NL>::Rows(w, x, r0, r1, y, ldy);
+      return DecodeOrTiles<Q8Micro<DType::kIQ4_NL>>(w, x, r0, r1, y, ldy);
+    case DType::kQ2_K:
+#if YUAN_X86_VNNI
+      if (x.n_tokens >= kBandMinTokens) return BandK<DType::kQ2_K>::Rows(w, x, r0, r1, y, ldy);
+#endif
+      return DecodeOrTiles<Q23KDot<DType::kQ2_K>>(w, x, r0, r1, y, ldy);
+    case DType::kQ3_K:
+#if YUAN_X86_VNNI
+      if (x.n_tokens >= kBandMinTokens) return BandK<DType::kQ3_K>::Rows(w, x, r0, r1, y, ldy);
+#endif
+      return DecodeOrTiles<Q23KDot<DType::kQ3_K>>(w, x, r0, r1, y, ldy);
     case DType::kQ5_0: return DecodeOrTiles<Q8Micro<DType::kQ5_0>>(w, x, r0, r1, y, ldy);
     case DType::kQ4_1: return DecodeOrTiles<Q8Micro<DType::kQ4_1>>(w, x, r0, r1, y, ldy);
     case DType::kQ5_1: return DecodeOrTiles<Q8Micro<DType::kQ5_1>>(w, x, r0, r1, y, ldy);
@@ -2035,7 +2273,7 @@ void MatMulRows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y
     case DType::kQ5_K: return DecodeOrTiles<Q45KDot<BlockQ5_K>>(w, x, r0, r1, y, ldy);
     case DType::kQ6_K:
 #if YUAN_X86_VNNI
-      if (x.n_tokens >= kBandMinTokens) return BandQ6K::Rows(w, x, r0, r1, y, ldy);
+      if (x.n_tokens >= kBandMinTokens) return BandK<DType::kQ6_K>::Rows(w, x, r0, r1, y, ldy);
       if (x.n_tokens == 1) return Q6KDot::Decode(w, x, r0, r1, y);
 #endif
       return MatMulRowsT<Q6KDot>(w, x, r0, r1, y, ldy);

@@ -59,7 +59,10 @@ void PlanWarm(const MatRef* w, int n, int64_t n_tokens, const ThreadPool& pool,
         runs = kernels::kQ6KDecodeRuns;
       } else if (w[i].type == DType::kQ4_K || w[i].type == DType::kQ5_K) {
         runs = kernels::kQ4KDecodeRuns;
-      } else if (w[i].type == DType::kQ4_1 || w[i].type == DType::kQ5_0 || w[i].type == DType::kQ5_1) {
+      } else if (w[i].type == DType::kQ2_K || w[i].type == DType::kQ3_K) {
+        runs = kernels::kQ23KDecodeRuns;
+      } else if (w[i].type == DType::kQ4_1 || w[i].type == DType::kQ5_0 || w[i].type == DType::kQ5_1 ||
+                 w[i].type == DType::kIQ4_NL) {
         runs = kernels::kLegacyDecodeRuns;
       } else if (w[i].type == DType::kF32 || w[i].type == DType::kF16 || w[i].type == DType::kBF16) {
         runs = kernels::kFloatDecodeRuns;

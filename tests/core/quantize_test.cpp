@@ -1,5 +1,5 @@
-// The quantizers (the k-quants Q4_K, Q5_K, Q6_K and the 32-value Q4_0,
-// Q4_1, Q5_0, Q5_1): error of the expected size on normal data, exact on
+// The quantizers (the k-quants Q2_K..Q6_K and the 32-value Q4_0, Q4_1,
+// Q5_0, Q5_1, IQ4_NL): error of the expected size on normal data, exact on
 // values the format can represent, and sane on hostile rows.
 #include <catch2/catch.hpp>
 #include <algorithm>
@@ -80,6 +80,53 @@ TEST_CASE("k-quants on normal data have the error their bit widths predict", "[c
     CHECK(q5k * 1.7 < q4k);
     CHECK(q6 * 1.5 < q5k);
     CHECK(q6 * 3 < q4k);
+    // Q3_K: 8 levels on a 16-value sub-block's amax (~1.8 sigma), a step of
+    // ~0.45 sigma: ~0.13 sigma, more where values on the side opposite
+    // the amax pass the grid's +3 (measured: 0.151). Q2_K: 4 levels on its
+    // (max - min) (~3.5 sigma), a step of ~1.2 sigma: ~0.34 sigma before.
+    // IQ4_NL: Q4_0's block scale on a grid denser near zero, where most
+    // normal values are: between Q4_0 and Q5_0.
+    const double q3k = RelRmse(x, RoundTrip(DType::kQ3_K, x));
+    const double q2k = RelRmse(x, RoundTrip(DType::kQ2_K, x));
+    const double iq4 = RelRmse(x, RoundTrip(DType::kIQ4_NL, x));
+    INFO("q3_K " << q3k << ", q2_K " << q2k << ", iq4_nl " << iq4);
+    CHECK(q3k > 0.07);
+    CHECK(q3k < 0.17);
+    CHECK(q2k > 0.2);
+    CHECK(q2k < 0.36);
+    CHECK(q4k * 1.3 < q3k);
+    CHECK(q3k * 1.6 < q2k);
+    CHECK(iq4 < q40);
+    CHECK(iq4 > q50);
+  }
+}
+
+TEST_CASE("Q2_K and Q3_K reproduce a row they can represent exactly", "[core]") {
+  // Q2_K: x = d * sc[j] * q - dmin * m[j] with q in [0, 3] and 4-bit sc,
+  // m, each sub-block holding a 0 and a 3 and the largest sc and m 15.
+  // Q3_K: x = d * sc[j] * q with q in [-4, 3] and sc in [-32, 31], a -4 in
+  // every sub-block and -32 the scale of largest magnitude. The
+  // quantizers' starting grids then land on the stored ones.
+  std::mt19937 rng(13);
+  const float d = F16ToF32(F32ToF16(0.0013f)), dmin = F16ToF32(F32ToF16(0.0009f));
+  std::vector<float> x2(2 * kQK_K), x3(2 * kQK_K);
+  std::uniform_int_distribution<int> q2d(0, 3), s2d(1, 15), m2d(0, 15), q3d(-4, 3), s3d(-31, 31);
+  for (int j = 0; j < 2 * kQK_K / 16; ++j) {
+    const int sc2 = j % 16 == 4 ? 15 : s2d(rng), m2 = j % 16 == 9 ? 15 : m2d(rng);
+    int sc3 = j % 16 == 7 ? -32 : s3d(rng);
+    if (sc3 == 0) sc3 = 1;
+    for (int i = 0; i < 16; ++i) {
+      const int q2 = i == 2 ? 0 : i == 11 ? 3 : q2d(rng);
+      x2[16 * j + i] = d * static_cast<float>(sc2) * static_cast<float>(q2) - dmin * static_cast<float>(m2);
+      const int q3 = i == 5 ? -4 : q3d(rng);
+      x3[16 * j + i] = d * static_cast<float>(sc3) * static_cast<float>(q3);
+    }
+  }
+  const std::vector<float> y2 = RoundTrip(DType::kQ2_K, x2), y3 = RoundTrip(DType::kQ3_K, x3);
+  for (size_t i = 0; i < x2.size(); ++i) {
+    INFO("element " << i);
+    CHECK(std::fabs(y2[i] - x2[i]) <= 1e-5f * (std::fabs(x2[i]) + d));
+    CHECK(std::fabs(y3[i] - x3[i]) <= 1e-5f * (std::fabs(x3[i]) + d));
   }
 }
 
@@ -141,9 +188,20 @@ TEST_CASE("Q4_K and Q5_K reproduce a row they can represent exactly", "[core]") 
 }
 
 TEST_CASE("k-quants and the 32-value types handle zero rows, an outlier and non-finite values", "[core]") {
-  // (Q4_0 is left out: its outlier's block has steps of 625, above the
-  // bound below; under UBSan the non-finite rows check for undefined casts)
-  for (DType type : {DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1}) {
+  // Per type: half a step of the outlier's grid (5000 over the levels of its
+  // sub-block or block), and a bound on the other block's error above the
+  // type's error on normal data. (Q4_0 is left out: its outlier's block has
+  // steps of 625; under UBSan the non-finite rows check for undefined casts.)
+  struct Case {
+    DType type;
+    float half_step;
+    double rmse;
+  };
+  for (const Case& c : {Case{DType::kQ4_K, 200, 0.09}, Case{DType::kQ5_K, 200, 0.09}, Case{DType::kQ6_K, 200, 0.09},
+                        Case{DType::kQ4_1, 200, 0.09}, Case{DType::kQ5_0, 200, 0.09}, Case{DType::kQ5_1, 200, 0.09},
+                        Case{DType::kIQ4_NL, 250, 0.09}, Case{DType::kQ3_K, 700, 0.2},
+                        Case{DType::kQ2_K, 900, 0.36}}) {
+    const DType type = c.type;
     INFO(DTypeName(type));
     // All zeros: exact zeros back, no NaN from 0/0.
     const std::vector<float> zeros(2 * kQK_K, 0.0f);
@@ -159,16 +217,16 @@ TEST_CASE("k-quants and the 32-value types handle zero rows, an outlier and non-
     for (int i = 0; i < kQK_K; ++i) {
       if (i == 40) continue;
       CHECK(std::isfinite(y[i]));
-      CHECK(std::fabs(y[i] - x[i]) < 200.0f);  // at most about one step of the outlier's grid
+      CHECK(std::fabs(y[i] - x[i]) < c.half_step);
     }
-    CHECK(RelRmse(x, y, kQK_K, 2 * kQK_K) < 0.09);
+    CHECK(RelRmse(x, y, kQK_K, 2 * kQK_K) < c.rmse);
 
     // A non-finite value spoils at most its own block, and does not crash.
     x = Normal(2 * kQK_K, 1.0f, 23);
     x[7] = INFINITY;
     x[8] = NAN;
     y = RoundTrip(type, x);
-    CHECK(RelRmse(x, y, kQK_K, 2 * kQK_K) < 0.09);
+    CHECK(RelRmse(x, y, kQK_K, 2 * kQK_K) < c.rmse);
   }
 }
 
