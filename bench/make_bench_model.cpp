@@ -26,6 +26,7 @@
 //         iq4_nl: every matrix IQ4_NL except output.weight Q6_K (the
 //               fallback for Q2_K/Q3_K in rows that are not whole
 //               256-value blocks)
+//         iq4_xs: every matrix IQ4_XS except output.weight Q6_K
 // Norm weights are 1.0 in F32.
 //
 // yuan_make_bench_model lora BASE.gguf RANK OUT.yadp: a random rank-RANK
@@ -88,6 +89,7 @@ constexpr BenchType kTypes[] = {
     {"q3_k", DType::kQ3_K, DType::kQ6_K, 11},  // LLAMA_FTYPE_MOSTLY_Q3_K_S
     {"q2_k", DType::kQ2_K, DType::kQ6_K, 10},  // LLAMA_FTYPE_MOSTLY_Q2_K
     {"iq4_nl", DType::kIQ4_NL, DType::kQ6_K, 25},  // LLAMA_FTYPE_MOSTLY_IQ4_NL
+    {"iq4_xs", DType::kIQ4_XS, DType::kQ6_K, 30},  // LLAMA_FTYPE_MOSTLY_IQ4_XS
 };
 
 constexpr uint64_t kSeed = 0x59554131;  // "YUA1"
@@ -267,7 +269,7 @@ std::vector<uint8_t> RandomMatrix(const Ziggurat& zig, int tensor_index, DType t
 int Usage() {
   std::fprintf(stderr,
                "usage: yuan_make_bench_model SIZE TYPE OUT.gguf\n"
-               "  SIZE: 0.3b | 1b    TYPE: f16 | q8_0 | q4_0 | q4_1 | q5_0 | q5_1 | q4_k | q5_k | q3_k | q2_k | iq4_nl\n"
+               "  SIZE: 0.3b | 1b    TYPE: f16 | q8_0 | q4_0 | q4_1 | q5_0 | q5_1 | q4_k | q5_k | q3_k | q2_k | iq4_nl | iq4_xs\n"
                "       yuan_make_bench_model lora BASE.gguf RANK OUT.yadp\n");
   return 2;
 }

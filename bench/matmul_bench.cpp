@@ -3,7 +3,7 @@
 // The shapes are bench-0.3b's projections and their transposes (the training
 // backward pass's products), against a prompt batch.
 //
-//   yuan_bench_matmul [-t THREADS] [-n TOKENS] [-r REPS] [--types q4_0,q4_1,q5_0,q5_1,iq4_nl,q8_0,q2_k,q3_k,q4_k,q5_k,q6_k,f16,bf16,f32]
+//   yuan_bench_matmul [-t THREADS] [-n TOKENS] [-r REPS] [--types q4_0,q4_1,q5_0,q5_1,iq4_nl,iq4_xs,q8_0,q2_k,q3_k,q4_k,q5_k,q6_k,f16,bf16,f32]
 //
 // Defaults: 2 threads, 256 tokens, 5 repetitions (median), every type.
 // Weights are random (std 0.02), quantized with the project's own writers and
@@ -47,6 +47,7 @@ bool ParseType(const std::string& s, yuan::DType* t) {
   else if (s == "q5_0") *t = yuan::DType::kQ5_0;
   else if (s == "q5_1") *t = yuan::DType::kQ5_1;
   else if (s == "iq4_nl") *t = yuan::DType::kIQ4_NL;
+  else if (s == "iq4_xs") *t = yuan::DType::kIQ4_XS;
   else if (s == "q2_k") *t = yuan::DType::kQ2_K;
   else if (s == "q3_k") *t = yuan::DType::kQ3_K;
   else if (s == "q4_k") *t = yuan::DType::kQ4_K;
@@ -84,7 +85,7 @@ int main(int argc, char** argv) {
         types.push_back(d);
       }
     } else {
-      std::fprintf(stderr, "usage: yuan_bench_matmul [-t THREADS] [-n TOKENS] [-r REPS] [--types q4_0,q4_1,q5_0,q5_1,iq4_nl,q8_0,q2_k,q3_k,q4_k,q5_k,q6_k,f16,bf16,f32]\n");
+      std::fprintf(stderr, "usage: yuan_bench_matmul [-t THREADS] [-n TOKENS] [-r REPS] [--types q4_0,q4_1,q5_0,q5_1,iq4_nl,iq4_xs,q8_0,q2_k,q3_k,q4_k,q5_k,q6_k,f16,bf16,f32]\n");
       return a == "-h" || a == "--help" ? 0 : 2;
     }
   }

@@ -26,7 +26,7 @@ constexpr Entry kTypes[] = {
     {16, {"iq2_xxs", 256, 66, false}}, {17, {"iq2_xs", 256, 74, false}},
     {18, {"iq3_xxs", 256, 98, false}}, {19, {"iq1_s", 256, 50, false}},
     {20, {"iq4_nl", 32, 18, true}},  {21, {"iq3_s", 256, 110, false}},
-    {22, {"iq2_s", 256, 82, false}},  {23, {"iq4_xs", 256, 136, false}},
+    {22, {"iq2_s", 256, 82, false}},  {23, {"iq4_xs", 256, 136, true}},
     {24, {"i8", 1, 1, false}},        {25, {"i16", 1, 2, false}},
     {26, {"i32", 1, 4, false}},       {27, {"i64", 1, 8, false}},
     {28, {"f64", 1, 8, false}},       {29, {"iq1_m", 256, 56, false}},
@@ -244,12 +244,23 @@ void DequantizeQ3K(const BlockQ3_K* x, float* y, int64_t n) {
   }
 }
 
+// 32 values of IQ4_NL's grid with scale d from 16 bytes of nibbles.
+void DequantizeIQ4Block(float d, const uint8_t* qs, float* y) {
+  for (int j = 0; j < 16; ++j) {
+    y[j] = d * kIQ4NLValues[qs[j] & 0xF];
+    y[j + 16] = d * kIQ4NLValues[qs[j] >> 4];
+  }
+}
+
 void DequantizeIQ4NL(const BlockIQ4_NL* b, float* y, int64_t n) {
-  for (int64_t i = 0; i < n / kQK4_NL; ++i) {
+  for (int64_t i = 0; i < n / kQK4_NL; ++i) DequantizeIQ4Block(F16ToF32(b[i].d), b[i].qs, y + 32 * i);
+}
+
+void DequantizeIQ4XS(const BlockIQ4_XS* b, float* y, int64_t n) {
+  for (int64_t i = 0; i < n / kQK_K; ++i) {
     const float d = F16ToF32(b[i].d);
-    for (int j = 0; j < 16; ++j) {
-      y[i * 32 + j] = d * kIQ4NLValues[b[i].qs[j] & 0xF];
-      y[i * 32 + j + 16] = d * kIQ4NLValues[b[i].qs[j] >> 4];
+    for (int ib = 0; ib < kQK_K / 32; ++ib) {
+      DequantizeIQ4Block(d * static_cast<float>(IQ4XSScale(b[i], ib)), b[i].qs + 16 * ib, y + kQK_K * i + 32 * ib);
     }
   }
 }
@@ -315,6 +326,8 @@ void DequantizeRow(DType type, const void* src, float* dst, int64_t n) {
       return DequantizeQ45(static_cast<const BlockQ5_1*>(src), dst, n);
     case DType::kIQ4_NL:
       return DequantizeIQ4NL(static_cast<const BlockIQ4_NL*>(src), dst, n);
+    case DType::kIQ4_XS:
+      return DequantizeIQ4XS(static_cast<const BlockIQ4_XS*>(src), dst, n);
     case DType::kQ2_K:
       return DequantizeQ2K(static_cast<const BlockQ2_K*>(src), dst, n);
     case DType::kQ3_K:
@@ -826,48 +839,87 @@ int NearestIQ4NL(float v) {
   return v - kIQ4NLValues[hi - 1] < kIQ4NLValues[hi] - v ? hi - 1 : hi;
 }
 
-// IQ4_NL (ggml quantize_iq4_nl without an importance matrix): per block of
-// 32, the grid's end at the value of largest magnitude, then 15 scales
-// around it, keeping the one that maximizes sum(w x q)^2 / sum(w q^2) with
-// w = x^2; the least-squares d for those indices, and the indices again
-// against it.
-void QuantizeIQ4NL(const float* src, BlockIQ4_NL* y, int64_t n) {
+// The scale of 32 values on IQ4_NL's grid (ggml quantize_row_iq4_nl_impl
+// without an importance matrix): the grid's end at the value of largest
+// magnitude, then 15 scales around it (of either sign), keeping the one that
+// maximizes sum(w x q)^2 / sum(w q^2) with w = x^2; returns the
+// least-squares d for those indices (0 for an all-zero block).
+float IQ4BlockScale(const float* x) {
   constexpr int kTries = 7;
-  for (int64_t i = 0; i < n / kQK4_NL; ++i) {
-    const float* x = src + i * kQK4_NL;
-    float amax = 0, max = 0;
-    for (int j = 0; j < kQK4_NL; ++j) {
-      if (std::fabs(x[j]) > amax) {
-        amax = std::fabs(x[j]);
-        max = x[j];
-      }
+  float amax = 0, max = 0;
+  for (int j = 0; j < 32; ++j) {
+    if (std::fabs(x[j]) > amax) {
+      amax = std::fabs(x[j]);
+      max = x[j];
     }
-    float d = 0.0f;
-    if (amax >= 1e-15f) {
-      auto fit = [&](float id, float* sumqx, float* sumq2) {
-        *sumqx = *sumq2 = 0;
-        for (int j = 0; j < kQK4_NL; ++j) {
-          const float q = kIQ4NLValues[NearestIQ4NL(id * x[j])], w = x[j] * x[j];
-          *sumqx += w * q * x[j];
-          *sumq2 += w * q * q;
-        }
-      };
-      float sumqx, sumq2;
-      fit(-kIQ4NLValues[0] / max, &sumqx, &sumq2);
+  }
+  if (amax < 1e-15f) return 0.0f;  // (ggml GROUP_MAX_EPS)
+  auto fit = [&](float id, float* sumqx, float* sumq2) {
+    *sumqx = *sumq2 = 0;
+    for (int j = 0; j < 32; ++j) {
+      const float q = kIQ4NLValues[NearestIQ4NL(id * x[j])], w = x[j] * x[j];
+      *sumqx += w * q * x[j];
+      *sumq2 += w * q * q;
+    }
+  };
+  float sumqx, sumq2;
+  fit(-kIQ4NLValues[0] / max, &sumqx, &sumq2);
+  float d = sumqx / sumq2;
+  float best = d * sumqx;
+  for (int t = -kTries; t <= kTries; ++t) {
+    fit((t + kIQ4NLValues[0]) / max, &sumqx, &sumq2);
+    if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
       d = sumqx / sumq2;
-      float best = d * sumqx;
-      for (int t = -kTries; t <= kTries; ++t) {
-        fit((t + kIQ4NLValues[0]) / max, &sumqx, &sumq2);
-        if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
-          d = sumqx / sumq2;
-          best = d * sumqx;
-        }
+      best = d * sumqx;
+    }
+  }
+  return d;
+}
+
+// 32 values' nearest grid indices at scale d, packed as IQ4_NL's nibbles.
+void PackIQ4Block(const float* x, float d, uint8_t* qs) {
+  const float id = d != 0.0f ? 1 / d : 0.0f;
+  for (int j = 0; j < 16; ++j) {
+    qs[j] = static_cast<uint8_t>(NearestIQ4NL(id * x[j]) | NearestIQ4NL(id * x[j + 16]) << 4);
+  }
+}
+
+// IQ4_NL (ggml quantize_iq4_nl without an importance matrix).
+void QuantizeIQ4NL(const float* src, BlockIQ4_NL* y, int64_t n) {
+  for (int64_t i = 0; i < n / kQK4_NL; ++i) {
+    const float d = IQ4BlockScale(src + 32 * i);
+    y[i].d = F32ToF16(d);
+    PackIQ4Block(src + 32 * i, d, y[i].qs);
+  }
+}
+
+// IQ4_XS (ggml quantize_iq4_xs without an importance matrix): each
+// sub-block's scale as IQ4_NL's, then 6-bit levels against the super-block
+// scale d = -(the scale of largest magnitude) / 32, and each sub-block's
+// indices again against d * level.
+void QuantizeIQ4XS(const float* src, BlockIQ4_XS* y, int64_t n) {
+  float scales[kQK_K / 32];
+  for (int64_t i = 0; i < n / kQK_K; ++i) {
+    const float* x = src + kQK_K * i;
+    BlockIQ4_XS& out = y[i];
+    float max_scale = 0, amax_scale = 0;
+    for (int ib = 0; ib < kQK_K / 32; ++ib) {
+      scales[ib] = IQ4BlockScale(x + 32 * ib);
+      if (std::fabs(scales[ib]) > amax_scale) {
+        amax_scale = std::fabs(scales[ib]);
+        max_scale = scales[ib];
       }
     }
-    y[i].d = F32ToF16(d);
+    const float d = -max_scale / 32;
+    out.d = F32ToF16(d);
     const float id = d != 0.0f ? 1 / d : 0.0f;
-    for (int j = 0; j < 16; ++j) {
-      y[i].qs[j] = static_cast<uint8_t>(NearestIQ4NL(id * x[j]) | NearestIQ4NL(id * x[j + 16]) << 4);
+    out.scales_h = 0;
+    std::memset(out.scales_l, 0, sizeof out.scales_l);
+    for (int ib = 0; ib < kQK_K / 32; ++ib) {
+      const int l = std::clamp(NearestInt(id * scales[ib]), -32, 31);
+      PackIQ4Block(x + 32 * ib, d * static_cast<float>(l), out.qs + 16 * ib);
+      out.scales_l[ib / 2] |= static_cast<uint8_t>(((l + 32) & 0xF) << (4 * (ib % 2)));
+      out.scales_h |= static_cast<uint16_t>(((l + 32) >> 4) << (2 * ib));
     }
   }
 }
@@ -916,6 +968,9 @@ void QuantizeRow(DType type, const float* src, void* dst, int64_t n) {
       return;
     case DType::kIQ4_NL:
       QuantizeIQ4NL(src, static_cast<BlockIQ4_NL*>(dst), n);
+      return;
+    case DType::kIQ4_XS:
+      QuantizeIQ4XS(src, static_cast<BlockIQ4_XS*>(dst), n);
       return;
     case DType::kQ2_K:
       QuantizeQ2K(src, static_cast<BlockQ2_K*>(dst), n);

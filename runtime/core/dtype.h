@@ -138,6 +138,23 @@ inline constexpr int8_t kIQ4NLValues[16] = {-127, -104, -83, -65, -49, -35, -22,
                                             1,    13,   25,  38,  53,  69,  89,  113};
 
 constexpr int kQK_K = 256;
+
+// IQ4_XS: IQ4_NL's values in 256-value super-blocks of 8 sub-blocks of 32,
+// each with a 6-bit scale: x = d * (ls - 32) * kIQ4NLValues[q] (IQ4XSScale
+// gives ls - 32). Sub-block ib's 32 values are qs[16 ib .. 16 ib + 15] as
+// IQ4_NL's block (element j low nibble, j + 16 high); its ls is the
+// (ib % 2) nibble of scales_l[ib / 2] with bits 2 ib..2 ib + 1 of scales_h
+// above it.
+struct BlockIQ4_XS {
+  uint16_t d;  // super-block scale, f16
+  uint16_t scales_h;
+  uint8_t scales_l[kQK_K / 64];
+  uint8_t qs[kQK_K / 2];
+};
+static_assert(sizeof(BlockIQ4_XS) == 136);
+inline int IQ4XSScale(const BlockIQ4_XS& b, int ib) {
+  return (((b.scales_l[ib / 2] >> (4 * (ib % 2))) & 0xF) | ((b.scales_h >> (2 * ib)) & 3) << 4) - 32;
+}
 // Q2_K: 16 sub-blocks of 16 values, x = d * sc * q - dmin * m with q in
 // [0, 3] and 4-bit (sc, m) per sub-block (scales[i / 16] for value i). Per
 // 128 values (32 bytes of qs), value 32j + l (j < 4, l < 32) is bits
@@ -205,8 +222,8 @@ void DequantizeRow(DType type, const void* src, float* dst, int64_t n);
 
 // Quantizes one row of f32 (n a multiple of the block size) with ggml's
 // reference rounding (quantize_row_*_ref, no importance matrix).
-// Supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K,
-// Q4_K, Q5_K, Q6_K;
+// Supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, IQ4_XS, Q2_K,
+// Q3_K, Q4_K, Q5_K, Q6_K;
 // other types write zeros.
 void QuantizeRow(DType type, const float* src, void* dst, int64_t n);
 

@@ -27,6 +27,7 @@ DType ActKind(DType weight_type) {
     case DType::kQ5_0:
     case DType::kQ5_1:
     case DType::kIQ4_NL:
+    case DType::kIQ4_XS:  // (ggml: Q8_K; 32-value blocks are its sub-blocks)
       return DType::kQ8_0;
     case DType::kQ2_K:
     case DType::kQ3_K:

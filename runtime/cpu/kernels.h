@@ -8,7 +8,8 @@
 //   F32/F16/BF16   f32                    f32 FMA (weights widened in registers)
 //   Q8_0/Q4_0      Q8_0-style int8 blocks int8 x int8 -> int32, scaled per block
 //   Q4_1, Q5_0,    likewise (4- and 5-bit quants; IQ4_NL's nibbles looked
-//   Q5_1, IQ4_NL   up in its table)
+//   Q5_1, IQ4_NL,  up in its table, IQ4_XS's sub-blocks of 32 as IQ4_NL
+//   IQ4_XS         blocks)
 //   Q2_K..Q6_K     Q8_K-style int8 blocks int8 x int8 -> int32, sub-block scales
 //
 // which is what ggml does too, so quantized outputs differ from a
@@ -126,7 +127,8 @@ std::string ActiveKernelsName();
 // each prefetching ahead, when each run is at least kDecodeMinRunBytes,
 // else two (BandQ8 in kernels_x86.h); Q6_K rows as kQ6KDecodeRuns runs
 // (AVX-512), Q4_K and Q5_K rows as kQ4KDecodeRuns, Q2_K and Q3_K rows as
-// kQ23KDecodeRuns; Q4_1, Q5_0, Q5_1 and IQ4_NL rows as kLegacyDecodeRuns;
+// kQ23KDecodeRuns; Q4_1, Q5_0, Q5_1, IQ4_NL and IQ4_XS rows as
+// kLegacyDecodeRuns;
 // F32, F16 and BF16 rows as kFloatDecodeRuns runs.
 // MatMulGroup has the pool's workers read ahead the starts of the same runs.
 constexpr int64_t kDecodeMinRunBytes = int64_t{64} << 10;

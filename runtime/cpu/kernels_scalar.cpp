@@ -65,7 +65,7 @@ struct FloatDot {
   }
 };
 
-// Q8_0 / Q4_0 / IQ4_NL / Q5_0 / Q4_1 / Q5_1 weights against Q8_0 activations: an exact
+// Q8_0 / Q4_0 / IQ4_NL / IQ4_XS / Q5_0 / Q4_1 / Q5_1 weights against Q8_0 activations: an exact
 // int32 sum per 32-element block, scaled by both blocks' scales; Q4_1's and
 // Q5_1's minimum m adds m . dx . sum(xq) per block, summed apart and added
 // at the end.
@@ -83,12 +83,21 @@ struct Q8Dot {
         const BlockQ8_0& blk = reinterpret_cast<const BlockQ8_0*>(row)[b];
         dw = F16ToF32Fast(blk.d);
         for (int i = 0; i < kQ8Block; ++i) isum += blk.qs[i] * xq[b * kQ8Block + i];
-      } else if constexpr (kType == DType::kIQ4_NL) {
-        const BlockIQ4_NL& blk = reinterpret_cast<const BlockIQ4_NL*>(row)[b];
-        dw = F16ToF32Fast(blk.d);
+      } else if constexpr (kType == DType::kIQ4_NL || kType == DType::kIQ4_XS) {
+        // IQ4_XS: each 32-value sub-block as an IQ4_NL block of scale d (ls - 32)
+        const uint8_t* qs;
+        if constexpr (kType == DType::kIQ4_NL) {
+          const BlockIQ4_NL& blk = reinterpret_cast<const BlockIQ4_NL*>(row)[b];
+          dw = F16ToF32Fast(blk.d);
+          qs = blk.qs;
+        } else {
+          const BlockIQ4_XS& blk = reinterpret_cast<const BlockIQ4_XS*>(row)[b / 8];
+          dw = F16ToF32Fast(blk.d) * static_cast<float>(IQ4XSScale(blk, static_cast<int>(b % 8)));
+          qs = blk.qs + 16 * (b % 8);
+        }
         for (int i = 0; i < kQ8Block / 2; ++i) {
-          isum += kIQ4NLValues[blk.qs[i] & 0x0F] * xq[b * kQ8Block + i];
-          isum += kIQ4NLValues[blk.qs[i] >> 4] * xq[b * kQ8Block + i + kQ8Block / 2];
+          isum += kIQ4NLValues[qs[i] & 0x0F] * xq[b * kQ8Block + i];
+          isum += kIQ4NLValues[qs[i] >> 4] * xq[b * kQ8Block + i + kQ8Block / 2];
         }
       } else if constexpr (kType == DType::kQ4_0) {
         const BlockQ4_0& blk = reinterpret_cast<const BlockQ4_0*>(row)[b];
@@ -274,6 +283,7 @@ void MatMulRows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y
     case DType::kQ5_0: return MatMulRowsT<PairwiseMicro<Q8Dot<DType::kQ5_0>, 1, 1>>(w, x, r0, r1, y, ldy);
     case DType::kQ5_1: return MatMulRowsT<PairwiseMicro<Q8Dot<DType::kQ5_1>, 1, 1>>(w, x, r0, r1, y, ldy);
     case DType::kIQ4_NL: return MatMulRowsT<PairwiseMicro<Q8Dot<DType::kIQ4_NL>, 1, 1>>(w, x, r0, r1, y, ldy);
+    case DType::kIQ4_XS: return MatMulRowsT<PairwiseMicro<Q8Dot<DType::kIQ4_XS>, 1, 1>>(w, x, r0, r1, y, ldy);
     case DType::kQ2_K: return MatMulRowsT<PairwiseMicro<Q23KDot<DType::kQ2_K>, 1, 1>>(w, x, r0, r1, y, ldy);
     case DType::kQ3_K: return MatMulRowsT<PairwiseMicro<Q23KDot<DType::kQ3_K>, 1, 1>>(w, x, r0, r1, y, ldy);
     case DType::kQ4_K: return MatMulRowsT<PairwiseMicro<Q45KDot<BlockQ4_K>, 1, 1>>(w, x, r0, r1, y, ldy);

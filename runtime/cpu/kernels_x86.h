@@ -340,12 +340,18 @@ struct Q8Micro {
       kType == DType::kQ8_0, BlockQ8_0,
       std::conditional_t<
           kType == DType::kQ4_0, BlockQ4_0,
-          std::conditional_t<kType == DType::kIQ4_NL, BlockIQ4_NL,
-                             std::conditional_t<kType == DType::kQ5_0, BlockQ5_0,
-                                                std::conditional_t<kType == DType::kQ4_1, BlockQ4_1, BlockQ5_1>>>>>;
-  // Q8_0 and IQ4_NL (the nibbles looked up in kIQ4NLValues) give signed quants
-  static constexpr bool kSigned = kType == DType::kQ8_0 || kType == DType::kIQ4_NL;
-  static constexpr int64_t kBlockBytes = sizeof(Block);
+          std::conditional_t<
+              kType == DType::kIQ4_NL, BlockIQ4_NL,
+              std::conditional_t<kType == DType::kIQ4_XS, BlockIQ4_XS,
+                                 std::conditional_t<kType == DType::kQ5_0, BlockQ5_0,
+                                                    std::conditional_t<kType == DType::kQ4_1, BlockQ4_1, BlockQ5_1>>>>>>;
+  // IQ4_NL and IQ4_XS look their nibbles up in kIQ4NLValues; with Q8_0 they
+  // give signed quants. IQ4_XS's "block" b is sub-block b % 8 of its
+  // 256-value block b / 8, 32 values as IQ4_NL's with scale d (ls - 32).
+  static constexpr bool kIQ4 = kType == DType::kIQ4_NL || kType == DType::kIQ4_XS;
+  static constexpr bool kSigned = kType == DType::kQ8_0 || kIQ4;
+  // bytes per 32 values (IQ4_XS: on average), for the prefetch distances
+  static constexpr int64_t kBlockBytes = kType == DType::kIQ4_XS ? sizeof(Block) / 8 : sizeof(Block);
   static constexpr int64_t kPrefetchBlocks = 32;
   // Q4_0 and Q5_0 store q + kOffset unsigned (Q8_0: 0, signed)
   static constexpr int kOffset = kType == DType::kQ4_0 ? 8 : kType == DType::kQ5_0 ? 16 : 0;
@@ -358,18 +364,18 @@ struct Q8Micro {
   // 0..31 with the Q5 types' fifth bits above them) and Q4_0's and Q5_0's
   // offset is taken off after the product: (q - 8) . x = q . x - 8 . x.
   static __m256i Quants(const uint8_t* row, int64_t b) {
-    const Block& blk = reinterpret_cast<const Block*>(row)[b];
     if constexpr (kType == DType::kQ8_0) {
-      return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qs));
+      return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(reinterpret_cast<const Block*>(row)[b].qs));
     } else {
-      const __m128i p = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs));
+      const __m128i p = _mm_loadu_si128(reinterpret_cast<const __m128i*>(Nibbles(row, b)));
       // low nibbles are elements 0..15, high nibbles 16..31
       const __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(p, 4), p), _mm256_set1_epi8(0x0F));
-      if constexpr (kType == DType::kIQ4_NL) {
+      if constexpr (kIQ4) {
         return _mm256_shuffle_epi8(IQ4NLTable(), q);
       } else if constexpr (!kFifthBit) {
         return q;
       } else {
+        const Block& blk = reinterpret_cast<const Block*>(row)[b];
         uint32_t qh;  // bit i: element i's fifth bit
         __builtin_memcpy(&qh, blk.qh, 4);
         return _mm256_or_si256(q, _mm256_and_si256(BitsToBytes(qh), _mm256_set1_epi8(0x10)));
@@ -380,7 +386,18 @@ struct Q8Micro {
   static __m256i IQ4NLTable() {
     return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValues)));
   }
-  static float Scale(const uint8_t* row, int64_t b) { return HalfToFloat(reinterpret_cast<const Block*>(row)[b].d); }
+  // The 16 bytes of nibbles of block b (all but Q8_0).
+  static const uint8_t* Nibbles(const uint8_t* row, int64_t b) {
+    if constexpr (kType == DType::kIQ4_XS) return reinterpret_cast<const Block*>(row)[b / 8].qs + 16 * (b % 8);
+    return reinterpret_cast<const Block*>(row)[b].qs;
+  }
+  static float Scale(const uint8_t* row, int64_t b) {
+    if constexpr (kType == DType::kIQ4_XS) {
+      const Block& blk = reinterpret_cast<const Block*>(row)[b / 8];
+      return HalfToFloat(blk.d) * static_cast<float>(IQ4XSScale(blk, static_cast<int>(b % 8)));
+    }
+    return HalfToFloat(reinterpret_cast<const Block*>(row)[b].d);
+  }
   static float Min(const uint8_t* row, int64_t b) {
     if constexpr (kMin) return HalfToFloat(reinterpret_cast<const Block*>(row)[b].m);
     return 0.0f;
@@ -427,14 +444,14 @@ struct Q8Micro {
   // prefetches `ahead` bytes past each block) alternating with Rows in one
   // process, bench-0.3b tg64 (-r 8): Q5_0 1.20x, Q4_1 1.09x, Q5_1 1.15x.
   //
-  // IQ4_NL's looked-up values go in offset by 128 (unsigned, as vpdpbusd
+  // IQ4_NL's and IQ4_XS's looked-up values go in offset by 128 (unsigned, as vpdpbusd
   // takes them) and 128 . x comes off as Q4_0's 8 . x does: the same exact
   // sums as Rows' signed products.
   template <int S, int C>
   static void RowPairs(const uint8_t* const* w, const Acts& x, int64_t t, float* const* out, int64_t ldy,
                        int64_t ahead = 0) {
-    static_assert(S % 2 == 0 && kPairs, "pairs of Q4_1/Q5_0/Q5_1/IQ4_NL rows");
-    constexpr int kPairOffset = kType == DType::kIQ4_NL ? 128 : kOffset;
+    static_assert(S % 2 == 0 && kPairs, "pairs of Q4_1/Q5_0/Q5_1/IQ4_NL/IQ4_XS rows");
+    constexpr int kPairOffset = kIQ4 ? 128 : kOffset;
     [[maybe_unused]] const __m512i table = _mm512_xor_si512(_mm512_maskz_broadcast_i32x4(0xFFFF, _mm256_castsi256_si128(IQ4NLTable())),
                                            _mm512_set1_epi8(static_cast<char>(0x80)));
     constexpr int P = S / 2;
@@ -465,25 +482,27 @@ struct Q8Micro {
       float mw[S];
       YUAN_UNROLL
       for (int p = 0; p < P; ++p) {
-        const Block& ba = reinterpret_cast<const Block*>(w[2 * p])[b];
-        const Block& bb = reinterpret_cast<const Block*>(w[2 * p + 1])[b];
+        const uint8_t* wa = w[2 * p];
+        const uint8_t* wb = w[2 * p + 1];
         const __m256i pq = _mm256_inserti128_si256(
-            _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ba.qs))),
-            _mm_loadu_si128(reinterpret_cast<const __m128i*>(bb.qs)), 1);
+            _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(Nibbles(wa, b)))),
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(Nibbles(wb, b))), 1);
         q[p] = _mm512_and_si512(
             _mm512_srlv_epi16(_mm512_maskz_permutexvar_epi64(0xFF, dup, _mm512_castsi256_si512(pq)), shift), m4);
-        if constexpr (kType == DType::kIQ4_NL) q[p] = _mm512_shuffle_epi8(table, q[p]);
+        if constexpr (kIQ4) q[p] = _mm512_shuffle_epi8(table, q[p]);
         if constexpr (kFifthBit) {
+          const Block& ba = reinterpret_cast<const Block*>(wa)[b];
+          const Block& bb = reinterpret_cast<const Block*>(wb)[b];
           uint32_t ha, hb;
           __builtin_memcpy(&ha, ba.qh, 4);
           __builtin_memcpy(&hb, bb.qh, 4);
           const __mmask64 bits = _cvtu64_mask64(static_cast<uint64_t>(ha) | static_cast<uint64_t>(hb) << 32);
           q[p] = _mm512_ternarylogic_epi32(q[p], _mm512_movm_epi8(bits), bit4, 0xF8);  // q | (bits & 16)
         }
-        dw[p] = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(HalfToFloat(ba.d)), _mm512_set1_ps(HalfToFloat(bb.d)));
+        dw[p] = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(Scale(wa, b)), _mm512_set1_ps(Scale(wb, b)));
         if constexpr (kMin) {
-          mw[2 * p] = HalfToFloat(ba.m);
-          mw[2 * p + 1] = HalfToFloat(bb.m);
+          mw[2 * p] = Min(wa, b);
+          mw[2 * p + 1] = Min(wb, b);
         }
       }
       YUAN_UNROLL
@@ -689,10 +708,10 @@ struct AmxTiles {
 
 template <DType kType>
 struct BandQ8 {
-  // Q8_0 and IQ4_NL (its nibbles looked up in kIQ4NLValues as it is
-  // unpacked; it keeps Q4_0's block layout and is never interleaved) are
+  // Q8_0, IQ4_NL and IQ4_XS (their nibbles looked up in kIQ4NLValues as
+  // they are unpacked, row-major only: they are never interleaved) are
   // signed bytes in the unpacked band
-  static constexpr bool kQ8 = kType == DType::kQ8_0 || kType == DType::kIQ4_NL;
+  static constexpr bool kQ8 = kType == DType::kQ8_0 || kType == DType::kIQ4_NL || kType == DType::kIQ4_XS;
   // vpdpbusd multiplies unsigned by signed bytes. Q4_0's nibbles are
   // unsigned already (w = q - 8). With VNNI a Q8_0 weight goes in offset by
   // 128 (w + 128 = w ^ 0x80, one xor per weight vector) and the offset comes
@@ -804,24 +823,26 @@ struct BandQ8 {
     }
     int8_t q[kBandRows][32];
     for (int j = 0; j < kBandRows; ++j) {
-      uint16_t d;
-      const uint8_t* blk = w + j * rb + b * kBlockBytes;
-      __builtin_memcpy(&d, blk, 2);
-      const uint8_t* qs = blk + 2;
+      const uint8_t* row = w + j * rb;
       if constexpr (kType == DType::kQ8_0) {
-        for (int i = 0; i < 32; ++i) q[j][i] = static_cast<int8_t>(qs[i]);
-      } else if constexpr (kType == DType::kIQ4_NL) {
+        const BlockQ8_0& blk = reinterpret_cast<const BlockQ8_0*>(row)[b];
+        for (int i = 0; i < 32; ++i) q[j][i] = blk.qs[i];
+        scales[j] = HalfToFloat(blk.d);
+      } else if constexpr (kType == DType::kQ4_0) {
+        const BlockQ4_0& blk = reinterpret_cast<const BlockQ4_0*>(row)[b];
+        for (int i = 0; i < 16; ++i) {
+          q[j][i] = static_cast<int8_t>(blk.qs[i] & 0x0F);
+          q[j][i + 16] = static_cast<int8_t>(blk.qs[i] >> 4);
+        }
+        scales[j] = HalfToFloat(blk.d);
+      } else {
+        const uint8_t* qs = Q8Micro<kType>::Nibbles(row, b);
         for (int i = 0; i < 16; ++i) {
           q[j][i] = kIQ4NLValues[qs[i] & 0x0F];
           q[j][i + 16] = kIQ4NLValues[qs[i] >> 4];
         }
-      } else {
-        for (int i = 0; i < 16; ++i) {
-          q[j][i] = static_cast<int8_t>(qs[i] & 0x0F);
-          q[j][i + 16] = static_cast<int8_t>(qs[i] >> 4);
-        }
+        scales[j] = Q8Micro<kType>::Scale(row, b);
       }
-      scales[j] = HalfToFloat(d);
     }
     for (int g = 0; g < 8; ++g) {
       for (int j = 0; j < kBandRows; ++j) {
@@ -2256,6 +2277,9 @@ void MatMulRows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y
     case DType::kIQ4_NL:
       if (x.n_tokens >= kBandMinTokens) return BandQ8<DType::kIQ4_NL>::Rows(w, x, r0, r1, y, ldy);
       return DecodeOrTiles<Q8Micro<DType::kIQ4_NL>>(w, x, r0, r1, y, ldy);
+    case DType::kIQ4_XS:
+      if (x.n_tokens >= kBandMinTokens) return BandQ8<DType::kIQ4_XS>::Rows(w, x, r0, r1, y, ldy);
+      return DecodeOrTiles<Q8Micro<DType::kIQ4_XS>>(w, x, r0, r1, y, ldy);
     case DType::kQ2_K:
 #if YUAN_X86_VNNI
       if (x.n_tokens >= kBandMinTokens) return BandK<DType::kQ2_K>::Rows(w, x, r0, r1, y, ldy);

@@ -62,7 +62,7 @@ void PlanWarm(const MatRef* w, int n, int64_t n_tokens, const ThreadPool& pool,
       } else if (w[i].type == DType::kQ2_K || w[i].type == DType::kQ3_K) {
         runs = kernels::kQ23KDecodeRuns;
       } else if (w[i].type == DType::kQ4_1 || w[i].type == DType::kQ5_0 || w[i].type == DType::kQ5_1 ||
-                 w[i].type == DType::kIQ4_NL) {
+                 w[i].type == DType::kIQ4_NL || w[i].type == DType::kIQ4_XS) {
         runs = kernels::kLegacyDecodeRuns;
       } else if (w[i].type == DType::kF32 || w[i].type == DType::kF16 || w[i].type == DType::kBF16) {
         runs = kernels::kFloatDecodeRuns;

@@ -1,5 +1,5 @@
 // The quantizers (the k-quants Q2_K..Q6_K and the 32-value Q4_0, Q4_1,
-// Q5_0, Q5_1, IQ4_NL): error of the expected size on normal data, exact on
+// Q5_0, Q5_1, IQ4_NL, IQ4_XS): error of the expected size on normal data, exact on
 // values the format can represent, and sane on hostile rows.
 #include <catch2/catch.hpp>
 #include <algorithm>
@@ -89,7 +89,11 @@ TEST_CASE("k-quants on normal data have the error their bit widths predict", "[c
     const double q3k = RelRmse(x, RoundTrip(DType::kQ3_K, x));
     const double q2k = RelRmse(x, RoundTrip(DType::kQ2_K, x));
     const double iq4 = RelRmse(x, RoundTrip(DType::kIQ4_NL, x));
-    INFO("q3_K " << q3k << ", q2_K " << q2k << ", iq4_nl " << iq4);
+    // IQ4_XS: IQ4_NL's blocks with their scales on a 6-bit grid, a little more
+    const double iq4xs = RelRmse(x, RoundTrip(DType::kIQ4_XS, x));
+    INFO("q3_K " << q3k << ", q2_K " << q2k << ", iq4_nl " << iq4 << ", iq4_xs " << iq4xs);
+    CHECK(iq4xs >= iq4 * 0.99);
+    CHECK(iq4xs < iq4 * 1.1);
     CHECK(q3k > 0.07);
     CHECK(q3k < 0.17);
     CHECK(q2k > 0.2);
@@ -199,7 +203,7 @@ TEST_CASE("k-quants and the 32-value types handle zero rows, an outlier and non-
   };
   for (const Case& c : {Case{DType::kQ4_K, 200, 0.09}, Case{DType::kQ5_K, 200, 0.09}, Case{DType::kQ6_K, 200, 0.09},
                         Case{DType::kQ4_1, 200, 0.09}, Case{DType::kQ5_0, 200, 0.09}, Case{DType::kQ5_1, 200, 0.09},
-                        Case{DType::kIQ4_NL, 250, 0.09}, Case{DType::kQ3_K, 700, 0.2},
+                        Case{DType::kIQ4_NL, 250, 0.09}, Case{DType::kIQ4_XS, 250, 0.09}, Case{DType::kQ3_K, 700, 0.2},
                         Case{DType::kQ2_K, 900, 0.36}}) {
     const DType type = c.type;
     INFO(DTypeName(type));

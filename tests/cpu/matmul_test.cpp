@@ -66,9 +66,9 @@ std::vector<float> RandomActs(int64_t n, std::mt19937& rng) {
 using testing::IsaScope;
 using testing::SupportedIsas;
 
-constexpr DType kComputeTypes[] = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ8_0,  DType::kQ4_0,
-                                   DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kIQ4_NL, DType::kQ2_K,
-                                   DType::kQ3_K, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K};
+constexpr DType kComputeTypes[] = {DType::kF32,    DType::kF16,    DType::kBF16, DType::kQ8_0, DType::kQ4_0,
+                                   DType::kQ4_1,   DType::kQ5_0,   DType::kQ5_1, DType::kIQ4_NL, DType::kIQ4_XS,
+                                   DType::kQ2_K,   DType::kQ3_K,   DType::kQ4_K, DType::kQ5_K, DType::kQ6_K};
 
 TEST_CASE("every kernel path quantizes activations to the same bytes", "[cpu]") {
   std::mt19937 rng(3);
@@ -161,10 +161,11 @@ TEST_CASE("every kernel path agrees with the scalar dequantize reference", "[cpu
   }
 }
 
-// The x86 Q8_0/Q4_0/IQ4_NL batch kernels keep 8 rows in the lanes of a
+// The x86 Q8_0/Q4_0/IQ4_NL/IQ4_XS batch kernels keep 8 rows in the lanes of a
 // register (kernels_x86.h) and round differently from the one-token kernel.
 bool BatchMatchesSingleBitwise(kernels::Isa isa, DType type) {
-  return isa == kernels::Isa::kScalar || (type != DType::kQ8_0 && type != DType::kQ4_0 && type != DType::kIQ4_NL);
+  return isa == kernels::Isa::kScalar ||
+         (type != DType::kQ8_0 && type != DType::kQ4_0 && type != DType::kIQ4_NL && type != DType::kIQ4_XS);
 }
 
 TEST_CASE("MatMul gives the same bits for any thread count, and batches match single tokens",
@@ -271,7 +272,7 @@ TEST_CASE("decoding gives the same bits at any prefetch distance", "[cpu]") {
   // and the other 32-value types' rows in four prefetching runs and the
   // rows left over
   for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ6_K, DType::kQ4_K, DType::kQ5_K, DType::kQ4_1,
-                     DType::kQ5_0, DType::kQ5_1, DType::kIQ4_NL, DType::kQ2_K, DType::kQ3_K}) {
+                     DType::kQ5_0, DType::kQ5_1, DType::kIQ4_NL, DType::kIQ4_XS, DType::kQ2_K, DType::kQ3_K}) {
     const int64_t rows = kernels::CanInterleave8(type, 8008) ? 8008 : 203;
     std::vector<uint8_t> q = RandomWeights(type, rows, cols, rng);
     MatRef m{type, rows, cols, q.data(), *RowBytes(type, cols)};
@@ -331,14 +332,14 @@ TEST_CASE("float decoding in runs gives each row the batch kernel's bits", "[cpu
   kernels::SetDecodePrefetchBytes(before);
 }
 
-// The x86 Q4_K/Q5_K/Q2_K/Q3_K and IQ4_NL kernels (AVX2 and AVX-512) sum the
+// The x86 Q4_K/Q5_K/Q2_K/Q3_K and IQ4_NL/IQ4_XS kernels (AVX2 and AVX-512) sum the
 // same exact integers per block and do the same FMAs, so they agree to the
 // bit, one token or many (the scalar set too for Q2_K and Q3_K, whose
 // reference does the same FMAs).
-TEST_CASE("Q4_K, Q5_K, Q2_K, Q3_K and IQ4_NL give the same bits with every x86 kernel set", "[cpu]") {
+TEST_CASE("Q4_K, Q5_K, Q2_K, Q3_K, IQ4_NL and IQ4_XS give the same bits with every x86 kernel set", "[cpu]") {
   std::mt19937 rng(31);
   const int64_t rows = 203, cols = 512, T = 6;
-  for (DType type : {DType::kQ4_K, DType::kQ5_K, DType::kQ2_K, DType::kQ3_K, DType::kIQ4_NL}) {
+  for (DType type : {DType::kQ4_K, DType::kQ5_K, DType::kQ2_K, DType::kQ3_K, DType::kIQ4_NL, DType::kIQ4_XS}) {
     INFO(DTypeName(type));
     auto q = RandomWeights(type, rows, cols, rng);
     MatRef m{type, rows, cols, q.data(), *RowBytes(type, cols)};

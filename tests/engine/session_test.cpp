@@ -176,8 +176,8 @@ TEST_CASE("Cancel from another thread stops generation promptly", "[engine][canc
 
 TEST_CASE("every weight dtype loads and generates", "[engine]") {
   for (DType type : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ5_0,
-                     DType::kQ5_1, DType::kIQ4_NL, DType::kQ2_K, DType::kQ3_K, DType::kQ4_K, DType::kQ5_K,
-                     DType::kQ6_K}) {
+                     DType::kQ5_1, DType::kIQ4_NL, DType::kIQ4_XS, DType::kQ2_K, DType::kQ3_K, DType::kQ4_K,
+                     DType::kQ5_K, DType::kQ6_K}) {
     INFO(DTypeName(type));
     testing::RandomModelSpec spec;
     spec.n_embd = 256;  // rows of whole 256-value blocks, for the k-quants
@@ -194,14 +194,14 @@ TEST_CASE("every weight dtype loads and generates", "[engine]") {
   testing::RandomModelSpec spec;
   spec.n_embd = 256;
   spec.n_ff = 512;
-  spec.weight_type = DType::kIQ4_XS;
+  spec.weight_type = DType::kIQ2_XS;
   EngineOptions o;
-  o.model_path = testing::WriteRandomLlamaModel(spec, "iq4_xs.gguf");
+  o.model_path = testing::WriteRandomLlamaModel(spec, "iq2_xs.gguf");
   auto refused = Engine::Open(o);
   REQUIRE_FALSE(refused.ok());
   CHECK(refused.status().code() == absl::StatusCode::kUnimplemented);
   CHECK_THAT(std::string(refused.status().message()),
-             Catch::Contains("has type iq4_xs, which yuan cannot compute with yet"));
+             Catch::Contains("has type iq2_xs, which yuan cannot compute with yet"));
 }
 
 TEST_CASE("step times cover each forward pass and change no result", "[engine]") {
