@@ -67,6 +67,22 @@ inline int32_t HsumI32(__m256i v) {
   return _mm_cvtsi128_si32(s);
 }
 
+#if YUAN_X86_VNNI
+// v in the low 256 bits, zeros above (GCC 12's _mm512_zextsi256_si512
+// warns about an uninitialized operand).
+inline __m512i ZeroExtend(__m256i v) { return _mm512_maskz_broadcast_i64x4(0x0F, v); }
+#endif
+
+// Lane j: the sum of v[j]'s 8 lanes (exact integer sums, in any order),
+// from the pairs hadd(v[0], v[1]) and hadd(v[2], v[3]).
+inline __m128i TotalsOfPairs(__m256i p01, __m256i p23) {
+  const __m256i h = _mm256_hadd_epi32(p01, p23);
+  return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+inline __m128i Totals4(const __m256i* v) {
+  return TotalsOfPairs(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+}
+
 inline float HalfToFloat(uint16_t h) { return _cvtsh_ss(h); }
 
 inline float BrainToFloat(uint16_t h) {
@@ -388,8 +404,26 @@ struct Q8Micro {
   }
   // The 16 bytes of nibbles of block b (all but Q8_0).
   static const uint8_t* Nibbles(const uint8_t* row, int64_t b) {
-    if constexpr (kType == DType::kIQ4_XS) return reinterpret_cast<const Block*>(row)[b / 8].qs + 16 * (b % 8);
+    if constexpr (kType == DType::kIQ4_XS) {
+      const uint64_t u = static_cast<uint64_t>(b);
+      return reinterpret_cast<const Block*>(row)[u >> 3].qs + 16 * (u & 7);
+    }
     return reinterpret_cast<const Block*>(row)[b].qs;
+  }
+  // IQ4_XS: the 8 sub-block scales d (ls - 32) of 256-value block `blk`,
+  // each the float product Scale computes (the nibbles of scales_l
+  // interleaved by a byte unpack, scales_h's bit pairs by a variable shift).
+  static void SubScales(const uint8_t* row, int64_t blk, float* out) {
+    const BlockIQ4_XS& x = reinterpret_cast<const BlockIQ4_XS*>(row)[blk];
+    int32_t sl;
+    __builtin_memcpy(&sl, x.scales_l, 4);
+    const __m128i v = _mm_cvtsi32_si128(sl), m4 = _mm_set1_epi8(0x0F);
+    const __m128i lo = _mm_unpacklo_epi8(_mm_and_si128(v, m4), _mm_and_si128(_mm_srli_epi16(v, 4), m4));
+    const __m256i hi = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(x.scales_h), _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14)),
+                                        _mm256_set1_epi32(3));
+    const __m256i ls = _mm256_or_si256(_mm256_cvtepu8_epi32(lo), _mm256_slli_epi32(hi, 4));
+    _mm256_storeu_ps(out, _mm256_mul_ps(_mm256_set1_ps(HalfToFloat(x.d)),
+                                        _mm256_cvtepi32_ps(_mm256_sub_epi32(ls, _mm256_set1_epi32(32)))));
   }
   static float Scale(const uint8_t* row, int64_t b) {
     if constexpr (kType == DType::kIQ4_XS) {
@@ -472,10 +506,21 @@ struct Q8Micro {
     const __m512i shift = _mm512_setr_epi64(0, 0, 0x0004000400040004, 0x0004000400040004, 0, 0,
                                             0x0004000400040004, 0x0004000400040004);
     const __m512i m4 = _mm512_set1_epi8(0x0F), bit4 = _mm512_set1_epi8(0x10);
+    [[maybe_unused]] alignas(32) float xs_scales[S][8];  // IQ4_XS: the current block's sub-block scales
+    auto scale = [&](int r, int64_t b) {
+      if constexpr (kType == DType::kIQ4_XS) return xs_scales[r][b & 7];
+      return Scale(w[r], b);
+    };
     for (int64_t b = 0; b < nb; ++b) {
       if (ahead > 0) {
         YUAN_UNROLL
         for (int r = 0; r < S; ++r) _mm_prefetch(reinterpret_cast<const char*>(w[r]) + b * kBlockBytes + ahead, _MM_HINT_T0);
+      }
+      if constexpr (kType == DType::kIQ4_XS) {
+        if ((b & 7) == 0) {
+          YUAN_UNROLL
+          for (int r = 0; r < S; ++r) SubScales(w[r], b >> 3, xs_scales[r]);
+        }
       }
       __m512i q[P];
       __m512 dw[P];  // row 2p's scale in the low 8 lanes, 2p + 1's in the high
@@ -499,7 +544,7 @@ struct Q8Micro {
           const __mmask64 bits = _cvtu64_mask64(static_cast<uint64_t>(ha) | static_cast<uint64_t>(hb) << 32);
           q[p] = _mm512_ternarylogic_epi32(q[p], _mm512_movm_epi8(bits), bit4, 0xF8);  // q | (bits & 16)
         }
-        dw[p] = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(Scale(wa, b)), _mm512_set1_ps(Scale(wb, b)));
+        dw[p] = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(scale(2 * p, b)), _mm512_set1_ps(scale(2 * p + 1, b)));
         if constexpr (kMin) {
           mw[2 * p] = Min(wa, b);
           mw[2 * p + 1] = Min(wb, b);
@@ -568,7 +613,14 @@ struct Q8Micro {
     // moves its sign onto the other; of the R weight blocks and C activation
     // blocks, the side with fewer blocks pays for the absolute values.
     constexpr bool kAbsWeights = R <= C;
+    [[maybe_unused]] alignas(32) float xs_scales[R][8];  // IQ4_XS: the current block's sub-block scales
     for (int64_t b = 0; b < nb; ++b) {
+      if constexpr (kType == DType::kIQ4_XS) {
+        if ((b & 7) == 0) {
+          YUAN_UNROLL
+          for (int r = 0; r < R; ++r) SubScales(w[r], b >> 3, xs_scales[r]);
+        }
+      }
       if (ahead > 0) {
         // (a block is at most 34 bytes: every line gets a prefetch)
         YUAN_UNROLL
@@ -587,7 +639,11 @@ struct Q8Micro {
       for (int r = 0; r < R; ++r) {
         qw[r] = Quants(w[r], b);
         if constexpr (kSigned && kAbsWeights) aw[r] = _mm256_sign_epi8(qw[r], qw[r]);
-        dw[r] = Scale(w[r], b);
+        if constexpr (kType == DType::kIQ4_XS) {
+          dw[r] = xs_scales[r][b & 7];
+        } else {
+          dw[r] = Scale(w[r], b);
+        }
         if constexpr (kMin) mw[r] = Min(w[r], b);
       }
       YUAN_UNROLL
@@ -1705,12 +1761,101 @@ struct Q23KDot {
     for (int r = 0; r < R; ++r) Tokens<C>(w + r * rb, x, t, y + r, ldy);
   }
 
+#if YUAN_X86_VNNI
+  // Four rows (read block by block) against one token in 512-bit registers:
+  // a block's 64 qs bytes as one zmm, so group g of both halves is one
+  // shift and mask (Q3_K: the third bits or-ed in by one vpternlogd from
+  // hmask and its copy shifted down 4, in the two halves), met by the
+  // token's values 32g.. and 128 + 32g.. side by side (arranged once per
+  // block for the four rows); vpmaddubsw's pair sums are multiplied by the
+  // sub-block scales (spread by one vpermw) and summed by vpdpwssd, which
+  // also adds Q3_K's -4 sum16(y) sc term. The four rows' block sums are
+  // reduced together (Totals4) and finished by one 4-lane FMA per term:
+  // the integers and FMAs of Tokens<1>, so the same bits.
+  static void Decode4(const uint8_t* const* rows, const Acts& x, float* const* out, int64_t ahead) {
+    const int64_t nb = x.cols / kQ8KBlock;
+    const __m512i m3 = _mm512_set1_epi8(3), four = _mm512_set1_epi8(4);
+    // vpermw indices: group g's four 128-bit chunks take the scales of
+    // sub-blocks 2g, 2g + 1 (half 0) and 8 + 2g, 9 + 2g (half 1)
+    alignas(64) int16_t kIdx[4][32];
+    for (int g = 0; g < 4; ++g) {
+      for (int i = 0; i < 32; ++i) kIdx[g][i] = static_cast<int16_t>((i >= 16 ? 8 : 0) + 2 * g + (i / 8) % 2);
+    }
+    __m512i idx[4];
+    YUAN_UNROLL
+    for (int g = 0; g < 4; ++g) idx[g] = _mm512_load_si512(kIdx[g]);
+    __m128 sum = _mm_setzero_ps(), sum_min = _mm_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      const int8_t* y = x.qs + b * kQ8KBlock;
+      __m512i yv[4];
+      YUAN_UNROLL
+      for (int g = 0; g < 4; ++g) {
+        yv[g] = _mm512_maskz_inserti64x4(0xFF, _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + 32 * g))),
+                                   _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + 128 + 32 * g)), 1);
+      }
+      const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.bsums + b * (kQ8KBlock / 16)));
+      // Q3_K: -4 sum16(y), met by the scales in the same vpdpwssd
+      const __m512i bs4 = ZeroExtend(_mm256_sub_epi16(_mm256_setzero_si256(), _mm256_slli_epi16(bs, 2)));
+      __m256i sumi[4], summ[4];
+      float d[4], dmin[4];
+      YUAN_UNROLL
+      for (int k = 0; k < 4; ++k) {
+        const Block& blk = reinterpret_cast<const Block*>(rows[k])[b];
+        if (ahead > 0) PrefetchBlockAhead(blk, ahead);
+        const __m256i sc16 = Scales(blk);
+        const __m512i scz = ZeroExtend(sc16);
+        __m512i acc = kQ2 ? _mm512_setzero_si512() : _mm512_dpwssd_epi32(_mm512_setzero_si512(), scz, bs4);
+        __m512i qs = _mm512_loadu_si512(blk.qs);
+        [[maybe_unused]] __m512i h2;
+        if constexpr (!kQ2) {
+          const __m256i hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.hmask));
+          // bit g + 2 of each byte: value 32g + l's third bit (half 0), 128 + 32g + l's (half 1)
+          h2 = _mm512_slli_epi16(_mm512_maskz_inserti64x4(0xFF, _mm512_castsi256_si512(hm), _mm256_srli_epi16(hm, 4), 1), 2);
+        }
+        YUAN_UNROLL
+        for (int g = 0; g < 4; ++g) {
+          __m512i q = _mm512_and_si512(qs, m3);
+          qs = _mm512_srli_epi16(qs, 2);
+          if constexpr (!kQ2) {
+            q = _mm512_ternarylogic_epi32(q, h2, four, 0xF8);  // q | (h2 & 4)
+            h2 = _mm512_srli_epi16(h2, 1);
+          }
+          const __m512i p = _mm512_maddubs_epi16(q, yv[g]);
+          acc = _mm512_dpwssd_epi32(acc, p, _mm512_permutexvar_epi16(idx[g], scz));
+        }
+        sumi[k] = _mm256_add_epi32(_mm512_maskz_extracti64x4_epi64(0xFF, acc, 0), _mm512_maskz_extracti64x4_epi64(0xFF, acc, 1));
+        d[k] = HalfToFloat(blk.d);
+        if constexpr (kQ2) {
+          const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.scales));
+          const __m256i m16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0F)));
+          summ[k] = _mm256_madd_epi16(m16, bs);
+          dmin[k] = HalfToFloat(blk.dmin);
+        }
+      }
+      const __m128 dx = _mm_set1_ps(x.d[b]);
+      sum = _mm_fmadd_ps(_mm_cvtepi32_ps(Totals4(sumi)), _mm_mul_ps(_mm_loadu_ps(d), dx), sum);
+      if constexpr (kQ2) {
+        sum_min = _mm_fmadd_ps(_mm_cvtepi32_ps(Totals4(summ)), _mm_mul_ps(_mm_loadu_ps(dmin), dx), sum_min);
+      }
+    }
+    alignas(16) float r[4];
+    _mm_store_ps(r, kQ2 ? _mm_sub_ps(sum, sum_min) : sum);
+    YUAN_UNROLL
+    for (int k = 0; k < 4; ++k) *out[k] = r[k];
+  }
+#endif
+
   // One token against rows [r0, r1): kQ23KDecodeRuns runs read side by
-  // side, a row of each in turn, each prefetching DecodePrefetchBytes() ahead.
+  // side, each prefetching DecodePrefetchBytes() ahead (with AVX-512 block
+  // by block, Decode4; else a row of each in turn).
   static void Decode(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y) {
+    static_assert(kQ23KDecodeRuns == 4, "Decode4 reads four runs");
     DecodeInRuns<kQ23KDecodeRuns>(
         w, r0, r1, y,
         [&](const uint8_t* const* rows, float* const* outs, int64_t ahead) {
+#if YUAN_X86_VNNI
+          return Decode4(rows, x, outs, ahead);
+#endif
           YUAN_UNROLL
           for (int s = 0; s < kQ23KDecodeRuns; ++s) Tokens<1>(rows[s], x, 0, outs[s], 0, ahead);
         },
@@ -2075,15 +2220,6 @@ struct Q45KDot {
   }
 #endif
 
-  // Lane j: the sum of v[j]'s 8 lanes (exact integer sums, in any order),
-  // from the pairs hadd(v[0], v[1]) and hadd(v[2], v[3]).
-  static __m128i TotalsOfPairs(__m256i p01, __m256i p23) {
-    const __m256i h = _mm256_hadd_epi32(p01, p23);
-    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-  }
-  static __m128i Totals4(const __m256i* v) {
-    return TotalsOfPairs(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
-  }
   // sum = fma(sumi, d * dx, sum) and sum_min likewise, as one row's and
   // token's step (S = 1) or four at once (lanes).
   static void Step1(__m256i sumi, __m256i summ, float d, float dmin, float dx, float* sum, float* sum_min) {
