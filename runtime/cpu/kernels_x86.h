@@ -764,10 +764,11 @@ struct AmxTiles {
 
 template <DType kType>
 struct BandQ8 {
-  // Q8_0, IQ4_NL and IQ4_XS (their nibbles looked up in kIQ4NLValues as
-  // they are unpacked, row-major only: they are never interleaved) are
-  // signed bytes in the unpacked band
-  static constexpr bool kQ8 = kType == DType::kQ8_0 || kType == DType::kIQ4_NL || kType == DType::kIQ4_XS;
+  // Q8_0, Q5_0 (q - 16), IQ4_NL and IQ4_XS (their nibbles looked up in
+  // kIQ4NLValues) are signed bytes in the unpacked band; the last three are
+  // never interleaved, so only the row-major unpacking takes them
+  static constexpr bool kQ8 =
+      kType == DType::kQ8_0 || kType == DType::kQ5_0 || kType == DType::kIQ4_NL || kType == DType::kIQ4_XS;
   // vpdpbusd multiplies unsigned by signed bytes. Q4_0's nibbles are
   // unsigned already (w = q - 8). With VNNI a Q8_0 weight goes in offset by
   // 128 (w + 128 = w ^ 0x80, one xor per weight vector) and the offset comes
@@ -891,12 +892,10 @@ struct BandQ8 {
           q[j][i + 16] = static_cast<int8_t>(blk.qs[i] >> 4);
         }
         scales[j] = HalfToFloat(blk.d);
-      } else {
-        const uint8_t* qs = Q8Micro<kType>::Nibbles(row, b);
-        for (int i = 0; i < 16; ++i) {
-          q[j][i] = kIQ4NLValues[qs[i] & 0x0F];
-          q[j][i + 16] = kIQ4NLValues[qs[i] >> 4];
-        }
+      } else {  // Q5_0, IQ4_NL, IQ4_XS: the row-major kernel's quants, signed
+        __m256i v = Q8Micro<kType>::Quants(row, b);
+        if constexpr (kType == DType::kQ5_0) v = _mm256_sub_epi8(v, _mm256_set1_epi8(16));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(q[j]), v);
         scales[j] = Q8Micro<kType>::Scale(row, b);
       }
     }
@@ -2426,7 +2425,9 @@ void MatMulRows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y
       if (x.n_tokens >= kBandMinTokens) return BandK<DType::kQ3_K>::Rows(w, x, r0, r1, y, ldy);
 #endif
       return DecodeOrTiles<Q23KDot<DType::kQ3_K>>(w, x, r0, r1, y, ldy);
-    case DType::kQ5_0: return DecodeOrTiles<Q8Micro<DType::kQ5_0>>(w, x, r0, r1, y, ldy);
+    case DType::kQ5_0:
+      if (x.n_tokens >= kBandMinTokens) return BandQ8<DType::kQ5_0>::Rows(w, x, r0, r1, y, ldy);
+      return DecodeOrTiles<Q8Micro<DType::kQ5_0>>(w, x, r0, r1, y, ldy);
     case DType::kQ4_1: return DecodeOrTiles<Q8Micro<DType::kQ4_1>>(w, x, r0, r1, y, ldy);
     case DType::kQ5_1: return DecodeOrTiles<Q8Micro<DType::kQ5_1>>(w, x, r0, r1, y, ldy);
     case DType::kQ4_K: return DecodeOrTiles<Q45KDot<BlockQ4_K>>(w, x, r0, r1, y, ldy);

@@ -161,11 +161,11 @@ TEST_CASE("every kernel path agrees with the scalar dequantize reference", "[cpu
   }
 }
 
-// The x86 Q8_0/Q4_0/IQ4_NL/IQ4_XS batch kernels keep 8 rows in the lanes of a
+// The x86 Q8_0/Q4_0/Q5_0/IQ4_NL/IQ4_XS batch kernels keep 8 rows in the lanes of a
 // register (kernels_x86.h) and round differently from the one-token kernel.
 bool BatchMatchesSingleBitwise(kernels::Isa isa, DType type) {
-  return isa == kernels::Isa::kScalar ||
-         (type != DType::kQ8_0 && type != DType::kQ4_0 && type != DType::kIQ4_NL && type != DType::kIQ4_XS);
+  return isa == kernels::Isa::kScalar || (type != DType::kQ8_0 && type != DType::kQ4_0 && type != DType::kQ5_0 &&
+                                           type != DType::kIQ4_NL && type != DType::kIQ4_XS);
 }
 
 TEST_CASE("MatMul gives the same bits for any thread count, and batches match single tokens",
