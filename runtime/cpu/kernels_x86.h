@@ -1875,12 +1875,24 @@ struct Q23KDot {
 // FMA with dmin * d_x, subtracted at the end. Q6KDot and Q23KDot compute
 // the same integers and the same FMAs per row, so the bits match single
 // tokens.
+//
+// Q4_K and Q5_K go through it too, as q + 32 (at most 63) with each 32-value
+// sub-block's 6-bit scale and min given to both its 16-value halves: the
+// same integer sums and FMAs as Q45KDot's.
+template <class B>
+struct Q45KDot;
+
 template <DType kType>
 struct BandK {
-  static_assert(kType == DType::kQ6_K || kType == DType::kQ3_K || kType == DType::kQ2_K, "16-value sub-blocks");
-  static constexpr bool kMin = kType == DType::kQ2_K;
-  using Block = std::conditional_t<kType == DType::kQ6_K, BlockQ6_K,
-                                   std::conditional_t<kType == DType::kQ3_K, BlockQ3_K, BlockQ2_K>>;
+  static constexpr bool kQ45 = kType == DType::kQ4_K || kType == DType::kQ5_K;
+  static_assert(kType == DType::kQ6_K || kType == DType::kQ3_K || kType == DType::kQ2_K || kQ45,
+                "k-quants");
+  static constexpr bool kMin = kType == DType::kQ2_K || kQ45;
+  using Block = std::conditional_t<
+      kType == DType::kQ6_K, BlockQ6_K,
+      std::conditional_t<kType == DType::kQ3_K, BlockQ3_K,
+                         std::conditional_t<kType == DType::kQ2_K, BlockQ2_K,
+                                            std::conditional_t<kType == DType::kQ4_K, BlockQ4_K, BlockQ5_K>>>>;
   static constexpr int kRows = 16;
   static constexpr int64_t kGroups = kQ8KBlock / 4;  // 64 groups of 4 values
   // Per block: 64 x 64 bytes of quants, 16 x 16 int32 scales, 16 f32 d;
@@ -1906,6 +1918,28 @@ struct BandK {
         }
       }
       for (int j = 0; j < 16; ++j) sc[j * kRows + r] = blk.scales[j];
+    } else if constexpr (kQ45) {
+      // qs[32k + l]: value 64k + l (low nibble) and 64k + 32 + l (high);
+      // Q5_K's fifth bits in bits 2k, 2k + 1 of qh[l]
+      for (int k = 0; k < 4; ++k) {
+        for (int l = 0; l < 32; ++l) {
+          int lo = blk.qs[32 * k + l] & 0x0F, hi = blk.qs[32 * k + l] >> 4;
+          if constexpr (kType == DType::kQ5_K) {
+            lo |= ((blk.qh[l] >> (2 * k)) & 1) << 4;
+            hi |= ((blk.qh[l] >> (2 * k + 1)) & 1) << 4;
+          }
+          q[64 * k + l] = static_cast<uint8_t>(lo + 32);
+          q[64 * k + 32 + l] = static_cast<uint8_t>(hi + 32);
+        }
+      }
+      uint8_t sc8[8], m8[8];
+      UnpackQ4KScales(blk.scales, sc8, m8);
+      int16_t* m = reinterpret_cast<int16_t*>(ob + kQuantBytes + kScaleBytes + 64);
+      for (int j = 0; j < 16; ++j) {
+        sc[j * kRows + r] = sc8[j / 2];
+        m[(j / 2) * 2 * kRows + 2 * r + j % 2] = m8[j / 2];
+      }
+      reinterpret_cast<float*>(ob + kQuantBytes + kScaleBytes + 64 + kMinBytes)[r] = HalfToFloat(blk.dmin);
     } else {
       for (int half = 0; half < 2; ++half) {  // dtype.h's Q2_K/Q3_K layout
         const uint8_t* qs = blk.qs + 32 * half;
@@ -2024,6 +2058,8 @@ struct BandK {
     if (full >= r1) return;
     if constexpr (kType == DType::kQ6_K) {
       MatMulRowsT<Q6KDot>(w, x, full, r1, y, ldy);
+    } else if constexpr (kQ45) {
+      MatMulRowsT<Q45KDot<Block>>(w, x, full, r1, y, ldy);
     } else {
       MatMulRowsT<Q23KDot<kType>>(w, x, full, r1, y, ldy);
     }
@@ -2430,8 +2466,16 @@ void MatMulRows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y
       return DecodeOrTiles<Q8Micro<DType::kQ5_0>>(w, x, r0, r1, y, ldy);
     case DType::kQ4_1: return DecodeOrTiles<Q8Micro<DType::kQ4_1>>(w, x, r0, r1, y, ldy);
     case DType::kQ5_1: return DecodeOrTiles<Q8Micro<DType::kQ5_1>>(w, x, r0, r1, y, ldy);
-    case DType::kQ4_K: return DecodeOrTiles<Q45KDot<BlockQ4_K>>(w, x, r0, r1, y, ldy);
-    case DType::kQ5_K: return DecodeOrTiles<Q45KDot<BlockQ5_K>>(w, x, r0, r1, y, ldy);
+    case DType::kQ4_K:
+#if YUAN_X86_VNNI
+      if (x.n_tokens >= kBandMinTokens) return BandK<DType::kQ4_K>::Rows(w, x, r0, r1, y, ldy);
+#endif
+      return DecodeOrTiles<Q45KDot<BlockQ4_K>>(w, x, r0, r1, y, ldy);
+    case DType::kQ5_K:
+#if YUAN_X86_VNNI
+      if (x.n_tokens >= kBandMinTokens) return BandK<DType::kQ5_K>::Rows(w, x, r0, r1, y, ldy);
+#endif
+      return DecodeOrTiles<Q45KDot<BlockQ5_K>>(w, x, r0, r1, y, ldy);
     case DType::kQ6_K:
 #if YUAN_X86_VNNI
       if (x.n_tokens >= kBandMinTokens) return BandK<DType::kQ6_K>::Rows(w, x, r0, r1, y, ldy);
