@@ -1677,17 +1677,16 @@ struct Q23KDot {
       const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.scales));
       return _mm256_cvtepu8_epi16(_mm_and_si128(raw, _mm_set1_epi8(0x0F)));
     } else {
-      // scale j's low 4 bits are byte j % 8 of a[j / 4 % 2], the low nibble
-      // for j < 8, the high one after; its top 2 bits are bits 2 * (j / 4)
-      // of byte j % 4 of a[2] (dtype.h)
-      uint32_t a[3];
-      std::memcpy(a, w.scales, sizeof a);
-      const uint32_t m2 = 0x03030303u, m4 = 0x0F0F0F0Fu;
-      const __m128i v = _mm_setr_epi32(
-          static_cast<int32_t>((a[0] & m4) | (a[2] & m2) << 4), static_cast<int32_t>((a[1] & m4) | (a[2] >> 2 & m2) << 4),
-          static_cast<int32_t>((a[0] >> 4 & m4) | (a[2] >> 4 & m2) << 4),
-          static_cast<int32_t>((a[1] >> 4 & m4) | (a[2] >> 6 & m2) << 4));
-      return _mm256_sub_epi16(_mm256_cvtepu8_epi16(v), _mm256_set1_epi16(32));
+      // scale j's low 4 bits are the low (j < 8) or high nibble of
+      // scales[j % 8]; its top 2 bits are bits 2 * (j / 4) of
+      // scales[8 + j % 4] (dtype.h): dword k of t (scales[8..11] shifted
+      // right by 2k) holds those of scales 4k .. 4k + 3
+      int32_t top;
+      std::memcpy(&top, w.scales + 8, 4);
+      const __m128i v = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(w.scales)), m4 = _mm_set1_epi8(0x0F);
+      const __m128i low = _mm_unpacklo_epi64(_mm_and_si128(v, m4), _mm_and_si128(_mm_srli_epi16(v, 4), m4));
+      const __m128i t = _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32(top), _mm_setr_epi32(0, 2, 4, 6)), _mm_set1_epi8(3));
+      return _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_or_si128(low, _mm_slli_epi16(t, 4))), _mm256_set1_epi16(32));
     }
   }
 
