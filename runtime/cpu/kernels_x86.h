@@ -1861,9 +1861,10 @@ struct Q23KDot {
   }
 };
 
-#if YUAN_X86_VNNI
 // Q6_K, Q3_K and Q2_K against a prompt batch, 16 rows in the lanes of a zmm
-// (as BandQ8's Tokens16): each block of 16 rows is first unpacked to 6-bit
+// (as BandQ8's Tokens16; without AVX-512 8 rows in a ymm, vpdpbusd's sums
+// done by vpmaddubsw, whose int16 pairs of two groups stay below
+// 2 * 2 * 63 * 127 < 32768, and vpmaddwd): each block of rows is first unpacked to 6-bit
 // quants q (0..63) in groups of 4 per row, with the sub-block scales as
 // int32. Per token and sub-block j (16 values): a = q . x by vpdpbusd, then
 // isum += sc_j * (a - 32 * sum_j(x)), the block's exact integer sum for all
@@ -1892,11 +1893,13 @@ struct BandK {
       std::conditional_t<kType == DType::kQ3_K, BlockQ3_K,
                          std::conditional_t<kType == DType::kQ2_K, BlockQ2_K,
                                             std::conditional_t<kType == DType::kQ4_K, BlockQ4_K, BlockQ5_K>>>>;
-  static constexpr int kRows = 16;
+  static constexpr int kRows = YUAN_X86_VNNI ? 16 : 8;
+  static constexpr int64_t kVec = 4 * kRows;         // bytes of one vector register
   static constexpr int64_t kGroups = kQ8KBlock / 4;  // 64 groups of 4 values
-  // Per block: 64 x 64 bytes of quants, 16 x 16 int32 scales, 16 f32 d;
-  // Q2_K then 8 x 16 pairs of int16 mins (sub-blocks 2k, 2k + 1) and 16 f32 dmin.
-  static constexpr int64_t kQuantBytes = kGroups * 64, kScaleBytes = 16 * 64, kMinBytes = 8 * 64;
+  // Per block: 64 groups of kRows x 4 quant bytes, 16 x kRows int32 scales,
+  // kRows f32 d (in 64 bytes); with a min term then 8 x kRows pairs of
+  // int16 mins (sub-blocks 2k, 2k + 1) and kRows f32 dmin (in 64 bytes).
+  static constexpr int64_t kQuantBytes = kGroups * kVec, kScaleBytes = 16 * kVec, kMinBytes = 8 * kVec;
   static constexpr int64_t kBlockBytes = kQuantBytes + kScaleBytes + 64 + (kMin ? kMinBytes + 64 : 0);
 
   // Row r's block b as q6 values in value order, its 16 sub-block scales
@@ -1977,11 +1980,12 @@ struct BandK {
       uint8_t* ob = out + b * kBlockBytes;
       for (int r = 0; r < kRows; ++r) {
         UnpackRow(reinterpret_cast<const Block*>(w + r * rb)[b], r, q, ob);
-        for (int64_t g = 0; g < kGroups; ++g) std::memcpy(ob + g * 64 + 4 * r, q + 4 * g, 4);
+        for (int64_t g = 0; g < kGroups; ++g) std::memcpy(ob + g * kVec + 4 * r, q + 4 * g, 4);
       }
     }
   }
 
+#if YUAN_X86_VNNI
   template <int C>
   static void Tokens(const uint8_t* unpacked, int64_t nb, const Acts& x, int64_t t, float* y, int64_t ldy) {
     __m512 acc[C], accm[C];
@@ -2040,6 +2044,70 @@ struct BandK {
     for (int c = 0; c < C; ++c) _mm512_storeu_ps(y + c * ldy, kMin ? _mm512_sub_ps(acc[c], accm[c]) : acc[c]);
   }
 
+#else
+  template <int C>
+  static void Tokens(const uint8_t* unpacked, int64_t nb, const Acts& x, int64_t t, float* y, int64_t ldy) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[C], accm[C];
+    YUAN_UNROLL
+    for (int c = 0; c < C; ++c) acc[c] = accm[c] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* ob = unpacked + b * kBlockBytes;
+      const __m256i* qv = reinterpret_cast<const __m256i*>(ob);
+      const __m256i* scv = reinterpret_cast<const __m256i*>(ob + kQuantBytes);
+      __m256i isum[C];
+      YUAN_UNROLL
+      for (int c = 0; c < C; ++c) isum[c] = _mm256_setzero_si256();
+      for (int j = 0; j < 16; ++j) {
+        __m256i q[4];
+        YUAN_UNROLL
+        for (int g = 0; g < 4; ++g) q[g] = _mm256_load_si256(qv + 4 * j + g);
+        const __m256i sc = _mm256_load_si256(scv + j);
+        YUAN_UNROLL
+        for (int c = 0; c < C; ++c) {
+          const int8_t* xb = x.qs + (t + c) * x.cols + b * kQ8KBlock + 16 * j;
+          int32_t x4[4];
+          __builtin_memcpy(x4, xb, 16);
+          // two groups' pair sums in int16, then to int32
+          const __m256i p01 = _mm256_add_epi16(_mm256_maddubs_epi16(q[0], _mm256_set1_epi32(x4[0])),
+                                               _mm256_maddubs_epi16(q[1], _mm256_set1_epi32(x4[1])));
+          const __m256i p23 = _mm256_add_epi16(_mm256_maddubs_epi16(q[2], _mm256_set1_epi32(x4[2])),
+                                               _mm256_maddubs_epi16(q[3], _mm256_set1_epi32(x4[3])));
+          const __m256i a = _mm256_add_epi32(
+              _mm256_set1_epi32(-32 * x.bsums[((t + c) * nb + b) * 16 + j]),
+              _mm256_add_epi32(_mm256_madd_epi16(p01, ones), _mm256_madd_epi16(p23, ones)));
+          isum[c] = _mm256_add_epi32(isum[c], _mm256_mullo_epi32(a, sc));
+        }
+      }
+      const __m256 dw = _mm256_load_ps(reinterpret_cast<const float*>(ob + kQuantBytes + kScaleBytes));
+      YUAN_UNROLL
+      for (int c = 0; c < C; ++c) {
+        const __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(x.d[(t + c) * nb + b]));
+        acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[c]), scale, acc[c]);
+      }
+      if constexpr (kMin) {
+        const __m256i* mv = reinterpret_cast<const __m256i*>(ob + kQuantBytes + kScaleBytes + 64);
+        const __m256 dmin = _mm256_load_ps(reinterpret_cast<const float*>(ob + kQuantBytes + kScaleBytes + 64 + kMinBytes));
+        YUAN_UNROLL
+        for (int c = 0; c < C; ++c) {
+          const int16_t* bs = x.bsums + ((t + c) * nb + b) * 16;
+          __m256i msum = _mm256_setzero_si256();
+          YUAN_UNROLL
+          for (int k = 0; k < 8; ++k) {
+            int32_t pair;
+            __builtin_memcpy(&pair, bs + 2 * k, 4);
+            msum = _mm256_add_epi32(msum, _mm256_madd_epi16(_mm256_load_si256(mv + k), _mm256_set1_epi32(pair)));
+          }
+          const __m256 scale = _mm256_mul_ps(dmin, _mm256_set1_ps(x.d[(t + c) * nb + b]));
+          accm[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum), scale, accm[c]);
+        }
+      }
+    }
+    YUAN_UNROLL
+    for (int c = 0; c < C; ++c) _mm256_storeu_ps(y + c * ldy, kMin ? _mm256_sub_ps(acc[c], accm[c]) : acc[c]);
+  }
+#endif
+
   static void Rows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y, int64_t ldy) {
     const int64_t nb = x.cols / kQ8KBlock, T = x.n_tokens;
     const uint8_t* base = static_cast<const uint8_t*>(w.data);
@@ -2064,7 +2132,6 @@ struct BandK {
     }
   }
 };
-#endif
 
 // Q4_K and Q5_K (B = BlockQ4_K or BlockQ5_K): Q5_K is Q4_K with a fifth
 // bit per quant, which Unpack (AVX-512) or Products (AVX2) puts above each
@@ -2451,14 +2518,10 @@ void MatMulRows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y
       if (x.n_tokens >= kBandMinTokens) return BandQ8<DType::kIQ4_XS>::Rows(w, x, r0, r1, y, ldy);
       return DecodeOrTiles<Q8Micro<DType::kIQ4_XS>>(w, x, r0, r1, y, ldy);
     case DType::kQ2_K:
-#if YUAN_X86_VNNI
       if (x.n_tokens >= kBandMinTokens) return BandK<DType::kQ2_K>::Rows(w, x, r0, r1, y, ldy);
-#endif
       return DecodeOrTiles<Q23KDot<DType::kQ2_K>>(w, x, r0, r1, y, ldy);
     case DType::kQ3_K:
-#if YUAN_X86_VNNI
       if (x.n_tokens >= kBandMinTokens) return BandK<DType::kQ3_K>::Rows(w, x, r0, r1, y, ldy);
-#endif
       return DecodeOrTiles<Q23KDot<DType::kQ3_K>>(w, x, r0, r1, y, ldy);
     case DType::kQ5_0:
       if (x.n_tokens >= kBandMinTokens) return BandQ8<DType::kQ5_0>::Rows(w, x, r0, r1, y, ldy);
@@ -2466,18 +2529,14 @@ void MatMulRows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y
     case DType::kQ4_1: return DecodeOrTiles<Q8Micro<DType::kQ4_1>>(w, x, r0, r1, y, ldy);
     case DType::kQ5_1: return DecodeOrTiles<Q8Micro<DType::kQ5_1>>(w, x, r0, r1, y, ldy);
     case DType::kQ4_K:
-#if YUAN_X86_VNNI
       if (x.n_tokens >= kBandMinTokens) return BandK<DType::kQ4_K>::Rows(w, x, r0, r1, y, ldy);
-#endif
       return DecodeOrTiles<Q45KDot<BlockQ4_K>>(w, x, r0, r1, y, ldy);
     case DType::kQ5_K:
-#if YUAN_X86_VNNI
       if (x.n_tokens >= kBandMinTokens) return BandK<DType::kQ5_K>::Rows(w, x, r0, r1, y, ldy);
-#endif
       return DecodeOrTiles<Q45KDot<BlockQ5_K>>(w, x, r0, r1, y, ldy);
     case DType::kQ6_K:
-#if YUAN_X86_VNNI
       if (x.n_tokens >= kBandMinTokens) return BandK<DType::kQ6_K>::Rows(w, x, r0, r1, y, ldy);
+#if YUAN_X86_VNNI
       if (x.n_tokens == 1) return Q6KDot::Decode(w, x, r0, r1, y);
 #endif
       return MatMulRowsT<Q6KDot>(w, x, r0, r1, y, ldy);
