@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <optional>
 #include <string_view>
+#include <type_traits>
 
 namespace yuan {
 
@@ -214,6 +215,25 @@ struct BlockQ6_K {
   uint16_t d;                 // super-block scale, f16
 };
 static_assert(sizeof(BlockQ6_K) == 210);
+
+// The block struct of a quantized type: BlockOf<DType::kQ4_K> is BlockQ4_K.
+template <DType T>
+constexpr auto BlockTypeOf() {
+  if constexpr (T == DType::kQ8_0) return std::type_identity<BlockQ8_0>{};
+  else if constexpr (T == DType::kQ4_0) return std::type_identity<BlockQ4_0>{};
+  else if constexpr (T == DType::kQ4_1) return std::type_identity<BlockQ4_1>{};
+  else if constexpr (T == DType::kQ5_0) return std::type_identity<BlockQ5_0>{};
+  else if constexpr (T == DType::kQ5_1) return std::type_identity<BlockQ5_1>{};
+  else if constexpr (T == DType::kIQ4_NL) return std::type_identity<BlockIQ4_NL>{};
+  else if constexpr (T == DType::kIQ4_XS) return std::type_identity<BlockIQ4_XS>{};
+  else if constexpr (T == DType::kQ2_K) return std::type_identity<BlockQ2_K>{};
+  else if constexpr (T == DType::kQ3_K) return std::type_identity<BlockQ3_K>{};
+  else if constexpr (T == DType::kQ4_K) return std::type_identity<BlockQ4_K>{};
+  else if constexpr (T == DType::kQ5_K) return std::type_identity<BlockQ5_K>{};
+  else if constexpr (T == DType::kQ6_K) return std::type_identity<BlockQ6_K>{};
+}
+template <DType T>
+using BlockOf = typename decltype(BlockTypeOf<T>())::type;
 
 // Converts one row of `n` elements of `type` to f32. `type` must have
 // can_compute and n must be a multiple of its block size (checked by callers

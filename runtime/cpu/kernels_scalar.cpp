@@ -107,8 +107,7 @@ struct Q8Dot {
           isum += ((blk.qs[i] >> 4) - 8) * xq[b * kQ8Block + i + kQ8Block / 2];
         }
       } else {  // Q5_0, Q4_1, Q5_1: bit i of qh above element i's nibble
-        using B = std::conditional_t<kType == DType::kQ5_0, BlockQ5_0,
-                                     std::conditional_t<kType == DType::kQ4_1, BlockQ4_1, BlockQ5_1>>;
+        using B = BlockOf<kType>;
         const B& blk = reinterpret_cast<const B*>(row)[b];
         dw = F16ToF32Fast(blk.d);
         uint32_t qh = 0;

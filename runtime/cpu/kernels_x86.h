@@ -352,15 +352,7 @@ struct Q8Micro {
   // Q4_1, Q5_0, Q5_1 with AVX-512: two rows per zmm (RowPairs)
   static constexpr bool kPairs = YUAN_X86_VNNI && kType != DType::kQ8_0 && kType != DType::kQ4_0;
   static constexpr int kR = kPairs ? 4 : 2, kC = 4, kRDecode = 4;
-  using Block = std::conditional_t<
-      kType == DType::kQ8_0, BlockQ8_0,
-      std::conditional_t<
-          kType == DType::kQ4_0, BlockQ4_0,
-          std::conditional_t<
-              kType == DType::kIQ4_NL, BlockIQ4_NL,
-              std::conditional_t<kType == DType::kIQ4_XS, BlockIQ4_XS,
-                                 std::conditional_t<kType == DType::kQ5_0, BlockQ5_0,
-                                                    std::conditional_t<kType == DType::kQ4_1, BlockQ4_1, BlockQ5_1>>>>>>;
+  using Block = BlockOf<kType>;
   // IQ4_NL and IQ4_XS look their nibbles up in kIQ4NLValues; with Q8_0 they
   // give signed quants. IQ4_XS's "block" b is sub-block b % 8 of its
   // 256-value block b / 8, 32 values as IQ4_NL's with scale d (ls - 32).
@@ -1668,7 +1660,7 @@ struct Q6KDot {
 template <DType kType>
 struct Q23KDot {
   static constexpr bool kQ2 = kType == DType::kQ2_K;
-  using Block = std::conditional_t<kQ2, BlockQ2_K, BlockQ3_K>;
+  using Block = BlockOf<kType>;
 
   // The 16 sub-block scales as int16 [s0..s7 | s8..s15]: Q2_K's low
   // nibbles, Q3_K's 6-bit values minus 32.
@@ -1888,11 +1880,7 @@ struct BandK {
   static_assert(kType == DType::kQ6_K || kType == DType::kQ3_K || kType == DType::kQ2_K || kQ45,
                 "k-quants");
   static constexpr bool kMin = kType == DType::kQ2_K || kQ45;
-  using Block = std::conditional_t<
-      kType == DType::kQ6_K, BlockQ6_K,
-      std::conditional_t<kType == DType::kQ3_K, BlockQ3_K,
-                         std::conditional_t<kType == DType::kQ2_K, BlockQ2_K,
-                                            std::conditional_t<kType == DType::kQ4_K, BlockQ4_K, BlockQ5_K>>>>;
+  using Block = BlockOf<kType>;
   static constexpr int kRows = YUAN_X86_VNNI ? 16 : 8;
   static constexpr int64_t kVec = 4 * kRows;         // bytes of one vector register
   static constexpr int64_t kGroups = kQ8KBlock / 4;  // 64 groups of 4 values
