@@ -2143,23 +2143,28 @@ struct Q45KDot {
   // thread, and a bench-0.3b Q4_K token's products read 16-18 GB/s.)
   //
   // The 8 (scale, min) pairs as ggml's get_scale_min_k4 unpacks them, in
-  // one vector (bytes 0-7 the scales, 8-15 the mins): scale j < 4 is
-  // q[j] & 63, min j < 4 q[j + 4] & 63; for j >= 4 the scale is
-  // q[j + 4] & 15 and the min q[j + 4] >> 4, each with the top two bits
-  // of q[j - 4] (scale) or q[j] (min) above. (The 16-byte load's last 4
-  // bytes are the block's first quants, unused.)
+  // one vector (bytes 0-7 the scales, 8-15 the mins), from the block's
+  // first 16 bytes (d, dmin, then the 12 scale bytes q[0..11] at bytes
+  // 4-15): scale j < 4 is q[j] & 63, min j < 4 q[j + 4] & 63; for j >= 4
+  // the scale is q[j + 4] & 15 and the min q[j + 4] >> 4, each with the
+  // top two bits of q[j - 4] (scale) or q[j] (min) above. kHeadShuffles
+  // holds the byte shuffles and masks, for one 128-bit lane (Decode4 does
+  // four rows' at once, a row in each lane).
+  enum { kLow6, kTop2Bytes, kLowMask, kHighNibble, kTop2Mask, kHeadShuffles };
+  static constexpr int8_t kHeadShuffle[kHeadShuffles][16] = {
+      {4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15},        // q[0..3], q[8..11], q[4..7], q[8..11]
+      {-1, -1, -1, -1, 4, 5, 6, 7, -1, -1, -1, -1, 8, 9, 10, 11},        // 0, q[0..3], 0, q[4..7]
+      {63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0},
+      {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15},
+      {0, 0, 0, 0, 48, 48, 48, 48, 0, 0, 0, 0, 48, 48, 48, 48}};
   static __m128i ScalesMins(const B& w) {
-    const __m128i k4Low = _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11);
-    const __m128i k4Top = _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7);
-    const __m128i k4Mask = _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0);
-    const __m128i k4HighNibble = _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15);
-    const __m128i k4Top2 = _mm_setr_epi8(0, 0, 0, 0, 48, 48, 48, 48, 0, 0, 0, 0, 48, 48, 48, 48);
-    const __m128i sv = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.scales));
-    const __m128i low6 = _mm_shuffle_epi8(sv, k4Low);  // q[0..3], q[8..11], q[4..7], q[8..11]
-    const __m128i top2 = _mm_shuffle_epi8(sv, k4Top);  // 0, q[0..3], 0, q[4..7]
-    return _mm_or_si128(
-        _mm_or_si128(_mm_and_si128(low6, k4Mask), _mm_and_si128(_mm_srli_epi16(low6, 4), k4HighNibble)),
-        _mm_and_si128(_mm_srli_epi16(top2, 2), k4Top2));
+    const auto pattern = [](int i) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(kHeadShuffle[i])); };
+    const __m128i head = _mm_loadu_si128(reinterpret_cast<const __m128i*>(&w));
+    const __m128i low6 = _mm_shuffle_epi8(head, pattern(kLow6));
+    const __m128i top2 = _mm_shuffle_epi8(head, pattern(kTop2Bytes));
+    return _mm_or_si128(_mm_or_si128(_mm_and_si128(low6, pattern(kLowMask)),
+                                     _mm_and_si128(_mm_srli_epi16(low6, 4), pattern(kHighNibble))),
+                        _mm_and_si128(_mm_srli_epi16(top2, 2), pattern(kTop2Mask)));
   }
 
 #if YUAN_X86_VNNI
@@ -2184,8 +2189,16 @@ struct Q45KDot {
          12, 13, 12, 13, 12, 13, 12, 13, 14, 15, 14, 15, 14, 15, 14, 15}};
     const __m128i sm = ScalesMins(w);
     const __m512i sc16 = _mm512_maskz_broadcast_i32x4(0xFFFF, _mm_cvtepu8_epi16(sm));
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
     Block k;
+    Quants(w, k.lo, k.hi);
+    YUAN_UNROLL
+    for (int h = 0; h < 2; ++h) k.scales[h] = _mm512_maskz_shuffle_epi8(~0ULL, sc16, _mm512_load_si512(kScaleBytes[h]));
+    k.mins = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm));
+    return k;
+  }
+  // The block's quants as Block's lo and hi.
+  static void Quants(const B& w, __m512i* lo, __m512i* hi) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
     // Q5_K: qh[l]'s bits 2j and 2j + 1 go above the low and high nibbles
     // of qs[32j + l]. hb holds qh in bytes 0-31 and qh >> 2 in bytes
     // 32-63, so that bits 0 and 1 of its byte i are the fifth bits of
@@ -2200,18 +2213,15 @@ struct Q45KDot {
     YUAN_UNROLL
     for (int h = 0; h < 2; ++h) {
       const __m512i q = _mm512_loadu_si512(w.qs + 64 * h);
-      k.lo[h] = _mm512_and_si512(q, m4);
-      k.hi[h] = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+      lo[h] = _mm512_and_si512(q, m4);
+      hi[h] = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
       if constexpr (kQ5) {
         // lo |= (hb << 4) & 16, hi |= (hb << 3) & 16 (ternary 0xF8: a | (b & c))
-        k.lo[h] = _mm512_ternarylogic_epi32(k.lo[h], _mm512_slli_epi16(hb, 4), bit4, 0xF8);
-        k.hi[h] = _mm512_ternarylogic_epi32(k.hi[h], _mm512_slli_epi16(hb, 3), bit4, 0xF8);
+        lo[h] = _mm512_ternarylogic_epi32(lo[h], _mm512_slli_epi16(hb, 4), bit4, 0xF8);
+        hi[h] = _mm512_ternarylogic_epi32(hi[h], _mm512_slli_epi16(hb, 3), bit4, 0xF8);
         hb = _mm512_srli_epi16(hb, 4);
       }
-      k.scales[h] = _mm512_maskz_shuffle_epi8(~0ULL, sc16, _mm512_load_si512(kScaleBytes[h]));
     }
-    k.mins = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm));
-    return k;
   }
   // v[2h + n]: the values the low (n = 0) or high (n = 1) nibbles of
   // qs[64h .. 64h + 63] meet: y[128h + 32n ..] then y[128h + 64 + 32n ..]
@@ -2243,6 +2253,110 @@ struct Q45KDot {
     }
     *sumi = _mm256_add_epi32(_mm512_maskz_extracti64x4_epi64(0xF, acc, 0), _mm512_maskz_extracti64x4_epi64(0xF, acc, 1));
     *summ = _mm256_madd_epi16(k.mins, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bsums)));
+  }
+
+  // Four rows (read block by block) against one token: Products' integers
+  // for each row, with what Unpack and Step4 do per row done once for the
+  // four. The rows' block headers (d, dmin and the 12 scale bytes: a
+  // block's first 16 bytes) go in the four 128-bit lanes of one zmm, where
+  // ScalesMins' shuffles and masks unpack all four at once; each row's
+  // scales are then spread by one vpermw each half, and two rows' mins by
+  // one vpermw and one vpmaddwd. The four rows' scale and min sums are
+  // reduced together, and both terms finished by one 8-lane FMA (lanes 0-3
+  // the scales' terms, 4-7 the mins'): the same integers and the same
+  // operation per lane as Step4, so the bits of Rows. About 30
+  // instructions per row and block where Rows takes about 44.
+  static void Decode4(const uint8_t* const* rows, const Acts& x, float* const* out, int64_t ahead) {
+    // Tables: ScalesMins' patterns in each 128-bit lane, and vpermw
+    // indices (row r's scales and mins are int16 8r .. 8r + 7 of
+    // `scales` and `mins` below): row r's scales for half h as
+    // kScaleBytes spreads them (scale_idx), rows 2q and 2q + 1's mins at
+    // int16 lanes 2s and 2s + 1 of each 256 bits (min_idx), and the rows'
+    // d (int16 0-3) and dmin (4-7) from the headers (head_idx).
+    struct Tables {
+      int8_t head[kHeadShuffles][64];
+      int16_t scale_idx[4][2][32], min_idx[2][32], head_idx[32];
+    };
+    alignas(64) static constexpr Tables kT = [] {
+      Tables t{};
+      for (int k = 0; k < kHeadShuffles; ++k) {
+        for (int i = 0; i < 64; ++i) t.head[k][i] = kHeadShuffle[k][i % 16];
+      }
+      for (int i = 0; i < 32; ++i) {
+        const int lane = i / 8, p = i % 8;
+        for (int r = 0; r < 4; ++r) {
+          for (int h = 0; h < 2; ++h) t.scale_idx[r][h][i] = static_cast<int16_t>(8 * r + 4 * h + 2 * (lane / 2) + p / 4);
+        }
+        for (int q = 0; q < 2; ++q) t.min_idx[q][i] = static_cast<int16_t>(8 * (2 * q + i / 16) + (i % 16) / 2);
+        t.head_idx[i] = static_cast<int16_t>(i < 8 ? 8 * (i % 4) + i / 4 : 0);
+      }
+      return t;
+    }();
+    const int64_t nb = x.cols / kQ8KBlock;
+    const auto load = [](const void* p) { return _mm512_load_si512(p); };
+    const __m512i head_idx = load(kT.head_idx);
+    __m256 acc = _mm256_setzero_ps();  // lanes 0-3: the rows' scale terms, 4-7: their min terms
+    for (int64_t b = 0; b < nb; ++b) {
+      ActBlock act;
+      Arrange(x.qs + b * kQ8KBlock, &act);
+      const __m512i bs = _mm512_maskz_broadcast_i64x4(
+          0xFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.bsums + b * (kQ8KBlock / 16))));
+      const B* w[4];
+      __m512i head = _mm512_setzero_si512();
+      YUAN_UNROLL
+      for (int r = 0; r < 4; ++r) {
+        w[r] = reinterpret_cast<const B*>(rows[r]) + b;
+        if (ahead > 0) PrefetchBlockAhead(*w[r], ahead);
+        head = _mm512_mask_broadcast_i32x4(head, static_cast<__mmask16>(0xF << (4 * r)),
+                                           _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[r])));
+      }
+      // lane r: row r's 8 scales in bytes 0-7, its 8 mins in 8-15 (ScalesMins)
+      const __m512i lo6 = _mm512_maskz_shuffle_epi8(~0ULL, head, load(kT.head[kLow6]));
+      const __m512i hi2 = _mm512_maskz_shuffle_epi8(~0ULL, head, load(kT.head[kTop2Bytes]));
+      const __m512i sm = _mm512_or_si512(_mm512_or_si512(_mm512_and_si512(lo6, load(kT.head[kLowMask])),
+                                                         _mm512_and_si512(_mm512_srli_epi16(lo6, 4), load(kT.head[kHighNibble]))),
+                                         _mm512_and_si512(_mm512_srli_epi16(hi2, 2), load(kT.head[kTop2Mask])));
+      const __m512i scales = _mm512_maskz_unpacklo_epi8(~0ULL, sm, _mm512_setzero_si512());
+      const __m512i mins = _mm512_maskz_unpackhi_epi8(~0ULL, sm, _mm512_setzero_si512());
+      __m512i sumi[4], summ[2];
+      YUAN_UNROLL
+      for (int r = 0; r < 4; ++r) {
+        __m512i lo[2], hi[2];
+        Quants(*w[r], lo, hi);
+        sumi[r] = _mm512_setzero_si512();
+        YUAN_UNROLL
+        for (int h = 0; h < 2; ++h) {
+          const __m512i plo = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo[h], act.v[2 * h]);
+          const __m512i phi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), hi[h], act.v[2 * h + 1]);
+          sumi[r] = _mm512_dpwssd_epi32(sumi[r], _mm512_maskz_packs_epi32(0xFFFFFFFF, plo, phi),
+                                        _mm512_permutexvar_epi16(load(kT.scale_idx[r][h]), scales));
+        }
+      }
+      YUAN_UNROLL
+      for (int q = 0; q < 2; ++q) summ[q] = _mm512_madd_epi16(_mm512_permutexvar_epi16(load(kT.min_idx[q]), mins), bs);
+      // 128-bit lane r of zi: row r's scale sums in 4 int32; of zm: its min sums
+      const __m512i s01 = _mm512_add_epi32(_mm512_maskz_shuffle_i32x4(0xFFFF, sumi[0], sumi[1], 0x44),
+                                           _mm512_maskz_shuffle_i32x4(0xFFFF, sumi[0], sumi[1], 0xEE));
+      const __m512i s23 = _mm512_add_epi32(_mm512_maskz_shuffle_i32x4(0xFFFF, sumi[2], sumi[3], 0x44),
+                                           _mm512_maskz_shuffle_i32x4(0xFFFF, sumi[2], sumi[3], 0xEE));
+      const __m512i zi = _mm512_add_epi32(_mm512_maskz_shuffle_i32x4(0xFFFF, s01, s23, 0x88),
+                                          _mm512_maskz_shuffle_i32x4(0xFFFF, s01, s23, 0xDD));
+      const __m512i zm = _mm512_add_epi32(_mm512_maskz_shuffle_i32x4(0xFFFF, summ[0], summ[1], 0x88),
+                                          _mm512_maskz_shuffle_i32x4(0xFFFF, summ[0], summ[1], 0xDD));
+      // lane r: [scale total, scale total, min total, min total] of row r
+      __m512i z = _mm512_add_epi32(_mm512_maskz_unpacklo_epi64(0xFF, zi, zm), _mm512_maskz_unpackhi_epi64(0xFF, zi, zm));
+      z = _mm512_add_epi32(z, _mm512_maskz_shuffle_epi32(0xFFFF, z, _MM_PERM_CDAB));
+      const __m512i pick = _mm512_setr_epi32(0, 4, 8, 12, 2, 6, 10, 14, 0, 0, 0, 0, 0, 0, 0, 0);
+      const __m256i totals = _mm512_maskz_extracti64x4_epi64(0xF, _mm512_maskz_permutexvar_epi32(0xFF, pick, z), 0);
+      // the rows' d then dmin, as Step4 takes them
+      const __m256 dd = _mm256_cvtph_ps(
+          _mm512_maskz_extracti32x4_epi32(0xF, _mm512_maskz_permutexvar_epi16(0xFF, head_idx, head), 0));
+      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(totals), _mm256_mul_ps(dd, _mm256_set1_ps(x.d[b])), acc);
+    }
+    alignas(32) float r[8];
+    _mm256_store_ps(r, acc);
+    YUAN_UNROLL
+    for (int k = 0; k < 4; ++k) *out[k] = r[k] - r[4 + k];
   }
 #else
   // AVX2: the quants and values are read in place, 32 bytes at a time
@@ -2468,9 +2582,13 @@ struct Q45KDot {
   // by side, each prefetching DecodePrefetchBytes() ahead (as
   // Q6KDot::Decode), then the rows left over.
   static void Decode(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y) {
+    static_assert(kQ4KDecodeRuns == 4, "Decode4 reads four runs");
     DecodeInRuns<kQ4KDecodeRuns>(
         w, r0, r1, y,
         [&](const uint8_t* const* rows, float* const* outs, int64_t ahead) {
+#if YUAN_X86_VNNI
+          return Decode4(rows, x, outs, ahead);
+#endif
           Rows<kQ4KDecodeRuns, true>(rows, x, 0, outs, ahead);
         },
         [&](const uint8_t* row, float* out) { *out = Dot(row, x, 0); });
