@@ -289,34 +289,59 @@ void LoraUpQ8Scalar(const uint8_t* b, int64_t rank4, const int8_t* u, float s, f
 }
 
 bool CanInterleave8(DType type, int64_t rows) {
-  return (type == DType::kQ8_0 || type == DType::kQ4_0) && rows > 0 && rows % 8 == 0;
+  return (type == DType::kQ8_0 || type == DType::kQ4_0 || type == DType::kQ5_0) && rows > 0 && rows % 8 == 0;
 }
 
 namespace {
 
-// Block b of the 8 rows of a band: row-major <-> interleaved.
-constexpr int64_t kBlockQuantBytes(DType type) { return type == DType::kQ8_0 ? 32 : 16; }
+// Block b of the 8 rows of a band: row-major <-> interleaved (kernels.h).
+// A row's block: the f16 scale, Q5_0's 4 bytes of fifth bits, the quants.
+struct BandLayout {
+  int64_t qh_bytes, quant_bytes;
+  explicit BandLayout(DType type)
+      : qh_bytes(type == DType::kQ5_0 ? 4 : 0), quant_bytes(type == DType::kQ8_0 ? 32 : 16) {}
+  int64_t block_bytes() const { return 2 + qh_bytes + quant_bytes; }
+};
 
 void InterleaveBand(DType type, const uint8_t* rows, uint64_t row_bytes, int64_t nb, uint8_t* band) {
-  const int64_t qb = kBlockQuantBytes(type), bs = 2 + qb;
+  const BandLayout l(type);
   for (int64_t b = 0; b < nb; ++b) {
-    uint8_t* out = band + b * 8 * bs;
+    uint8_t* out = band + b * 8 * l.block_bytes();
+    uint8_t* fifth = out + 16 + 8 * l.quant_bytes;
+    if (l.qh_bytes > 0) std::memset(fifth, 0, 32);
     for (int j = 0; j < 8; ++j) {
-      const uint8_t* blk = rows + j * row_bytes + b * bs;
+      const uint8_t* blk = rows + j * row_bytes + b * l.block_bytes();
       std::memcpy(out + 2 * j, blk, 2);
-      for (int64_t g = 0; g < qb / 4; ++g) std::memcpy(out + 16 + g * 32 + 4 * j, blk + 2 + 4 * g, 4);
+      const uint8_t* qs = blk + 2 + l.qh_bytes;
+      for (int64_t g = 0; g < l.quant_bytes / 4; ++g) std::memcpy(out + 16 + g * 32 + 4 * j, qs + 4 * g, 4);
+      if (l.qh_bytes > 0) {
+        uint32_t qh;
+        std::memcpy(&qh, blk + 2, 4);
+        for (int g = 0; g < 8; ++g) {
+          for (int k = 0; k < 4; ++k) fifth[4 * j + k] |= static_cast<uint8_t>(((qh >> (4 * g + k)) & 1) << g);
+        }
+      }
     }
   }
 }
 
 void DeinterleaveBand(DType type, const uint8_t* band, uint64_t row_bytes, int64_t nb, uint8_t* rows) {
-  const int64_t qb = kBlockQuantBytes(type), bs = 2 + qb;
+  const BandLayout l(type);
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* in = band + b * 8 * bs;
+    const uint8_t* in = band + b * 8 * l.block_bytes();
+    const uint8_t* fifth = in + 16 + 8 * l.quant_bytes;
     for (int j = 0; j < 8; ++j) {
-      uint8_t* blk = rows + j * row_bytes + b * bs;
+      uint8_t* blk = rows + j * row_bytes + b * l.block_bytes();
       std::memcpy(blk, in + 2 * j, 2);
-      for (int64_t g = 0; g < qb / 4; ++g) std::memcpy(blk + 2 + 4 * g, in + 16 + g * 32 + 4 * j, 4);
+      uint8_t* qs = blk + 2 + l.qh_bytes;
+      for (int64_t g = 0; g < l.quant_bytes / 4; ++g) std::memcpy(qs + 4 * g, in + 16 + g * 32 + 4 * j, 4);
+      if (l.qh_bytes > 0) {
+        uint32_t qh = 0;
+        for (int g = 0; g < 8; ++g) {
+          for (int k = 0; k < 4; ++k) qh |= static_cast<uint32_t>((fifth[4 * j + k] >> g) & 1) << (4 * g + k);
+        }
+        std::memcpy(blk + 2, &qh, 4);
+      }
     }
   }
 }

@@ -155,13 +155,18 @@ void PrepareActs(const KernelSet& ks, Acts* x, ThreadPool* pool = nullptr);
 
 // ---- weights interleaved by 8 rows -----------------------------------------
 //
-// A Q8_0 or Q4_0 matrix whose row count is a multiple of 8 can be stored
+// A Q8_0, Q4_0 or Q5_0 matrix whose row count is a multiple of 8 can be stored
 // with each band of 8 rows interleaved block by block: for block column b,
 // the 8 rows' f16 scales, then their quant bytes in 4-byte groups, row after
 // row ([row0 bytes 4g..4g+3][row1 ...]...[row7 ...] for each group g). One
 // 32-byte load then holds 4 quants of each of 8 rows, so the x86 kernels
 // compute 8 rows at once, one per vector lane, with no horizontal sums: the
 // layout llama.cpp's CPU backend repacks Q4_0 into. Same size as row-major.
+// Q5_0 bands hold Q4_0's layout of the low nibbles, then the fifth bits in
+// 32 bytes: byte 4j + k's bit g is row j's fifth bit of quant 4g + k (the
+// quant that lane 4j + k of group g's vector holds, the low nibbles of
+// groups 0-3 and the high ones of 4-7), so one shift and mask per group
+// puts them in place.
 bool CanInterleave8(DType type, int64_t rows);
 // Writes the interleaved form of the row-major matrix `w` to `dst`
 // (w.rows * w.row_bytes bytes), bands [band0, band1).

@@ -774,8 +774,61 @@ struct BandQ8 {
   // |w| followed by 8 x 32 bytes of the signed weights, for their signs).
   static constexpr int64_t kGroupBytes = 32 * 8;
   static constexpr int64_t kUnpackedBytes = kQ8 && !kOffsetQ8 ? 2 * kGroupBytes : kGroupBytes;
-  static constexpr int64_t kBlockBytes = kType == DType::kQ8_0 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0);
+  static constexpr int64_t kBlockBytes = kType == DType::kQ8_0   ? sizeof(BlockQ8_0)
+                                         : kType == DType::kQ5_0 ? sizeof(BlockQ5_0)
+                                                                 : sizeof(BlockQ4_0);
   static_assert(sizeof(BlockIQ4_NL) == sizeof(BlockQ4_0));
+  // Interleaved Q5_0 is decoded as its quants 0..31 (w = q - 16), unsigned
+  // as vpdpbusd takes them, with Q4_0's kind of offset.
+  static constexpr bool kQ5 = kType == DType::kQ5_0;
+  static constexpr int32_t kDecodeOffset = kQ5 ? 16 : kOffset;
+
+  // Q5_0's quants (0..31) of an interleaved block `blk`, group g in q[g]:
+  // Q4_0's nibbles with the fifth bits or-ed in (bit g of the fifth-bit
+  // bytes, shifted to bit 4; the 16-bit shifts move no bit that is kept
+  // across a byte).
+  static void Q5Groups(const uint8_t* blk, __m256i* q) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), bit4 = _mm256_set1_epi8(0x10);
+    const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 4 * 32));
+    __m256i lo = _mm256_slli_epi16(hb, 4), hi = hb;  // bit 4: groups h and h + 4's, after h shifts
+    YUAN_UNROLL
+    for (int h = 0; h < 4; ++h) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * h));
+      q[h] = _mm256_or_si256(_mm256_and_si256(v, m4), _mm256_and_si256(lo, bit4));
+      q[h + 4] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), _mm256_and_si256(hi, bit4));
+      lo = _mm256_srli_epi16(lo, 1);
+      hi = _mm256_srli_epi16(hi, 1);
+    }
+  }
+
+  // Lane j = the exact int32 dot product of row j's interleaved Q5_0 block
+  // (q: Q5Groups) with the token's block, LaneDot's sums for it.
+  static __m256i LaneDotQ5(const __m256i* q, const int8_t* xb, int32_t xsum) {
+#if YUAN_X86_VNNI
+    __m256i a[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+    YUAN_UNROLL
+    for (int g = 0; g < 8; ++g) {
+      int32_t x4;
+      __builtin_memcpy(&x4, xb + 4 * g, 4);
+      a[g & 1] = _mm256_dpbusd_epi32(a[g & 1], q[g], _mm256_set1_epi32(x4));
+    }
+    const __m256i p = _mm256_add_epi32(a[0], a[1]);
+#else
+    // int16 pair sums, four groups at a time: each at most 2 * 31 * 127,
+    // so four stay below 32768
+    __m256i s16[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+    YUAN_UNROLL
+    for (int g = 0; g < 8; ++g) {
+      int32_t x4;
+      __builtin_memcpy(&x4, xb + 4 * g, 4);
+      s16[g / 4] = _mm256_add_epi16(s16[g / 4], _mm256_maddubs_epi16(q[g], _mm256_set1_epi32(x4)));
+    }
+    const __m256i one = _mm256_set1_epi16(1);
+    const __m256i p = _mm256_add_epi32(_mm256_madd_epi16(s16[0], one), _mm256_madd_epi16(s16[1], one));
+#endif
+    // (q - 16) . x = q . x - 16 * sum(x)
+    return _mm256_sub_epi32(p, _mm256_set1_epi32(16 * xsum));
+  }
 
   // One token's block against the band: lane j = exact int32 dot product of
   // row j's block with the token's block. q: 8 group vectors; sgn: Q8_0's
@@ -834,7 +887,21 @@ struct BandQ8 {
       const uint8_t* blk = w + b * kBandRows * kBlockBytes;
       _mm256_storeu_ps(scales, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk))));
       __m256i* o = reinterpret_cast<__m256i*>(out);
-      if constexpr (kSigned) {
+      if constexpr (kQ5) {  // the signed weights q - 16, in the form asked for
+        __m256i q[8];
+        Q5Groups(blk, q);
+        for (int g = 0; g < 8; ++g) {
+          const __m256i v = _mm256_sub_epi8(q[g], _mm256_set1_epi8(16));
+          if constexpr (kSigned) {
+            _mm256_storeu_si256(o + g * stride, v);
+          } else if constexpr (kOffsetQ8) {
+            _mm256_storeu_si256(o + g * stride, _mm256_xor_si256(v, _mm256_set1_epi8(static_cast<char>(0x80))));
+          } else {
+            _mm256_storeu_si256(o + g, _mm256_sign_epi8(v, v));
+            _mm256_storeu_si256(o + 8 + g, v);
+          }
+        }
+      } else if constexpr (kSigned) {
         if constexpr (kQ8) {
           for (int g = 0; g < 8; ++g) {
             _mm256_storeu_si256(o + g * stride, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * g)));
@@ -1104,7 +1171,9 @@ struct BandQ8 {
         }
         const __m256 sw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
         __m256i q[8], sgn[8];
-        if constexpr (kOffsetQ8) {
+        if constexpr (kQ5) {
+          Q5Groups(blk, q);
+        } else if constexpr (kOffsetQ8) {
           const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
           YUAN_UNROLL
           for (int g = 0; g < 8; ++g) {
@@ -1124,7 +1193,12 @@ struct BandQ8 {
             q[h + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
           }
         }
-        const __m256i p32 = LaneDot(q, sgn, xq + b * kQ8Block, xsum);
+        __m256i p32;
+        if constexpr (kQ5) {
+          p32 = LaneDotQ5(q, xq + b * kQ8Block, xsum);
+        } else {
+          p32 = LaneDot(q, sgn, xq + b * kQ8Block, xsum);
+        }
         const __m256 scale = _mm256_mul_ps(sw, _mm256_set1_ps(dx));
         acc[s] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), scale, acc[s]);
       }
@@ -1158,7 +1232,7 @@ struct BandQ8 {
     for (int64_t b = 0; b < nb; ++b) {
       const __m512 dx = _mm512_set1_ps(x.d[t * nb + b]);
       // (q - offset) . x = q . x - offset * sum(x)
-      const __m512i offset = _mm512_set1_epi32(kOffset * x.bsums[t * nb + b]);
+      const __m512i offset = _mm512_set1_epi32(kDecodeOffset * x.bsums[t * nb + b]);
       __m512i xb[8];
       YUAN_UNROLL
       for (int g = 0; g < 8; ++g) {
@@ -1190,7 +1264,20 @@ struct BandQ8 {
             _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[0]))),
             _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[1])), 1));
         __m512i q[8];
-        if constexpr (kQ8) {
+        if constexpr (kQ5) {  // Q5Groups' steps, two bands at a time
+          const __m512i bit4 = _mm512_set1_epi8(0x10);
+          const __m512i hb = pair(16 + 4 * 32);
+          __m512i lo = _mm512_slli_epi16(hb, 4), hi = hb;
+          YUAN_UNROLL
+          for (int h = 0; h < 4; ++h) {
+            const __m512i v = pair(16 + 32 * h);
+            // (v & 15) | (bits & 16), one vpternlogd (0xF8: a | (b & c))
+            q[h] = _mm512_ternarylogic_epi32(_mm512_and_si512(v, m4), lo, bit4, 0xF8);
+            q[h + 4] = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(v, 4), m4), hi, bit4, 0xF8);
+            lo = _mm512_srli_epi16(lo, 1);
+            hi = _mm512_srli_epi16(hi, 1);
+          }
+        } else if constexpr (kQ8) {
           const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
           YUAN_UNROLL
           for (int g = 0; g < 8; ++g) q[g] = _mm512_xor_si512(pair(16 + 32 * g), flip);
@@ -2604,7 +2691,7 @@ void DecodeOrTiles(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float
 }
 
 void MatMulRows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y, int64_t ldy) {
-  if (w.interleaved8 && w.type != DType::kQ8_0 && w.type != DType::kQ4_0) {
+  if (w.interleaved8 && !CanInterleave8(w.type, w.rows)) {
     return MatMulRowsDeinterleaved(ScalarKernels(), w, x, r0, r1, y, ldy);  // not made by Interleave8
   }
   switch (w.type) {
@@ -2630,7 +2717,7 @@ void MatMulRows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y
       if (x.n_tokens >= kBandMinTokens) return BandK<DType::kQ3_K>::Rows(w, x, r0, r1, y, ldy);
       return DecodeOrTiles<Q23KDot<DType::kQ3_K>>(w, x, r0, r1, y, ldy);
     case DType::kQ5_0:
-      if (x.n_tokens >= kBandMinTokens) return BandQ8<DType::kQ5_0>::Rows(w, x, r0, r1, y, ldy);
+      if (x.n_tokens >= kBandMinTokens || w.interleaved8) return BandQ8<DType::kQ5_0>::Rows(w, x, r0, r1, y, ldy);
       return DecodeOrTiles<Q8Micro<DType::kQ5_0>>(w, x, r0, r1, y, ldy);
     case DType::kQ4_1: return DecodeOrTiles<Q8Micro<DType::kQ4_1>>(w, x, r0, r1, y, ldy);
     case DType::kQ5_1: return DecodeOrTiles<Q8Micro<DType::kQ5_1>>(w, x, r0, r1, y, ldy);

@@ -213,7 +213,7 @@ TEST_CASE("weights interleaved by 8 rows give the row-major results", "[cpu]") {
   for (int64_t rows : {80, 8008}) {
     for (auto isa : SupportedIsas()) {
       IsaScope scope(isa);
-      for (DType type : {DType::kQ8_0, DType::kQ4_0}) {
+      for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ5_0}) {
         INFO(kernels::IsaName(isa) << " " << DTypeName(type) << " rows=" << rows);
         REQUIRE(kernels::CanInterleave8(type, rows));
         auto q = RandomWeights(type, rows, cols, rng);
@@ -410,7 +410,7 @@ TEST_CASE("AMX prompt batches give the AVX-512 kernels' bits", "[cpu][amx]") {
   }
   IsaScope scope(kernels::Isa::kAvx512);
   std::mt19937 rng(17);
-  for (DType type : {DType::kQ8_0, DType::kQ4_0}) {
+  for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ5_0}) {
     // an odd and an even number of blocks, and more than one chunk of 32
     for (int64_t cols : {96, 512, 1280}) {
       for (bool interleave : {false, true}) {
