@@ -3,11 +3,13 @@
 // The shapes are bench-0.3b's projections and their transposes (the training
 // backward pass's products), against a prompt batch.
 //
-//   yuan_bench_matmul [-t THREADS] [-n TOKENS] [-r REPS] [--types q4_0,q4_1,q5_0,q5_1,iq4_nl,iq4_xs,q8_0,q2_k,q3_k,q4_k,q5_k,q6_k,f16,bf16,f32]
+//   yuan_bench_matmul [-t THREADS] [-n TOKENS] [-r REPS] [--row-major] [--types q4_0,q4_1,q5_0,q5_1,iq4_nl,iq4_xs,q8_0,q2_k,q3_k,q4_k,q5_k,q6_k,f16,bf16,f32]
 //
 // Defaults: 2 threads, 256 tokens, 5 repetitions (median), every type.
 // Weights are random (std 0.02), quantized with the project's own writers and
-// repacked (interleaved) as the engine and the trainer repack them.
+// repacked (interleaved) as the engine and the trainer repack them;
+// --row-major keeps them as the file has them (what a head tied to the
+// token embeddings reads).
 // YUAN_CPU_ISA=avx2|scalar selects a lower kernel set, as everywhere.
 #include <algorithm>
 #include <chrono>
@@ -65,6 +67,7 @@ bool ParseType(const std::string& s, yuan::DType* t) {
 int main(int argc, char** argv) {
   int threads = 2, reps = 5;
   int64_t tokens = 256;
+  bool row_major = false;
   std::vector<yuan::DType> types = {yuan::DType::kQ4_0, yuan::DType::kQ8_0, yuan::DType::kF16,
                                     yuan::DType::kF32};
   for (int i = 1; i < argc; ++i) {
@@ -73,6 +76,7 @@ int main(int argc, char** argv) {
     if (a == "-t" && has) threads = std::atoi(argv[++i]);
     else if (a == "-n" && has) tokens = std::atoll(argv[++i]);
     else if (a == "-r" && has) reps = std::atoi(argv[++i]);
+    else if (a == "--row-major") row_major = true;
     else if (a == "--types" && has) {
       types.clear();
       std::stringstream ss(argv[++i]);
@@ -85,7 +89,7 @@ int main(int argc, char** argv) {
         types.push_back(d);
       }
     } else {
-      std::fprintf(stderr, "usage: yuan_bench_matmul [-t THREADS] [-n TOKENS] [-r REPS] [--types q4_0,q4_1,q5_0,q5_1,iq4_nl,iq4_xs,q8_0,q2_k,q3_k,q4_k,q5_k,q6_k,f16,bf16,f32]\n");
+      std::fprintf(stderr, "usage: yuan_bench_matmul [-t THREADS] [-n TOKENS] [-r REPS] [--row-major] [--types q4_0,q4_1,q5_0,q5_1,iq4_nl,iq4_xs,q8_0,q2_k,q3_k,q4_k,q5_k,q6_k,f16,bf16,f32]\n");
       return a == "-h" || a == "--help" ? 0 : 2;
     }
   }
@@ -109,7 +113,7 @@ int main(int argc, char** argv) {
       for (int64_t r = 0; r < s.rows; ++r) yuan::QuantizeRow(type, &wf[r * s.cols], &w[r * rb], s.cols);
       yuan::MatRef m{type, s.rows, s.cols, w.data(), rb, false};
       std::vector<uint8_t> packed;
-      if (yuan::kernels::CanInterleave8(type, s.rows) &&
+      if (!row_major && yuan::kernels::CanInterleave8(type, s.rows) &&
           yuan::kernels::ActiveKernels().isa != yuan::kernels::Isa::kScalar) {
         packed.resize(w.size());
         yuan::kernels::Interleave8(m, 0, s.rows / 8, packed.data());

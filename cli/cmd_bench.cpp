@@ -215,7 +215,7 @@ std::string ModelDesc(const Model& m) {
 // Weight bytes one decoding step reads: every tensor once, except that the
 // token embedding contributes one row (unless it doubles as the output).
 uint64_t WeightBytesPerToken(const Model& m) {
-  const bool tied = m.weights().output.data == m.weights().tok_embd.data;
+  const bool tied = m.weights().tied_output;
   uint64_t bytes = 0;
   for (const GgufTensor& t : m.gguf().tensors()) {
     if (t.name == "token_embd.weight" && !tied && t.ne[1] > 0) {

@@ -123,7 +123,7 @@ absl::StatusOr<std::unique_ptr<TrainableModel>> TrainableModel::Create(const Mod
   m.base = &base;
   m.spec = spec;
   m.pool = pool;
-  m.tied = base.gguf().FindTensor("output.weight") == nullptr || W.output.data == W.tok_embd.data;
+  m.tied = W.tied_output;
   const bool full = spec.mode == Mode::kFull;
   const bool random = full && spec.random_init;
   auto layer_trains = [&](int l) {

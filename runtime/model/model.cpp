@@ -190,7 +190,10 @@ absl::Status BindDecoderWeights(const GgufFile& f, const ModelConfig& c, const D
   YUAN_RETURN_IF_ERROR(BindWeight(f, "token_embd.weight", c.n_embd, c.n_vocab, true, &w->tok_embd));
   YUAN_RETURN_IF_ERROR(BindVector(f, "output_norm.weight", c.n_embd, true, &w->output_norm));
   YUAN_RETURN_IF_ERROR(BindWeight(f, "output.weight", c.n_embd, c.n_vocab, false, &w->output));
-  if (w->output.empty()) w->output = w->tok_embd;  // tied embeddings
+  if (w->output.empty()) {  // tied embeddings
+    w->output = w->tok_embd;
+    w->tied_output = true;
+  }
   w->layers.resize(c.n_layer);
   for (int l = 0; l < c.n_layer; ++l) {
     LayerWeights& L = w->layers[l];

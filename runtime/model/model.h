@@ -80,6 +80,9 @@ struct ModelWeights {
   Weight tok_embd;     // (n_vocab, n_embd)
   Weight output_norm;  // (n_embd)
   Weight output;       // (n_vocab, n_embd); tied to tok_embd when the file has none
+  // The file has no output.weight: output is tok_embd's matrix (its bytes,
+  // or the engine's interleaved copy of them).
+  bool tied_output = false;
   std::vector<LayerWeights> layers;
 };
 
