@@ -325,25 +325,28 @@ void InterleaveBand(DType type, const uint8_t* rows, uint64_t row_bytes, int64_t
   }
 }
 
-void DeinterleaveBand(DType type, const uint8_t* band, uint64_t row_bytes, int64_t nb, uint8_t* rows) {
+// Row j of a band (nb blocks) into `row`, row-major.
+void DeinterleaveBandRow(DType type, const uint8_t* band, int64_t nb, int j, uint8_t* row) {
   const BandLayout l(type);
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* in = band + b * 8 * l.block_bytes();
     const uint8_t* fifth = in + 16 + 8 * l.quant_bytes;
-    for (int j = 0; j < 8; ++j) {
-      uint8_t* blk = rows + j * row_bytes + b * l.block_bytes();
-      std::memcpy(blk, in + 2 * j, 2);
-      uint8_t* qs = blk + 2 + l.qh_bytes;
-      for (int64_t g = 0; g < l.quant_bytes / 4; ++g) std::memcpy(qs + 4 * g, in + 16 + g * 32 + 4 * j, 4);
-      if (l.qh_bytes > 0) {
-        uint32_t qh = 0;
-        for (int g = 0; g < 8; ++g) {
-          for (int k = 0; k < 4; ++k) qh |= static_cast<uint32_t>((fifth[4 * j + k] >> g) & 1) << (4 * g + k);
-        }
-        std::memcpy(blk + 2, &qh, 4);
+    uint8_t* blk = row + b * l.block_bytes();
+    std::memcpy(blk, in + 2 * j, 2);
+    uint8_t* qs = blk + 2 + l.qh_bytes;
+    for (int64_t g = 0; g < l.quant_bytes / 4; ++g) std::memcpy(qs + 4 * g, in + 16 + g * 32 + 4 * j, 4);
+    if (l.qh_bytes > 0) {
+      uint32_t qh = 0;
+      for (int g = 0; g < 8; ++g) {
+        for (int k = 0; k < 4; ++k) qh |= static_cast<uint32_t>((fifth[4 * j + k] >> g) & 1) << (4 * g + k);
       }
+      std::memcpy(blk + 2, &qh, 4);
     }
   }
+}
+
+void DeinterleaveBand(DType type, const uint8_t* band, uint64_t row_bytes, int64_t nb, uint8_t* rows) {
+  for (int j = 0; j < 8; ++j) DeinterleaveBandRow(type, band, nb, j, rows + j * row_bytes);
 }
 
 }  // namespace
@@ -354,6 +357,11 @@ void Interleave8(const MatRef& w, int64_t band0, int64_t band1, uint8_t* dst) {
   for (int64_t i = band0; i < band1; ++i) {
     InterleaveBand(w.type, src + i * 8 * w.row_bytes, w.row_bytes, nb, dst + i * 8 * w.row_bytes);
   }
+}
+
+void DeinterleaveRow(const MatRef& w, int64_t r, uint8_t* dst) {
+  const uint8_t* band = static_cast<const uint8_t*>(w.data) + (r / 8) * 8 * w.row_bytes;
+  DeinterleaveBandRow(w.type, band, w.cols / 32, static_cast<int>(r % 8), dst);
 }
 
 void MatMulRowsDeinterleaved(const KernelSet& ks, const MatRef& w, const Acts& x, int64_t r0,

@@ -171,6 +171,9 @@ bool CanInterleave8(DType type, int64_t rows);
 // Writes the interleaved form of the row-major matrix `w` to `dst`
 // (w.rows * w.row_bytes bytes), bands [band0, band1).
 void Interleave8(const MatRef& w, int64_t band0, int64_t band1, uint8_t* dst);
+// Writes row r of the interleaved matrix `w` in row-major form (w.row_bytes
+// bytes) to `dst`.
+void DeinterleaveRow(const MatRef& w, int64_t r, uint8_t* dst);
 
 // Shared pieces of the kernel sets (kernels.cpp, kernels_scalar.cpp):
 // weights of a type without a dedicated kernel, dequantized row by row and

@@ -88,6 +88,15 @@ void GroupRows(const kernels::KernelSet& ks, const MatRef* w, float* const* y, i
 
 }  // namespace
 
+void MatRow(const MatRef& w, int64_t r, float* out) {
+  const uint8_t* data = static_cast<const uint8_t*>(w.data);
+  if (!w.interleaved8) return DequantizeRow(w.type, data + r * w.row_bytes, out, w.cols);
+  thread_local std::vector<uint8_t> tls_row;
+  tls_row.resize(w.row_bytes);
+  kernels::DeinterleaveRow(w, r, tls_row.data());
+  DequantizeRow(w.type, tls_row.data(), out, w.cols);
+}
+
 void MatMul(const MatRef& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool) {
   MatMulGroup(&w, &y, 1, x, n_tokens, pool);
 }

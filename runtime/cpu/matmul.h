@@ -21,10 +21,15 @@ struct MatRef {
   int64_t cols = 0;
   const void* data = nullptr;
   uint64_t row_bytes = 0;
-  // Q8_0/Q4_0 stored interleaved by bands of 8 rows (kernels::Interleave8);
-  // rows * row_bytes bytes as usual, but rows are not contiguous.
+  // Q8_0/Q4_0/Q5_0 stored interleaved by bands of 8 rows
+  // (kernels::Interleave8); rows * row_bytes bytes as usual, but rows are
+  // not contiguous (MatRow reads one).
   bool interleaved8 = false;
 };
+
+// Row r of w as f32 (w.cols values), whatever its layout: a token
+// embedding looked up in a matrix that is also a tied output head.
+void MatRow(const MatRef& w, int64_t r, float* out);
 
 // y[t * rows + r] = dot(W[r, :], x[t * cols : (t+1) * cols]) for t < n_tokens.
 // Quantized weights meet activations quantized to int8 blocks (kernels.h).

@@ -130,25 +130,22 @@ void Engine::RepackWeights() {
     for (Weight* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) ws.push_back(w);
     for (Weight* w : {&L.attn_norm, &L.bq, &L.bk, &L.bv, &L.q_norm, &L.k_norm, &L.ffn_norm}) ws.push_back(w);
   }
-  // A head tied to the token embeddings is read whole by every token, as
-  // a projection is: where its type has the interleaved layout, the head
-  // gets an interleaved copy and the embeddings' rows stay in the mapping
-  // (each token reads one; its rows interleaved, a row would no longer be
-  // one run of bytes). Read row-major, the tied Q8_0 head of a model like
+  const bool tied = W->tied_output;
+  if (!tied) ws.push_back(&W->output);
+  ws.push_back(&W->output_norm);
+  // And the token embeddings, copied as they are (each token reads its row
+  // by index), for the TLB too: in the mapping each token's row lies on
+  // another 4 KiB page, and on the development VM the first read of such a
+  // page cost 15-20 µs (no fault counted: the hypervisor filling its own
+  // page tables), 31-60 µs of a bench-0.3b Q4_0 token (1-2.5 %) with
+  // llama-bench's random tokens. A head tied to them is read whole by
+  // every token, as a projection is, so then they are interleaved like one
+  // where their type has the layout (a lookup reassembles its row:
+  // MatRow). Read row-major, the tied Q8_0 head of a model like
   // Qwen2.5-0.5B (151936 x 896, 145 MB: more than a third of its weights)
   // decoded at 45-90 GFLOP/s from cache on one Zen 5 thread, against
   // 126-216 interleaved (yuan_bench_matmul -n 1 [--row-major]).
-  const bool tied = W->tied_output;
-  const bool tied_interleaved = tied && kernels::CanInterleave8(W->output.type, W->output.rows);
-  if (!tied || tied_interleaved) ws.push_back(&W->output);
-  ws.push_back(&W->output_norm);
-  // Else the token embeddings, copied as they are (each token reads its
-  // row by index; a tied head reads them whole), for the TLB too: in the
-  // mapping each token's row lies on another 4 KiB page, and on the
-  // development VM the first read of such a page cost 15-20 µs (no fault
-  // counted: the hypervisor filling its own page tables), 31-60 µs of a
-  // bench-0.3b Q4_0 token (1-2.5 %) with llama-bench's random tokens.
-  if (!tied_interleaved) ws.push_back(&W->tok_embd);
+  ws.push_back(&W->tok_embd);
   std::erase_if(ws, [](const Weight* w) { return w->data == nullptr || w->rows <= 0; });
   // One arena for all of them, 2 MiB aligned and advised as transparent huge
   // pages: decoding streams every weight once per token, and with 4 KiB
@@ -176,7 +173,7 @@ void Engine::RepackWeights() {
     uint8_t* dst = arena + offsets[i];
     const size_t bytes = static_cast<size_t>(w->rows) * w->row_bytes;
     const MatRef m{w->type, w->rows, w->cols, w->data, w->row_bytes, w->interleaved8};
-    if (w != &W->tok_embd && kernels::CanInterleave8(w->type, w->rows) && !w->interleaved8) {
+    if ((w != &W->tok_embd || tied) && kernels::CanInterleave8(w->type, w->rows) && !w->interleaved8) {
       // Q8_0 / Q4_0 / Q5_0: the layout the vector kernels compute 8 rows at a time with
       pool_->ParallelFor(w->rows / 8, 8, [&](int64_t b0, int64_t b1) { kernels::Interleave8(m, b0, b1, dst); });
       w->interleaved8 = true;
@@ -196,7 +193,7 @@ void Engine::RepackWeights() {
   // 59 MiB of them stayed resident after loading, and generation peaked
   // at 544 MiB against issue 4's limit of 541.9 (480 with this).
   for (const auto& [data, bytes] : moved) ReleaseMappedPages(data, bytes);
-  if (tied && !tied_interleaved) W->output.data = W->tok_embd.data;
+  if (tied) W->output = W->tok_embd;
 }
 
 std::shared_ptr<const grammar::TokenVocab> Engine::grammar_vocab() const {

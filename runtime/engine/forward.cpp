@@ -185,7 +185,7 @@ absl::Status Forward(const Model& model, const ForwardArgs& a, KvCache* cache,
   // once here and used by every head of every layer
   const float* freq_factors = c.rope_freq_factors.empty() ? nullptr : c.rope_freq_factors.data();
   ForTokens(pool, T, E, [&](int64_t t) {
-    DequantizeRow(W.tok_embd.type, W.tok_embd.row(a.tokens[t]), &s->x[t * E], E);
+    MatRow(Mat(W.tok_embd), a.tokens[t], &s->x[t * E]);
     RopeTable(n_rot, s->pos[t], c.rope_freq_base, c.rope_freq_scale, freq_factors,
               &s->rope[t * n_rot]);
   });

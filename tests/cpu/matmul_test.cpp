@@ -227,6 +227,16 @@ TEST_CASE("weights interleaved by 8 rows give the row-major results", "[cpu]") {
         MatRef mi = m;
         mi.data = packed.data();
         mi.interleaved8 = true;
+        {  // a row looked up in either layout (a tied head's embeddings)
+          std::vector<float> a(cols), b(cols);
+          bool same = true;
+          for (int64_t r = 0; r < rows; ++r) {
+            MatRow(m, r, a.data());
+            MatRow(mi, r, b.data());
+            same = same && a == b;
+          }
+          CHECK(same);
+        }
         const int64_t T = 9;
         std::vector<float> x = RandomActs(T * cols, rng);
         std::vector<float> y(T * rows), yi(T * rows), yi3(T * rows), one(rows);

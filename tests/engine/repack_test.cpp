@@ -1,7 +1,7 @@
 // The engine's load-time repacking of Q8_0/Q4_0/Q5_0 matrices (interleaved
-// by 8 rows; a head tied to the token embeddings too, in a copy of its own)
-// and its copy of everything else a token reads into the same arena (the
-// untied token embeddings too) compute what the mapped file computes.
+// by 8 rows, token embeddings tied to the head too: their rows looked up
+// from the bands) and its copy of everything else a token reads into the
+// same arena compute what the mapped file computes.
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -24,20 +24,20 @@ std::vector<float> PromptLogits(const std::string& path, bool repack, bool tied,
   const ModelWeights& W = (*engine)->model().weights();
   CHECK(W.layers[0].wq.interleaved8 == repack);
   CHECK(W.tied_output == tied);
-  // Untied, the token embeddings move into the arena as they are (rows
-  // read by index). Tied, the head is interleaved into the arena and the
-  // embeddings' rows stay in the mapping.
+  // The token embeddings move into the arena as they are (rows read by
+  // index); tied to the head, interleaved like it where its type can be,
+  // and the head reads the same copy.
   const auto* arena = (*engine)->weight_arena();
   auto in_arena = [&](const void* p) {
     const auto* b = static_cast<const uint8_t*>(p);
     return arena != nullptr && b >= arena && b < arena + (*engine)->weight_arena_bytes();
   };
   const bool head_interleaved = repack && kernels::CanInterleave8(W.output.type, W.output.rows);
-  CHECK(in_arena(W.tok_embd.data) == (repack && !(tied && head_interleaved)));
+  CHECK(in_arena(W.tok_embd.data) == repack);
   CHECK(in_arena(W.output.data) == repack);
-  CHECK_FALSE(W.tok_embd.interleaved8);
+  CHECK(W.tok_embd.interleaved8 == (tied && head_interleaved));
   CHECK(W.output.interleaved8 == head_interleaved);
-  CHECK((W.output.data == W.tok_embd.data) == (tied && !head_interleaved));
+  CHECK((W.output.data == W.tok_embd.data) == tied);
   auto session = std::move(*Session::Create(*engine, 0));
   REQUIRE(session->Decode(prompt).ok());
   std::vector<float> out = session->logits();
