@@ -6,6 +6,12 @@
 //
 //   SIZE  0.3b: n_embd 1024, 16 layers, 16 heads, 4 KV heads, n_ff 2816
 //         1b:   n_embd 2048, 16 layers, 32 heads, 8 KV heads, n_ff 5632
+//         0.5b: Qwen2.5-0.5B's shapes (in the llama architecture, without
+//               its q/k/v biases): n_embd 896, 24 layers, 14 heads, 2 KV
+//               heads, n_ff 4864, a 151936-token vocabulary and the head
+//               tied to the token embeddings (no output.weight); not in
+//               issue 4's set: the shape of the small models products
+//               embed, whose rows of 896 values are not whole k-quant blocks
 //   TYPE  f16:  every matrix F16
 //         q8_0: every matrix Q8_0
 //         q4_0: every matrix Q4_0 except output.weight Q6_K (llama-quantize's
@@ -27,6 +33,14 @@
 //               fallback for Q2_K/Q3_K in rows that are not whole
 //               256-value blocks)
 //         iq4_xs: every matrix IQ4_XS except output.weight Q6_K
+//         q4_k_m: llama-quantize's Q4_K_M mix: Q6_K for the output (or the
+//               tied token embeddings) and for attn_v and ffn_down in the
+//               layers its use_more_bits picks (the first and last eighth,
+//               every third between), Q4_K for the rest
+// In every type a k-quant tensor whose rows are not whole 256-value blocks
+// (0.5b's rows of 896) is written as llama-quantize writes it: Q4_K as
+// Q5_0, Q5_K as Q5_1, Q6_K as Q8_0, Q2_K/Q3_K/IQ4_XS as IQ4_NL (so
+// bench-0.5b-q4_k_m is mostly Q5_0, as Qwen2.5-0.5B's Q4_K_M file is).
 // Norm weights are 1.0 in F32.
 //
 // yuan_make_bench_model lora BASE.gguf RANK OUT.yadp: a random rank-RANK
@@ -65,17 +79,21 @@ struct BenchShape {
   const char* size;   // command-line name and file-name part
   const char* label;  // general.size_label
   int n_embd, n_layer, n_head, n_head_kv, n_ff;
+  int n_vocab = 32000;
+  bool tied = false;  // no output.weight: the head is token_embd
 };
 constexpr BenchShape kShapes[] = {
     {"0.3b", "0.3B", 1024, 16, 16, 4, 2816},
     {"1b", "1B", 2048, 16, 32, 8, 5632},
+    {"0.5b", "0.5B", 896, 24, 14, 2, 4864, 151936, true},
 };
 
 struct BenchType {
   const char* name;
   DType matrix;     // every 2-D weight but output.weight
-  DType output;     // output.weight
+  DType output;     // output.weight (or token_embd.weight, tied)
   int32_t ftype;    // general.file_type (llama.cpp's llama_ftype)
+  bool k_mix = false;  // llama-quantize's Q4_K_M choices (TensorType)
 };
 constexpr BenchType kTypes[] = {
     {"f16", DType::kF16, DType::kF16, 1},
@@ -90,7 +108,43 @@ constexpr BenchType kTypes[] = {
     {"q2_k", DType::kQ2_K, DType::kQ6_K, 10},  // LLAMA_FTYPE_MOSTLY_Q2_K
     {"iq4_nl", DType::kIQ4_NL, DType::kQ6_K, 25},  // LLAMA_FTYPE_MOSTLY_IQ4_NL
     {"iq4_xs", DType::kIQ4_XS, DType::kQ6_K, 30},  // LLAMA_FTYPE_MOSTLY_IQ4_XS
+    {"q4_k_m", DType::kQ4_K, DType::kQ6_K, 15, true},  // LLAMA_FTYPE_MOSTLY_Q4_K_M
 };
+
+// llama-quantize's replacement for a k-quant whose rows are not whole
+// 256-value blocks.
+DType Fallback(DType t, int64_t cols) {
+  if (cols % kQK_K == 0) return t;
+  switch (t) {
+    case DType::kQ2_K:
+    case DType::kQ3_K:
+    case DType::kIQ4_XS: return DType::kIQ4_NL;
+    case DType::kQ4_K: return DType::kQ5_0;
+    case DType::kQ5_K: return DType::kQ5_1;
+    case DType::kQ6_K: return DType::kQ8_0;
+    default: return t;
+  }
+}
+
+// llama-quantize's use_more_bits: the layers of a Q4_K_M file whose attn_v
+// and ffn_down get Q6_K.
+bool UseMoreBits(int layer, int n_layer) {
+  return layer < n_layer / 8 || layer >= 7 * n_layer / 8 || (layer - n_layer / 8) % 3 == 2;
+}
+
+// The type of tensor `name` (rows of `cols` values) in a file of `type`.
+DType TensorType(const BenchType& type, const BenchShape& shape, const std::string& name, int64_t cols) {
+  const bool head = name == "output.weight" || (shape.tied && name == "token_embd.weight");
+  if (!type.k_mix) return Fallback(head ? type.output : type.matrix, cols);
+  DType t = type.matrix;
+  if (head) {
+    t = type.output;
+  } else if (name.ends_with("attn_v.weight") || name.ends_with("ffn_down.weight")) {
+    const int layer = std::atoi(name.c_str() + 4);  // "blk.N."
+    if (UseMoreBits(layer, shape.n_layer)) t = DType::kQ6_K;
+  }
+  return Fallback(t, cols);
+}
 
 constexpr uint64_t kSeed = 0x59554131;  // "YUA1"
 
@@ -269,7 +323,8 @@ std::vector<uint8_t> RandomMatrix(const Ziggurat& zig, int tensor_index, DType t
 int Usage() {
   std::fprintf(stderr,
                "usage: yuan_make_bench_model SIZE TYPE OUT.gguf\n"
-               "  SIZE: 0.3b | 1b    TYPE: f16 | q8_0 | q4_0 | q4_1 | q5_0 | q5_1 | q4_k | q5_k | q3_k | q2_k | iq4_nl | iq4_xs\n"
+               "  SIZE: 0.3b | 1b | 0.5b    TYPE: f16 | q8_0 | q4_0 | q4_1 | q5_0 | q5_1 | q4_k | q5_k | q3_k | q2_k |\n"
+               "                             iq4_nl | iq4_xs | q4_k_m\n"
                "       yuan_make_bench_model lora BASE.gguf RANK OUT.yadp\n");
   return 2;
 }
@@ -327,7 +382,8 @@ int Main(int argc, char** argv) {
   const auto t0 = std::chrono::steady_clock::now();
 
   testing::RandomModelSpec spec;
-  spec.n_vocab = 32000;
+  spec.n_vocab = shape->n_vocab;
+  spec.tied_output = shape->tied;
   spec.n_embd = shape->n_embd;
   spec.n_layer = shape->n_layer;
   spec.n_head = shape->n_head;
@@ -357,7 +413,7 @@ int Main(int argc, char** argv) {
       n_params += t.ne[0];
       continue;
     }
-    const DType dt = t.name == "output.weight" ? type->output : type->matrix;
+    const DType dt = TensorType(*type, *shape, t.name, t.ne[0]);
     const std::vector<uint8_t> bytes =
         RandomMatrix(zig, static_cast<int>(i), dt, t.ne[0], t.ne[1], spec.stddev);
     w.AddTensor(t.name, dt, t.ne, bytes.data(), bytes.size());
