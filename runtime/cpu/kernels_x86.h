@@ -801,39 +801,13 @@ struct BandQ8 {
     }
   }
 
-  // Lane j = the exact int32 dot product of row j's interleaved Q5_0 block
-  // (q: Q5Groups) with the token's block, LaneDot's sums for it.
-  static __m256i LaneDotQ5(const __m256i* q, const int8_t* xb, int32_t xsum) {
-#if YUAN_X86_VNNI
-    __m256i a[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
-    YUAN_UNROLL
-    for (int g = 0; g < 8; ++g) {
-      int32_t x4;
-      __builtin_memcpy(&x4, xb + 4 * g, 4);
-      a[g & 1] = _mm256_dpbusd_epi32(a[g & 1], q[g], _mm256_set1_epi32(x4));
-    }
-    const __m256i p = _mm256_add_epi32(a[0], a[1]);
-#else
-    // int16 pair sums, four groups at a time: each at most 2 * 31 * 127,
-    // so four stay below 32768
-    __m256i s16[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
-    YUAN_UNROLL
-    for (int g = 0; g < 8; ++g) {
-      int32_t x4;
-      __builtin_memcpy(&x4, xb + 4 * g, 4);
-      s16[g / 4] = _mm256_add_epi16(s16[g / 4], _mm256_maddubs_epi16(q[g], _mm256_set1_epi32(x4)));
-    }
-    const __m256i one = _mm256_set1_epi16(1);
-    const __m256i p = _mm256_add_epi32(_mm256_madd_epi16(s16[0], one), _mm256_madd_epi16(s16[1], one));
-#endif
-    // (q - 16) . x = q . x - 16 * sum(x)
-    return _mm256_sub_epi32(p, _mm256_set1_epi32(16 * xsum));
-  }
-
   // One token's block against the band: lane j = exact int32 dot product of
   // row j's block with the token's block. q: 8 group vectors; sgn: Q8_0's
   // signed weights (without VNNI). `xsum` = sum of the token block's quants.
+  // kQ5Decode: q is an interleaved Q5_0 block's quants 0..31 (Q5Groups).
+  template <bool kQ5Decode = false>
   static __m256i LaneDot(const __m256i* q, const __m256i* sgn, const int8_t* xb, int32_t xsum) {
+    constexpr int32_t kOff = kQ5Decode ? kDecodeOffset : kOffset;
 #if YUAN_X86_VNNI
     (void)sgn;
     // vpdpbusd sums straight into int32 (the same exact sums as below), in
@@ -846,9 +820,22 @@ struct BandQ8 {
       a[g & 1] = _mm256_dpbusd_epi32(a[g & 1], q[g], _mm256_set1_epi32(x4));
     }
     // (q - offset) . x = q . x - offset * sum(x)
-    return _mm256_sub_epi32(_mm256_add_epi32(a[0], a[1]), _mm256_set1_epi32(kOffset * xsum));
+    return _mm256_sub_epi32(_mm256_add_epi32(a[0], a[1]), _mm256_set1_epi32(kOff * xsum));
 #else
-    if constexpr (!kQ8) {
+    if constexpr (kQ5Decode) {
+      // int16 pair sums, four groups at a time: each at most 2 * 31 * 127,
+      // so four stay below 32768
+      __m256i s16[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+      YUAN_UNROLL
+      for (int g = 0; g < 8; ++g) {
+        int32_t x4;
+        __builtin_memcpy(&x4, xb + 4 * g, 4);
+        s16[g / 4] = _mm256_add_epi16(s16[g / 4], _mm256_maddubs_epi16(q[g], _mm256_set1_epi32(x4)));
+      }
+      const __m256i one = _mm256_set1_epi16(1);
+      const __m256i p = _mm256_add_epi32(_mm256_madd_epi16(s16[0], one), _mm256_madd_epi16(s16[1], one));
+      return _mm256_sub_epi32(p, _mm256_set1_epi32(kOff * xsum));
+    } else if constexpr (!kQ8) {
       // int16 pair sums of 8 groups: each at most 2 * 15 * 127, so their
       // total stays below 32768
       __m256i s16 = _mm256_setzero_si256();
@@ -1193,12 +1180,7 @@ struct BandQ8 {
             q[h + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
           }
         }
-        __m256i p32;
-        if constexpr (kQ5) {
-          p32 = LaneDotQ5(q, xq + b * kQ8Block, xsum);
-        } else {
-          p32 = LaneDot(q, sgn, xq + b * kQ8Block, xsum);
-        }
+        const __m256i p32 = LaneDot<kQ5>(q, sgn, xq + b * kQ8Block, xsum);
         const __m256 scale = _mm256_mul_ps(sw, _mm256_set1_ps(dx));
         acc[s] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), scale, acc[s]);
       }
