@@ -27,8 +27,10 @@ struct Weight {
   int64_t rows = 1;  // ne[1]: output features
   const void* data = nullptr;
   uint64_t row_bytes = 0;
-  // Q8_0/Q4_0 rows interleaved by bands of 8 (kernels::Interleave8): set by
-  // the engine for matrices only used in matrix products; row() is invalid.
+  // Q8_0/Q4_0/Q5_0 rows interleaved by bands of 8 (kernels::Interleave8):
+  // set by the engine for matrices read whole by every token (the
+  // projections, the head, token embeddings tied to it); row() is invalid,
+  // MatRow (runtime/cpu/matmul.h) reads a row of either layout.
   bool interleaved8 = false;
 
   bool empty() const { return data == nullptr; }
