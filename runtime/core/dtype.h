@@ -156,6 +156,7 @@ static_assert(sizeof(BlockIQ4_XS) == 136);
 inline int IQ4XSScale(const BlockIQ4_XS& b, int ib) {
   return (((b.scales_l[ib / 2] >> (4 * (ib % 2))) & 0xF) | ((b.scales_h >> (2 * ib)) & 3) << 4) - 32;
 }
+
 // Q2_K: 16 sub-blocks of 16 values, x = d * sc * q - dmin * m with q in
 // [0, 3] and 4-bit (sc, m) per sub-block (scales[i / 16] for value i). Per
 // 128 values (32 bytes of qs), value 32j + l (j < 4, l < 32) is bits
