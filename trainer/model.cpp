@@ -50,8 +50,7 @@ MatRef TrainableModel::Impl::Fwd(const Matrix& m) const {
                   static_cast<uint64_t>(m.cols) * sizeof(float), false};
   }
   if (!m.fwd.empty()) return m.fwd.ref();
-  const Weight& w = *m.base;
-  return MatRef{w.type, w.rows, w.cols, w.data, w.row_bytes, w.interleaved8};
+  return BaseRef(*m.base);
 }
 
 void TrainableModel::Impl::RefreshTransposed() {

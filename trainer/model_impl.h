@@ -12,6 +12,12 @@
 
 namespace yuan::train {
 
+// The base model's weight as MatMul and MatRow read it (interleaved if the
+// engine that shares the model repacked it).
+inline MatRef BaseRef(const Weight& w) {
+  return MatRef{w.type, w.rows, w.cols, w.data, w.row_bytes, w.interleaved8};
+}
+
 enum Proj { kQ = 0, kK, kV, kO, kGate, kUp, kDown, kProjCount };
 inline constexpr const char* kProjGguf[kProjCount] = {
     "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};

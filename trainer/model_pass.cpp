@@ -169,9 +169,7 @@ absl::StatusOr<LossSum> TrainableModel::Impl::Run(const Batch& b, bool train, fl
     if (embd_param >= 0) {
       std::copy(Value(embd_param) + tok * E, Value(embd_param) + (tok + 1) * E, &x[t * E]);
     } else {
-      MatRow(MatRef{W.tok_embd.type, W.tok_embd.rows, W.tok_embd.cols, W.tok_embd.data, W.tok_embd.row_bytes,
-                    W.tok_embd.interleaved8},
-             tok, &x[t * E]);
+      MatRow(BaseRef(W.tok_embd), tok, &x[t * E]);
     }
   });
   AttnShape shape{b.n_rows, S, H, Hkv, hd, 1.0f / std::sqrt(static_cast<float>(hd)), start.data()};
