@@ -123,11 +123,12 @@ void SetAmxEnabled(bool on);
 std::string ActiveKernelsName();
 
 // How the x86 kernels read a thread's rows [r0, r1) of one matrix when
-// decoding a token: interleaved Q8_0/Q4_0 bands as four runs side by side,
-// each prefetching ahead, when each run is at least kDecodeMinRunBytes,
-// else two (BandQ8 in kernels_x86.h); Q6_K rows as kQ6KDecodeRuns runs
-// (AVX-512), Q4_K and Q5_K rows as kQ4KDecodeRuns, Q2_K and Q3_K rows as
-// kQ23KDecodeRuns; Q4_1, Q5_0, Q5_1, IQ4_NL and IQ4_XS rows as
+// decoding a token: interleaved Q8_0/Q4_0/Q5_0/Q4_1/Q5_1 bands as four runs
+// side by side, each prefetching ahead, when each run is at least
+// kDecodeMinRunBytes, else two (BandQ8, BandMin in kernels_x86.h); Q6_K
+// rows as kQ6KDecodeRuns runs (AVX-512), Q4_K and Q5_K rows as
+// kQ4KDecodeRuns, Q2_K and Q3_K rows as kQ23KDecodeRuns; row-major Q4_1,
+// Q5_0 and Q5_1 rows (matrices not interleaved), IQ4_NL and IQ4_XS rows as
 // kLegacyDecodeRuns;
 // F32, F16 and BF16 rows as kFloatDecodeRuns runs.
 // MatMulGroup has the pool's workers read ahead the starts of the same runs.
@@ -155,7 +156,7 @@ void PrepareActs(const KernelSet& ks, Acts* x, ThreadPool* pool = nullptr);
 
 // ---- weights interleaved by 8 rows -----------------------------------------
 //
-// A Q8_0, Q4_0 or Q5_0 matrix whose row count is a multiple of 8 can be stored
+// A Q8_0, Q4_0, Q5_0, Q4_1 or Q5_1 matrix whose row count is a multiple of 8 can be stored
 // with each band of 8 rows interleaved block by block: for block column b,
 // the 8 rows' f16 scales, then their quant bytes in 4-byte groups, row after
 // row ([row0 bytes 4g..4g+3][row1 ...]...[row7 ...] for each group g). One
@@ -166,7 +167,11 @@ void PrepareActs(const KernelSet& ks, Acts* x, ThreadPool* pool = nullptr);
 // 32 bytes: byte 4j + k's bit g is row j's fifth bit of quant 4g + k (the
 // quant that lane 4j + k of group g's vector holds, the low nibbles of
 // groups 0-3 and the high ones of 4-7), so one shift and mask per group
-// puts them in place.
+// puts them in place. Q4_1 and Q5_1 bands hold the 8 rows' f16 minimums
+// after their scales, then Q4_0's and Q5_0's layout. A Q4_1/Q5_1 band
+// gives the bits of the row-major kernels (a token alone or in a batch): its
+// decoding kernel keeps their 8 partial sums per row (BandMin in
+// kernels_x86.h) and batches run them on the band's rows made row-major.
 bool CanInterleave8(DType type, int64_t rows);
 // Writes the interleaved form of the row-major matrix `w` to `dst`
 // (w.rows * w.row_bytes bytes), bands [band0, band1).

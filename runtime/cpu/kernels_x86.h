@@ -1459,6 +1459,214 @@ struct BandQ8 {
   }
 };
 
+// ---- Q4_1 / Q5_1: 8 weight rows in the 8 lanes, the row-major bits -------
+//
+// Interleaved Q4_1 and Q5_1 bands (kernels::Interleave8: the 8 scales, the
+// 8 minimums, then Q4_0's and Q5_0's layout) decoded with the row-major
+// kernels' arithmetic (Q8Micro::Rows, RowPairs), so that a token gives the
+// same bits alone as in a batch, whose bands go through those kernels made
+// row-major again (MatMulRowsDeinterleaved). Rows keeps 8 float partial sums
+// per row, lane g summing quants 4g..4g+3 of every block (one FMA each per
+// block), then one Hsum and the minimums' FMA chain; here acc[g] holds
+// lane g of all 8 rows (one row per lane), so each lane sees the same
+// operations in the same order, and the Hsum becomes the same additions
+// across the 8 accumulators.
+template <DType kType>
+struct BandMin {
+  static constexpr bool kQ5 = kType == DType::kQ5_1;
+  static constexpr int64_t kBlockBytes = kBandRows * sizeof(BlockOf<kType>);  // a band's block
+  static constexpr int64_t kQuantsAt = 2 * 2 * kBandRows;  // after scales, minimums
+
+  // A band block's quants (Q5_1: 0..31 with the fifth bits), group g in
+  // q[g]: Q4_0's and Q5_0's unpacking (BandQ8::Gemv, Q5Groups).
+  static void Groups(const uint8_t* blk, __m256i* q) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), bit4 = _mm256_set1_epi8(0x10);
+    __m256i lo = _mm256_setzero_si256(), hi = lo;
+    if constexpr (kQ5) {
+      hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + kQuantsAt + 4 * 32));
+      lo = _mm256_slli_epi16(hi, 4);
+    }
+    YUAN_UNROLL
+    for (int h = 0; h < 4; ++h) {
+      const __m256i v =
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + kQuantsAt + 32 * h));
+      q[h] = _mm256_and_si256(v, m4);
+      q[h + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+      if constexpr (kQ5) {
+        q[h] = _mm256_or_si256(q[h], _mm256_and_si256(lo, bit4));
+        q[h + 4] = _mm256_or_si256(q[h + 4], _mm256_and_si256(hi, bit4));
+        lo = _mm256_srli_epi16(lo, 1);
+        hi = _mm256_srli_epi16(hi, 1);
+      }
+    }
+  }
+
+  // One token against one band, prefetching `ahead` bytes past each block
+  // it reads; the 8 rows' results to y.
+  static void Gemv(const uint8_t* band, int64_t nb, const Acts& x, float* y, int64_t ahead) {
+    __m256 acc[8], accm = _mm256_setzero_ps();
+    YUAN_UNROLL
+    for (int g = 0; g < 8; ++g) acc[g] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* blk = band + b * kBlockBytes;
+      // (a hint: an address past the end of the matrix does not fault)
+      YUAN_UNROLL
+      for (int64_t o = 0; o < kBlockBytes; o += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(blk) + ahead + o, _MM_HINT_T0);
+      const __m256 dx = _mm256_set1_ps(x.d[b]);
+      const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
+      const __m256 m = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16)));
+      const __m256 scale = _mm256_mul_ps(d, dx);  // Rows' dw * dx
+      __m256i q[8];
+      Groups(blk, q);
+      YUAN_UNROLL
+      for (int g = 0; g < 8; ++g) {
+        int32_t x4;
+        __builtin_memcpy(&x4, x.qs + b * kQ8Block + 4 * g, 4);
+        const __m256i p32 = DotU8S8(q[g], _mm256_set1_epi32(x4));
+        acc[g] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), scale, acc[g]);
+      }
+      // fma(m * dx, sum(x), accm)
+      accm = _mm256_fmadd_ps(_mm256_mul_ps(m, dx), _mm256_set1_ps(static_cast<float>(x.bsums[b])),
+                             accm);
+    }
+    // Hsum's order: ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7))
+    const __m256 even = _mm256_add_ps(_mm256_add_ps(acc[0], acc[4]), _mm256_add_ps(acc[2], acc[6]));
+    const __m256 odd = _mm256_add_ps(_mm256_add_ps(acc[1], acc[5]), _mm256_add_ps(acc[3], acc[7]));
+    _mm256_storeu_ps(y, _mm256_add_ps(_mm256_add_ps(even, odd), accm));
+  }
+
+#if YUAN_X86_VNNI
+  // S bands read side by side (band s's results to y[s]), in pairs: band 2p
+  // in the low 256 bits of a zmm and 2p + 1 in the high (as
+  // BandQ8::Gemv512). Every lane's operations are Gemv's, so the bits are,
+  // in half the instructions and registers: four bands side by side in
+  // ymm spilled their 36 accumulators and decoded from cache at 134
+  // (Q4_1) and 93 (Q5_1) GFLOP/s on one Zen 5 thread; these 199-216 and
+  // 143-178.
+  template <int S>
+  static void Gemv512(const uint8_t* const* bands, int64_t nb, const Acts& x, float* const* y,
+                      int64_t ahead) {
+    static_assert(S % 2 == 0, "bands in pairs");
+    constexpr int P = S / 2;
+    __m512 acc[P][8], accm[P];
+    YUAN_UNROLL
+    for (int p = 0; p < P; ++p) {
+      accm[p] = _mm512_setzero_ps();
+      YUAN_UNROLL
+      for (int g = 0; g < 8; ++g) acc[p][g] = _mm512_setzero_ps();
+    }
+    const __m512i m4 = _mm512_set1_epi8(0x0F), bit4 = _mm512_set1_epi8(0x10);
+    for (int64_t b = 0; b < nb; ++b) {
+      const __m512 dx = _mm512_set1_ps(x.d[b]);
+      const __m512 sx = _mm512_set1_ps(static_cast<float>(x.bsums[b]));
+      __m512i xb[8];
+      YUAN_UNROLL
+      for (int g = 0; g < 8; ++g) {
+        int32_t x4;
+        __builtin_memcpy(&x4, x.qs + b * kQ8Block + 4 * g, 4);
+        xb[g] = _mm512_set1_epi32(x4);
+      }
+      YUAN_UNROLL
+      for (int p = 0; p < P; ++p) {
+        const uint8_t* blk[2] = {bands[2 * p] + b * kBlockBytes,
+                                 bands[2 * p + 1] + b * kBlockBytes};
+        YUAN_UNROLL
+        for (int h = 0; h < 2; ++h) {
+          YUAN_UNROLL
+          for (int64_t o = 0; o < kBlockBytes; o += 64)
+            _mm_prefetch(reinterpret_cast<const char*>(blk[h]) + ahead + o, _MM_HINT_T0);
+        }
+        auto pair = [&](int64_t o) {  // 32 bytes at offset o of both blocks
+          const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[0] + o));
+          const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[1] + o));
+          return _mm512_maskz_inserti64x4(
+              0xFF, _mm512_maskz_inserti64x4(0xFF, _mm512_setzero_si512(), lo, 0), hi, 1);
+        };
+        auto halves = [&](int64_t o) {  // 8 f16 at offset o of both blocks, as f32
+          return _mm512_maskz_cvtph_ps(
+              0xFFFF, _mm256_inserti128_si256(
+                          _mm256_castsi128_si256(
+                              _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[0] + o))),
+                          _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[1] + o)), 1));
+        };
+        const __m512 scale = _mm512_mul_ps(halves(0), dx);
+        const __m512 mdx = _mm512_mul_ps(halves(16), dx);
+        __m512i q[8];
+        __m512i lo = _mm512_setzero_si512(), hi = lo;
+        if constexpr (kQ5) {
+          hi = pair(kQuantsAt + 4 * 32);
+          lo = _mm512_slli_epi16(hi, 4);
+        }
+        YUAN_UNROLL
+        for (int h = 0; h < 4; ++h) {
+          const __m512i v = pair(kQuantsAt + 32 * h);
+          q[h] = _mm512_and_si512(v, m4);
+          q[h + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+          if constexpr (kQ5) {
+            // q | (bits & 16), one vpternlogd (0xF8: a | (b & c))
+            q[h] = _mm512_ternarylogic_epi32(q[h], lo, bit4, 0xF8);
+            q[h + 4] = _mm512_ternarylogic_epi32(q[h + 4], hi, bit4, 0xF8);
+            lo = _mm512_srli_epi16(lo, 1);
+            hi = _mm512_srli_epi16(hi, 1);
+          }
+        }
+        YUAN_UNROLL
+        for (int g = 0; g < 8; ++g) {
+          const __m512i p32 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[g], xb[g]);
+          acc[p][g] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, p32), scale, acc[p][g]);
+        }
+        accm[p] = _mm512_fmadd_ps(mdx, sx, accm[p]);
+      }
+    }
+    YUAN_UNROLL
+    for (int p = 0; p < P; ++p) {
+      const __m512* a = acc[p];  // Hsum's order, as Gemv
+      const __m512 even = _mm512_add_ps(_mm512_add_ps(a[0], a[4]), _mm512_add_ps(a[2], a[6]));
+      const __m512 odd = _mm512_add_ps(_mm512_add_ps(a[1], a[5]), _mm512_add_ps(a[3], a[7]));
+      const __m512d r = _mm512_castps_pd(_mm512_add_ps(_mm512_add_ps(even, odd), accm[p]));
+      _mm256_storeu_ps(y[2 * p], _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, r, 0)));
+      _mm256_storeu_ps(y[2 * p + 1], _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, r, 1)));
+    }
+  }
+#endif
+
+  // Whole bands [r0, r1): the runs BandQ8::DecodeBands reads (four where
+  // each is at least kDecodeMinRunBytes, else two; what the pool's workers
+  // read ahead), side by side, then the bands left over one at a time.
+  static void Decode(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y) {
+    if ((r1 - r0) * static_cast<int64_t>(w.row_bytes) / 4 >= kDecodeMinRunBytes)
+      return DecodeRuns<4>(w, x, r0, r1, y);
+    DecodeRuns<2>(w, x, r0, r1, y);
+  }
+  template <int kRuns>
+  static void DecodeRuns(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y) {
+    const int64_t nb = x.cols / kQ8Block;
+    const uint8_t* base = static_cast<const uint8_t*>(w.data);
+    const int64_t per = (r1 - r0) / kBandRows / kRuns;  // bands per run
+    const int64_t ahead = DecodePrefetchBytes();
+    if (per > 0) PrimeRuns(base, w.row_bytes, r0, per * kBandRows, kRuns, ahead);
+    for (int64_t i = 0; i < per; ++i) {
+      const uint8_t* bands[kRuns];
+      float* ys[kRuns];
+      for (int s = 0; s < kRuns; ++s) {
+        const int64_t r = r0 + (s * per + i) * kBandRows;
+        bands[s] = base + r * w.row_bytes;
+        ys[s] = y + r;
+      }
+#if YUAN_X86_VNNI
+      Gemv512<kRuns>(bands, nb, x, ys, ahead);
+#else
+      // (16 registers: one band's 9 accumulators at a time, the runs in turn)
+      for (int s = 0; s < kRuns; ++s) Gemv(bands[s], nb, x, ys[s], ahead);
+#endif
+    }
+    for (int64_t r = r0 + kRuns * per * kBandRows; r < r1; r += kBandRows) {
+      Gemv(base + r * w.row_bytes, nb, x, y + r, ahead);
+    }
+  }
+};
+
 // ---- k-quants, Q8_K activations ---------------------------------------------
 
 // The int16 scales of 32 values in value order, group g of a 128-value
@@ -2672,6 +2880,15 @@ void DecodeOrTiles(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float
   MatMulRowsT<M>(w, x, r0, r1, y, ldy);
 }
 
+// Interleaved Q4_1/Q5_1: one token by BandMin, batches by the register
+// tiles on the bands made row-major (the same bits).
+template <DType kType>
+void BandMinRows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+  if (x.n_tokens == 1) return BandMin<kType>::Decode(w, x, r0, r1, y);
+  MatMulRowsDeinterleaved(GetKernels(YUAN_X86_VNNI ? Isa::kAvx512 : Isa::kAvx2), w, x, r0, r1, y,
+                          ldy);
+}
+
 void MatMulRows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y, int64_t ldy) {
   if (w.interleaved8 && !CanInterleave8(w.type, w.rows)) {
     return MatMulRowsDeinterleaved(ScalarKernels(), w, x, r0, r1, y, ldy);  // not made by Interleave8
@@ -2701,8 +2918,12 @@ void MatMulRows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y
     case DType::kQ5_0:
       if (x.n_tokens >= kBandMinTokens || w.interleaved8) return BandQ8<DType::kQ5_0>::Rows(w, x, r0, r1, y, ldy);
       return DecodeOrTiles<Q8Micro<DType::kQ5_0>>(w, x, r0, r1, y, ldy);
-    case DType::kQ4_1: return DecodeOrTiles<Q8Micro<DType::kQ4_1>>(w, x, r0, r1, y, ldy);
-    case DType::kQ5_1: return DecodeOrTiles<Q8Micro<DType::kQ5_1>>(w, x, r0, r1, y, ldy);
+    case DType::kQ4_1:
+      if (w.interleaved8) return BandMinRows<DType::kQ4_1>(w, x, r0, r1, y, ldy);
+      return DecodeOrTiles<Q8Micro<DType::kQ4_1>>(w, x, r0, r1, y, ldy);
+    case DType::kQ5_1:
+      if (w.interleaved8) return BandMinRows<DType::kQ5_1>(w, x, r0, r1, y, ldy);
+      return DecodeOrTiles<Q8Micro<DType::kQ5_1>>(w, x, r0, r1, y, ldy);
     case DType::kQ4_K:
       if (x.n_tokens >= kBandMinTokens) return BandK<DType::kQ4_K>::Rows(w, x, r0, r1, y, ldy);
       return DecodeOrTiles<Q45KDot<BlockQ4_K>>(w, x, r0, r1, y, ldy);

@@ -174,7 +174,7 @@ void Engine::RepackWeights() {
     const size_t bytes = static_cast<size_t>(w->rows) * w->row_bytes;
     const MatRef m{w->type, w->rows, w->cols, w->data, w->row_bytes, w->interleaved8};
     if ((w != &W->tok_embd || tied) && kernels::CanInterleave8(w->type, w->rows) && !w->interleaved8) {
-      // Q8_0 / Q4_0 / Q5_0: the layout the vector kernels compute 8 rows at a time with
+      // Q8_0/Q4_0/Q5_0/Q4_1/Q5_1: the layout the vector kernels compute 8 rows at a time with
       pool_->ParallelFor(w->rows / 8, 8, [&](int64_t b0, int64_t b1) { kernels::Interleave8(m, b0, b1, dst); });
       w->interleaved8 = true;
     } else {

@@ -1,4 +1,4 @@
-// The engine's load-time repacking of Q8_0/Q4_0/Q5_0 matrices (interleaved
+// The engine's load-time repacking of Q8_0/Q4_0/Q5_0/Q4_1/Q5_1 matrices (interleaved
 // by 8 rows, token embeddings tied to the head too: their rows looked up
 // from the bands) and its copy of everything else a token reads into the
 // same arena compute what the mapped file computes.
@@ -49,11 +49,11 @@ std::vector<float> PromptLogits(const std::string& path, bool repack, bool tied,
   return out;
 }
 
-TEST_CASE("repacked Q8_0/Q4_0/Q5_0 weights give the mapped file's logits", "[engine]") {
+TEST_CASE("repacked Q8_0/Q4_0/Q5_0/Q4_1/Q5_1 weights give the mapped file's logits", "[engine]") {
   // 304 tokens: a head of whole 8-row bands, interleaved; 300: not
   for (int n_vocab : {300, 304}) {
     for (bool tied : {false, true}) {
-      for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ5_0}) {
+      for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ5_0, DType::kQ4_1, DType::kQ5_1}) {
         INFO(DTypeName(type) << (tied ? ", output tied to the embeddings" : "") << ", vocab "
                              << n_vocab);
         testing::RandomModelSpec spec;
@@ -77,6 +77,8 @@ TEST_CASE("repacked Q8_0/Q4_0/Q5_0 weights give the mapped file's logits", "[eng
         CHECK(max_abs > 0.1f);
         // the same integer block sums, scaled and summed in another order
         CHECK(max_diff <= 1e-4f * max_abs);
+        // Q4_1/Q5_1 bands keep the row-major kernels' order: the same bits
+        if (type == DType::kQ4_1 || type == DType::kQ5_1) CHECK(plain == packed);
       }
     }
   }
