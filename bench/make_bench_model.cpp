@@ -37,6 +37,9 @@
 //               tied token embeddings) and for attn_v and ffn_down in the
 //               layers its use_more_bits picks (the first and last eighth,
 //               every third between), Q4_K for the rest
+//         q5_k_m: llama-quantize's Q5_K_M mix: q4_k_m's with Q5_K for the
+//               rest (bench-0.5b-q5_k_m is then mostly Q5_1, as
+//               Qwen2.5-0.5B's Q5_K_M file is)
 // In every type a k-quant tensor whose rows are not whole 256-value blocks
 // (0.5b's rows of 896) is written as llama-quantize writes it: Q4_K as
 // Q5_0, Q5_K as Q5_1, Q6_K as Q8_0, Q2_K/Q3_K/IQ4_XS as IQ4_NL (so
@@ -93,7 +96,7 @@ struct BenchType {
   DType matrix;     // every 2-D weight but output.weight
   DType output;     // output.weight (or token_embd.weight, tied)
   int32_t ftype;    // general.file_type (llama.cpp's llama_ftype)
-  bool k_mix = false;  // llama-quantize's Q4_K_M choices (TensorType)
+  bool k_mix = false;  // llama-quantize's Q4_K_M / Q5_K_M choices (TensorType)
 };
 constexpr BenchType kTypes[] = {
     {"f16", DType::kF16, DType::kF16, 1},
@@ -109,6 +112,7 @@ constexpr BenchType kTypes[] = {
     {"iq4_nl", DType::kIQ4_NL, DType::kQ6_K, 25},  // LLAMA_FTYPE_MOSTLY_IQ4_NL
     {"iq4_xs", DType::kIQ4_XS, DType::kQ6_K, 30},  // LLAMA_FTYPE_MOSTLY_IQ4_XS
     {"q4_k_m", DType::kQ4_K, DType::kQ6_K, 15, true},  // LLAMA_FTYPE_MOSTLY_Q4_K_M
+    {"q5_k_m", DType::kQ5_K, DType::kQ6_K, 17, true},  // LLAMA_FTYPE_MOSTLY_Q5_K_M
 };
 
 // llama-quantize's replacement for a k-quant whose rows are not whole
@@ -126,7 +130,7 @@ DType Fallback(DType t, int64_t cols) {
   }
 }
 
-// llama-quantize's use_more_bits: the layers of a Q4_K_M file whose attn_v
+// llama-quantize's use_more_bits: the layers of a Q4_K_M or Q5_K_M file whose attn_v
 // and ffn_down get Q6_K.
 bool UseMoreBits(int layer, int n_layer) {
   return layer < n_layer / 8 || layer >= 7 * n_layer / 8 || (layer - n_layer / 8) % 3 == 2;
@@ -324,7 +328,7 @@ int Usage() {
   std::fprintf(stderr,
                "usage: yuan_make_bench_model SIZE TYPE OUT.gguf\n"
                "  SIZE: 0.3b | 1b | 0.5b    TYPE: f16 | q8_0 | q4_0 | q4_1 | q5_0 | q5_1 | q4_k | q5_k | q3_k | q2_k |\n"
-               "                             iq4_nl | iq4_xs | q4_k_m\n"
+               "                             iq4_nl | iq4_xs | q4_k_m | q5_k_m\n"
                "       yuan_make_bench_model lora BASE.gguf RANK OUT.yadp\n");
   return 2;
 }
