@@ -1541,9 +1541,9 @@ struct BandMin {
   // in the low 256 bits of a zmm and 2p + 1 in the high (as
   // BandQ8::Gemv512). Every lane's operations are Gemv's, so the bits are,
   // in half the instructions and registers: four bands side by side in
-  // ymm spilled their 36 accumulators and decoded from cache at 134
-  // (Q4_1) and 93 (Q5_1) GFLOP/s on one Zen 5 thread; these 199-216 and
-  // 143-178.
+  // ymm spilled their 36 accumulators and decoded from cache at 133-143
+  // (Q4_1) and 93-105 (Q5_1) GFLOP/s on one Zen 5 thread; these 197-216
+  // and 141-171.
   template <int S>
   static void Gemv512(const uint8_t* const* bands, int64_t nb, const Acts& x, float* const* y,
                       int64_t ahead) {
