@@ -754,6 +754,34 @@ struct AmxTiles {
       : "memory")
 #endif
 
+// The quants of an interleaved band block whose nibble groups start at
+// `quants` (4 x 32 bytes, kernels::Interleave8's layout), group g in q[g]:
+// the low nibbles make groups 0-3, the high ones 4-7. kFifth (Q5_0, Q5_1):
+// the fifth bits (the 32 bytes after the nibbles; bit g of each byte, for
+// group g) shifted to bit 4 and or-ed in, giving the quants 0..31 (the
+// 16-bit shifts move no bit that is kept across a byte).
+template <bool kFifth>
+inline void BandGroups(const uint8_t* quants, __m256i* q) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), bit4 = _mm256_set1_epi8(0x10);
+  __m256i lo = _mm256_setzero_si256(), hi = lo;  // bit 4: groups h and h + 4's, after h shifts
+  if constexpr (kFifth) {
+    hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(quants + 4 * 32));
+    lo = _mm256_slli_epi16(hi, 4);
+  }
+  YUAN_UNROLL
+  for (int h = 0; h < 4; ++h) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(quants + 32 * h));
+    q[h] = _mm256_and_si256(v, m4);
+    q[h + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+    if constexpr (kFifth) {
+      q[h] = _mm256_or_si256(q[h], _mm256_and_si256(lo, bit4));
+      q[h + 4] = _mm256_or_si256(q[h + 4], _mm256_and_si256(hi, bit4));
+      lo = _mm256_srli_epi16(lo, 1);
+      hi = _mm256_srli_epi16(hi, 1);
+    }
+  }
+}
+
 template <DType kType>
 struct BandQ8 {
   // Q8_0, Q5_0 (q - 16), IQ4_NL and IQ4_XS (their nibbles looked up in
@@ -783,28 +811,10 @@ struct BandQ8 {
   static constexpr bool kQ5 = kType == DType::kQ5_0;
   static constexpr int32_t kDecodeOffset = kQ5 ? 16 : kOffset;
 
-  // Q5_0's quants (0..31) of an interleaved block `blk`, group g in q[g]:
-  // Q4_0's nibbles with the fifth bits or-ed in (bit g of the fifth-bit
-  // bytes, shifted to bit 4; the 16-bit shifts move no bit that is kept
-  // across a byte).
-  static void Q5Groups(const uint8_t* blk, __m256i* q) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F), bit4 = _mm256_set1_epi8(0x10);
-    const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 4 * 32));
-    __m256i lo = _mm256_slli_epi16(hb, 4), hi = hb;  // bit 4: groups h and h + 4's, after h shifts
-    YUAN_UNROLL
-    for (int h = 0; h < 4; ++h) {
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * h));
-      q[h] = _mm256_or_si256(_mm256_and_si256(v, m4), _mm256_and_si256(lo, bit4));
-      q[h + 4] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), _mm256_and_si256(hi, bit4));
-      lo = _mm256_srli_epi16(lo, 1);
-      hi = _mm256_srli_epi16(hi, 1);
-    }
-  }
-
   // One token's block against the band: lane j = exact int32 dot product of
   // row j's block with the token's block. q: 8 group vectors; sgn: Q8_0's
   // signed weights (without VNNI). `xsum` = sum of the token block's quants.
-  // kQ5Decode: q is an interleaved Q5_0 block's quants 0..31 (Q5Groups).
+  // kQ5Decode: q is an interleaved Q5_0 block's quants 0..31 (BandGroups).
   template <bool kQ5Decode = false>
   static __m256i LaneDot(const __m256i* q, const __m256i* sgn, const int8_t* xb, int32_t xsum) {
     constexpr int32_t kOff = kQ5Decode ? kDecodeOffset : kOffset;
@@ -876,7 +886,7 @@ struct BandQ8 {
       __m256i* o = reinterpret_cast<__m256i*>(out);
       if constexpr (kQ5) {  // the signed weights q - 16, in the form asked for
         __m256i q[8];
-        Q5Groups(blk, q);
+        BandGroups<true>(blk + 16, q);
         for (int g = 0; g < 8; ++g) {
           const __m256i v = _mm256_sub_epi8(q[g], _mm256_set1_epi8(16));
           if constexpr (kSigned) {
@@ -1143,7 +1153,6 @@ struct BandQ8 {
     __m256 acc[S];
     YUAN_UNROLL
     for (int s = 0; s < S; ++s) acc[s] = _mm256_setzero_ps();
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
     for (int64_t b = 0; b < nb; ++b) {
       const float dx = x.d[t * nb + b];
       const int32_t xsum = x.bsums[t * nb + b];
@@ -1159,7 +1168,7 @@ struct BandQ8 {
         const __m256 sw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
         __m256i q[8], sgn[8];
         if constexpr (kQ5) {
-          Q5Groups(blk, q);
+          BandGroups<true>(blk + 16, q);
         } else if constexpr (kOffsetQ8) {
           const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
           YUAN_UNROLL
@@ -1173,12 +1182,7 @@ struct BandQ8 {
             q[g] = _mm256_sign_epi8(sgn[g], sgn[g]);
           }
         } else {
-          YUAN_UNROLL
-          for (int h = 0; h < 4; ++h) {
-            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * h));
-            q[h] = _mm256_and_si256(v, m4);
-            q[h + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-          }
+          BandGroups<false>(blk + 16, q);
         }
         const __m256i p32 = LaneDot<kQ5>(q, sgn, xq + b * kQ8Block, xsum);
         const __m256 scale = _mm256_mul_ps(sw, _mm256_set1_ps(dx));
@@ -1246,7 +1250,7 @@ struct BandQ8 {
             _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[0]))),
             _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[1])), 1));
         __m512i q[8];
-        if constexpr (kQ5) {  // Q5Groups' steps, two bands at a time
+        if constexpr (kQ5) {  // BandGroups' steps, two bands at a time
           const __m512i bit4 = _mm512_set1_epi8(0x10);
           const __m512i hb = pair(16 + 4 * 32);
           __m512i lo = _mm512_slli_epi16(hb, 4), hi = hb;
@@ -1477,30 +1481,6 @@ struct BandMin {
   static constexpr int64_t kBlockBytes = kBandRows * sizeof(BlockOf<kType>);  // a band's block
   static constexpr int64_t kQuantsAt = 2 * 2 * kBandRows;  // after scales, minimums
 
-  // A band block's quants (Q5_1: 0..31 with the fifth bits), group g in
-  // q[g]: Q4_0's and Q5_0's unpacking (BandQ8::Gemv, Q5Groups).
-  static void Groups(const uint8_t* blk, __m256i* q) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F), bit4 = _mm256_set1_epi8(0x10);
-    __m256i lo = _mm256_setzero_si256(), hi = lo;
-    if constexpr (kQ5) {
-      hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + kQuantsAt + 4 * 32));
-      lo = _mm256_slli_epi16(hi, 4);
-    }
-    YUAN_UNROLL
-    for (int h = 0; h < 4; ++h) {
-      const __m256i v =
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + kQuantsAt + 32 * h));
-      q[h] = _mm256_and_si256(v, m4);
-      q[h + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-      if constexpr (kQ5) {
-        q[h] = _mm256_or_si256(q[h], _mm256_and_si256(lo, bit4));
-        q[h + 4] = _mm256_or_si256(q[h + 4], _mm256_and_si256(hi, bit4));
-        lo = _mm256_srli_epi16(lo, 1);
-        hi = _mm256_srli_epi16(hi, 1);
-      }
-    }
-  }
-
   // One token against one band, prefetching `ahead` bytes past each block
   // it reads; the 8 rows' results to y.
   static void Gemv(const uint8_t* band, int64_t nb, const Acts& x, float* y, int64_t ahead) {
@@ -1518,7 +1498,7 @@ struct BandMin {
       const __m256 m = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16)));
       const __m256 scale = _mm256_mul_ps(d, dx);  // Rows' dw * dx
       __m256i q[8];
-      Groups(blk, q);
+      BandGroups<kQ5>(blk + kQuantsAt, q);
       YUAN_UNROLL
       for (int g = 0; g < 8; ++g) {
         int32_t x4;
