@@ -138,6 +138,12 @@ constexpr int kQ4KDecodeRuns = 4;
 constexpr int kQ23KDecodeRuns = 4;
 constexpr int kLegacyDecodeRuns = 4;
 constexpr int kFloatDecodeRuns = 4;
+// The runs a thread's `rows` interleaved rows are decoded in (BandQ8,
+// BandMin), which MatMulGroup's read-ahead must match: four where each is
+// at least kDecodeMinRunBytes, else two.
+inline int DecodeBandRuns(int64_t rows, uint64_t row_bytes) {
+  return rows * static_cast<int64_t>(row_bytes) / 4 >= kDecodeMinRunBytes ? 4 : 2;
+}
 
 // How far ahead of its loads each of those runs prefetches, in bytes. The
 // best distance depends on the core: 2 KiB on AMD (on the Zen 5 VM, 3 KiB

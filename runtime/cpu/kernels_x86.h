@@ -1307,9 +1307,7 @@ struct BandQ8 {
   // bench-1b Q4_0 (whose k and v shares are short) 1.11x, bench-1b Q8_0
   // 1.00-1.03x (alternating in one process).
   static void DecodeBands(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y, int64_t ldy) {
-    if ((r1 - r0) * static_cast<int64_t>(w.row_bytes) / 4 >= kDecodeMinRunBytes) {
-      return DecodeRuns<4>(w, x, r0, r1, y, ldy);
-    }
+    if (DecodeBandRuns(r1 - r0, w.row_bytes) == 4) return DecodeRuns<4>(w, x, r0, r1, y, ldy);
     DecodeRuns<2>(w, x, r0, r1, y, ldy);
   }
   template <int kStreams>
@@ -1611,12 +1609,11 @@ struct BandMin {
   }
 #endif
 
-  // Whole bands [r0, r1): the runs BandQ8::DecodeBands reads (four where
-  // each is at least kDecodeMinRunBytes, else two; what the pool's workers
-  // read ahead), side by side, then the bands left over one at a time.
+  // Whole bands [r0, r1): the runs BandQ8::DecodeBands reads
+  // (DecodeBandRuns: what the pool's workers read ahead), side by side, then
+  // the bands left over one at a time.
   static void Decode(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y) {
-    if ((r1 - r0) * static_cast<int64_t>(w.row_bytes) / 4 >= kDecodeMinRunBytes)
-      return DecodeRuns<4>(w, x, r0, r1, y);
+    if (DecodeBandRuns(r1 - r0, w.row_bytes) == 4) return DecodeRuns<4>(w, x, r0, r1, y);
     DecodeRuns<2>(w, x, r0, r1, y);
   }
   template <int kRuns>

@@ -53,7 +53,7 @@ void PlanWarm(const MatRef* w, int n, int64_t n_tokens, const ThreadPool& pool,
       int runs = 1;
       int64_t unit = 1;  // rows a run is a multiple of
       if (w[i].interleaved8) {
-        runs = (b - a) * rb / 4 >= kernels::kDecodeMinRunBytes ? 4 : 2;
+        runs = kernels::DecodeBandRuns(b - a, w[i].row_bytes);
         unit = 8;
       } else if (w[i].type == DType::kQ6_K) {
         runs = kernels::kQ6KDecodeRuns;
