@@ -477,6 +477,31 @@ void PrintSteps(std::FILE* out, const Row& r) {
   std::fprintf(out, "  %-20s %9.1f (the timed tokens: %.1f us each)\n", "all steps",
                1e6 * total / static_cast<double>(st.passes),
                1e6 * r.timed_seconds / static_cast<double>(st.passes));
+  // What the steps themselves allow. The steps that read no weights
+  // (attention, RoPE, norms, SiLU, ...) run while the memory waits, one
+  // after the other with the products; so even with every product reading
+  // its weights at the bound's bandwidth and costing nothing more, a token
+  // takes the weights' time plus theirs. That ceiling on "% of bound" is
+  // printed beside the products' own rate against the bound's bandwidth.
+  if (r.bandwidth <= 0 || r.bytes_per_token == 0) return;
+  double weight_bytes = 0, product_seconds = 0, other_seconds = 0;
+  for (int i = 0; i < kForwardSteps; ++i) {
+    weight_bytes += static_cast<double>(r.step_bytes[i]);
+    (r.step_bytes[i] > 0 ? product_seconds : other_seconds) += st.seconds[i];
+  }
+  const double passes = static_cast<double>(st.passes);
+  const double bound_us = 1e6 * static_cast<double>(r.bytes_per_token) / (r.bandwidth * 1e9);
+  const double weights_us = 1e6 * weight_bytes / (r.bandwidth * 1e9);
+  const double other_us = 1e6 * other_seconds / passes, product_us = 1e6 * product_seconds / passes;
+  if (product_us > 0) {
+    std::fprintf(out, "  the products: %.1f us a token for %.1f MiB of weights: %.1f GB/s, %.1f %% of the bound's %.1f GB/s\n",
+                 product_us, weight_bytes / (1 << 20), weight_bytes / product_us / 1e3,
+                 100 * weights_us / product_us, r.bandwidth);
+  }
+  std::fprintf(out,
+               "  the steps without weights: %.1f us a token; with the products at the bound's bandwidth "
+               "(%.1f us) a token takes %.1f us: at most %.1f %% of the bound\n",
+               other_us, weights_us, weights_us + other_us, 100 * bound_us / (weights_us + other_us));
 }
 
 }  // namespace

@@ -45,10 +45,14 @@ check "bench" 0 "$yuan" bench -m "$random_model" -t 1 -p 8,16 -n 4 -r 2 --bw-mib
 case "$out" in *"| model"*"pp8"*"pp16"*"tg4"*"read bandwidth, 1 thread:"*"memory "*": peak RSS"*) ;;
   *) echo "FAIL bench: unexpected output: $out"; fail=1;; esac
 # --steps: one table per tg row, every step named, and a total beside the
-# timed tokens' own time
+# timed tokens' own time; then the products' rate and the ceiling the other
+# steps set, whose two parts must add up to the table's total
 check "bench steps" 0 "$yuan" bench -m "$random_model" -t 1 -p 0 -n 4 -r 2 --bw-mib 16 --steps
-case "$out" in *"steps "*"tg4 t=1, per token over 8 timed tokens:"*"q/k/v"*"attention"*"gate/up"*"head"*"all steps"*"the timed tokens:"*) ;;
+case "$out" in *"steps "*"tg4 t=1, per token over 8 timed tokens:"*"q/k/v"*"attention"*"gate/up"*"head"*"all steps"*"the timed tokens:"*"the products: "*" GB/s, "*"the steps without weights: "*"at most "*" % of the bound"*) ;;
   *) echo "FAIL bench steps: unexpected output: $out"; fail=1;; esac
+parts=$(printf '%s\n' "$out" | awk '/^  all steps/ {t = $3} /^  the products: / {p = $3}
+  /^  the steps without weights: / {o = $5} END {d = p + o - t; if (d < 0) d = -d; print (t > 0 && d <= 0.2) ? "ok" : "bad " p " + " o " != " t}')
+[[ "$parts" == ok ]] || { echo "FAIL bench steps: the products and the other steps: $parts"; fail=1; }
 check "bench json" 0 "$yuan" bench -m "$random_model" -t 1 -p 8 -n 0 -r 1 -o json --bw-mib 16
 case "$out" in "["*'"n_prompt": 8'*"]") ;; *) echo "FAIL bench json: $out"; fail=1;; esac
 # -d (llama-bench's --n-depth): each test again after a filled context,
