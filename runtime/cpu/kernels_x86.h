@@ -1641,9 +1641,13 @@ struct BandMin {
       _mm512_store_ps(o + 576, PairHalves(blk, 16));
     }
   }
-  template <int C>
-  static void Tokens(const uint8_t* unpacked, int64_t nb, const Acts& x, int64_t t, float* y0, float* y1,
-                     int64_t ldy) {
+  // C tokens from t against a band pair, its block b from `src` at
+  // b * kPairBytes (unpacked) or, kDirect, from the interleaved bands
+  // themselves (src, src + band1: PairQuants and PairHalves per block,
+  // prefetching `ahead` bytes past it, as decoding does).
+  template <int C, bool kDirect = false>
+  static void Tokens(const uint8_t* src, int64_t band1, int64_t nb, const Acts& x, int64_t t, float* y0,
+                     float* y1, int64_t ldy, int64_t ahead = 0) {
     __m512 acc[C][8], accm[C];
     YUAN_UNROLL
     for (int c = 0; c < C; ++c) {
@@ -1652,11 +1656,26 @@ struct BandMin {
       for (int g = 0; g < 8; ++g) acc[c][g] = _mm512_setzero_ps();
     }
     for (int64_t b = 0; b < nb; ++b) {
-      const uint8_t* u = unpacked + b * kPairBytes;
       __m512i q[8];
-      YUAN_UNROLL
-      for (int g = 0; g < 8; ++g) q[g] = _mm512_load_si512(u + 64 * g);
-      const __m512 d = _mm512_load_ps(u + 512), m = _mm512_load_ps(u + 576);
+      __m512 d, m;
+      if constexpr (kDirect) {
+        const uint8_t* blk[2] = {src + b * kBlockBytes, src + band1 + b * kBlockBytes};
+        YUAN_UNROLL
+        for (int h = 0; h < 2; ++h) {
+          YUAN_UNROLL
+          for (int64_t o = 0; o < kBlockBytes; o += 64)
+            _mm_prefetch(reinterpret_cast<const char*>(blk[h]) + ahead + o, _MM_HINT_T0);
+        }
+        PairQuants(blk, q);
+        d = PairHalves(blk, 0);
+        m = PairHalves(blk, 16);
+      } else {
+        const uint8_t* u = src + b * kPairBytes;
+        YUAN_UNROLL
+        for (int g = 0; g < 8; ++g) q[g] = _mm512_load_si512(u + 64 * g);
+        d = _mm512_load_ps(u + 512);
+        m = _mm512_load_ps(u + 576);
+      }
       YUAN_UNROLL
       for (int c = 0; c < C; ++c) {
         const int64_t tb = (t + c) * nb + b;
@@ -1669,19 +1688,37 @@ struct BandMin {
     for (int c = 0; c < C; ++c) PairStore(acc[c], accm[c], y0 + c * ldy, y1 != nullptr ? y1 + c * ldy : nullptr);
   }
   // Whole bands [r0, r1) against all of x's tokens, two bands at a time (a
-  // last odd band paired with itself, its copy's results dropped).
+  // last odd band paired with itself, its copy's results dropped). Up to
+  // kDirectMaxTokens tokens (batched decoding of a few sequences) read the
+  // bands in place with decoding's prefetches, the pair's later tokens from
+  // the cache, so the weights stream by once: bench-0.3b Q4_1 pp2 447-451
+  // -> 495-634 t/s, pp3 601-608 -> 782-850 against unpacking every pair
+  // first. From 5 tokens on each pair is unpacked once (at 16 and 32
+  // tokens the in-place form was 7-12 % slower; at 8 it was faster on
+  // bench-0.3b Q4_1 and slower on bench-0.5b Q5_K_M, whose Q5_1 fifth
+  // bits make the repeated unpacking dearer).
+  static constexpr int64_t kDirectMaxTokens = 4;
   static void Batch(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y, int64_t ldy) {
     const int64_t nb = x.cols / kQ8Block, T = x.n_tokens;
     const uint8_t* base = static_cast<const uint8_t*>(w.data);
-    uint8_t* u = static_cast<uint8_t*>(std::aligned_alloc(64, nb * kPairBytes));
+    const bool direct = T <= kDirectMaxTokens;
+    const int64_t ahead = DecodePrefetchBytes();
+    uint8_t* u = direct ? nullptr : static_cast<uint8_t*>(std::aligned_alloc(64, nb * kPairBytes));
     for (int64_t r = r0; r < r1; r += 2 * kBandRows) {
       const bool two = r + 2 * kBandRows <= r1;
       const uint8_t* band0 = base + r * w.row_bytes;
-      UnpackPair(band0, two ? band0 + kBandRows * w.row_bytes : band0, nb, u);
+      const int64_t band1 = two ? kBandRows * static_cast<int64_t>(w.row_bytes) : 0;
       float* y1 = two ? y + r + kBandRows : nullptr;
+      auto out1 = [&](int64_t t) { return two ? y1 + t * ldy : nullptr; };
       int64_t t = 0;
-      for (; t + 2 <= T; t += 2) Tokens<2>(u, nb, x, t, y + t * ldy + r, two ? y1 + t * ldy : nullptr, ldy);
-      for (; t < T; ++t) Tokens<1>(u, nb, x, t, y + t * ldy + r, two ? y1 + t * ldy : nullptr, ldy);
+      if (direct) {
+        for (; t + 2 <= T; t += 2) Tokens<2, true>(band0, band1, nb, x, t, y + t * ldy + r, out1(t), ldy, ahead);
+        for (; t < T; ++t) Tokens<1, true>(band0, band1, nb, x, t, y + t * ldy + r, out1(t), ldy, ahead);
+        continue;
+      }
+      UnpackPair(band0, band0 + band1, nb, u);
+      for (; t + 2 <= T; t += 2) Tokens<2>(u, 0, nb, x, t, y + t * ldy + r, out1(t), ldy);
+      for (; t < T; ++t) Tokens<1>(u, 0, nb, x, t, y + t * ldy + r, out1(t), ldy);
     }
     std::free(u);
   }

@@ -265,7 +265,10 @@ TEST_CASE("weights interleaved by 8 rows give the row-major results", "[cpu]") {
             CHECK(std::equal(one.begin(), one.end(), yi.begin() + t * rows));
           }
         }
-        for (int64_t few : {2, 3}) {  // below the batch kernels' minimum: decoded token by token
+        // a few tokens: decoded token by token (below BandQ8's batch minimum
+        // of 4) or, Q4_1/Q5_1 up to 4, read from the bands in place; 5 goes
+        // through the batch kernels' unpacked bands
+        for (int64_t few : {2, 3, 4, 5}) {
           std::vector<float> yf(few * rows);
           MatMul(mi, x.data(), few, yf.data(), &p2);
           CHECK(std::equal(yf.begin(), yf.end(), yi.begin()));
