@@ -694,6 +694,18 @@ struct Q8Micro {
 
 constexpr int kBandRows = 8;
 constexpr int64_t kBandMinTokens = 4;
+// Interleaved bands meet batches of up to this many tokens in place, the
+// way a decoded token does (BandQ8::DecodeBands: each step's bands read
+// once from memory, the batch's later tokens from the cache), not unpacked
+// first: batched decoding of a few sequences keeps the weights streaming.
+// Alternating in one process (yuan bench -t 2 -p 4,6,8,12,16 -n 0 -r 5)
+// against unpacking from 4 tokens on: bench-0.3b Q4_0 pp4 498-508 ->
+// 773-802 t/s, pp6 631-639 -> 860-868, pp8 779-796 -> 916-919; bench-0.3b
+// Q8_0 pp4 369-403 -> 551-590, pp8 608-664 -> 654-712; bench-1b Q4_0 pp4
+// 136-142 -> 220-229; the AVX2 set pp4 484-499 -> 569-589 (Q4_0) and
+// 323-332 -> 419-490 (Q8_0). At 12 tokens the two were even, at 16
+// unpacking won.
+constexpr int64_t kBandDecodeMaxTokens = 8;
 
 #if YUAN_X86_VNNI
 // ---- AMX tiles (BandQ8::TokensAmx) -------------------------------------------
@@ -1352,7 +1364,7 @@ struct BandQ8 {
     const uint8_t* base = static_cast<const uint8_t*>(w.data);
     // interleaved matrices have rows % 8 == 0 and bands start at multiples of 8
     const int64_t full = r0 + (r1 - r0) / kBandRows * kBandRows;
-    if (w.interleaved8 && T < kBandMinTokens) {
+    if (w.interleaved8 && T <= kBandDecodeMaxTokens) {
       DecodeBands(w, x, r0, full, y, ldy);
       return;
     }

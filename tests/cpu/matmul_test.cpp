@@ -265,10 +265,11 @@ TEST_CASE("weights interleaved by 8 rows give the row-major results", "[cpu]") {
             CHECK(std::equal(one.begin(), one.end(), yi.begin() + t * rows));
           }
         }
-        // a few tokens: decoded token by token (below BandQ8's batch minimum
-        // of 4) or, Q4_1/Q5_1 up to 4, read from the bands in place; 5 goes
-        // through the batch kernels' unpacked bands
-        for (int64_t few : {2, 3, 4, 5}) {
+        // a few tokens: read from the bands in place as decoding reads them
+        // (Q8_0/Q4_0/Q5_0 up to 8 tokens, Q4_1/Q5_1 up to 4), else through
+        // the batch kernels' unpacked bands (Q4_1/Q5_1 from 5; the rest at 9,
+        // above)
+        for (int64_t few : {2, 3, 4, 5, 8}) {
           std::vector<float> yf(few * rows);
           MatMul(mi, x.data(), few, yf.data(), &p2);
           CHECK(std::equal(yf.begin(), yf.end(), yi.begin()));
