@@ -706,6 +706,18 @@ constexpr int64_t kBandMinTokens = 4;
 // 323-332 -> 419-490 (Q8_0). At 12 tokens the two were even, at 16
 // unpacking won.
 constexpr int64_t kBandDecodeMaxTokens = 8;
+// Q4_K, Q5_K and Q6_K (row-major) meet batches of fewer tokens with their
+// row-major kernels (the same bits as BandK's), which read each row once
+// from memory for all the tokens, instead of unpacking bands per call:
+// with BandK from 4 tokens on, bench-0.5b Q5_K_M (Q5_K/Q6_K down
+// projections) read pp4 slower than pp3. Alternating in one process (yuan
+// bench -t 2 -p 3,4,6,8,12 -n 0 -r 5), BandK from 4 against from 9 tokens:
+// bench-0.5b Q5_K_M pp4 212.5 and 200.0 -> 296.5 and 290.0 t/s, pp8 342.7
+// and 339.8 -> 365.1 and 353.9; bench-0.5b Q4_K_M pp4 255.5 and 250.6 ->
+// 348.5 and 347.0, pp8 374.3 and 298.9 -> 388.0 and 383.0; the AVX2 set
+// (Q4_K_M) pp4 190.3 and 186.5 -> 225.0 and 228.0. Q2_K, Q3_K and the IQ4
+// types, with no bench file to measure, keep kBandMinTokens.
+constexpr int64_t kBandKMinTokens = kBandDecodeMaxTokens + 1;
 
 #if YUAN_X86_VNNI
 // ---- AMX tiles (BandQ8::TokensAmx) -------------------------------------------
@@ -3033,13 +3045,13 @@ void MatMulRows(const MatRef& w, const Acts& x, int64_t r0, int64_t r1, float* y
       if (w.interleaved8) return BandMinRows<DType::kQ5_1>(w, x, r0, r1, y, ldy);
       return DecodeOrTiles<Q8Micro<DType::kQ5_1>>(w, x, r0, r1, y, ldy);
     case DType::kQ4_K:
-      if (x.n_tokens >= kBandMinTokens) return BandK<DType::kQ4_K>::Rows(w, x, r0, r1, y, ldy);
+      if (x.n_tokens >= kBandKMinTokens) return BandK<DType::kQ4_K>::Rows(w, x, r0, r1, y, ldy);
       return DecodeOrTiles<Q45KDot<BlockQ4_K>>(w, x, r0, r1, y, ldy);
     case DType::kQ5_K:
-      if (x.n_tokens >= kBandMinTokens) return BandK<DType::kQ5_K>::Rows(w, x, r0, r1, y, ldy);
+      if (x.n_tokens >= kBandKMinTokens) return BandK<DType::kQ5_K>::Rows(w, x, r0, r1, y, ldy);
       return DecodeOrTiles<Q45KDot<BlockQ5_K>>(w, x, r0, r1, y, ldy);
     case DType::kQ6_K:
-      if (x.n_tokens >= kBandMinTokens) return BandK<DType::kQ6_K>::Rows(w, x, r0, r1, y, ldy);
+      if (x.n_tokens >= kBandKMinTokens) return BandK<DType::kQ6_K>::Rows(w, x, r0, r1, y, ldy);
 #if YUAN_X86_VNNI
       if (x.n_tokens == 1) return Q6KDot::Decode(w, x, r0, r1, y);
 #endif
